@@ -1,0 +1,292 @@
+//! Server-side dispatch: how a call reaches a method.
+//!
+//! [`Dispatch`] is the one trait between the connection machinery and user objects. The
+//! `#[dopy::remote]` attribute implements it for you; a hand-written implementation makes a
+//! *dynamic server* that typed proxies can call too (see [`Invocation::dynamic_args`]).
+
+mod args;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+
+use crate::interface::Interface;
+use crate::message::{Args, Fault, FaultKind, Payload};
+use crate::value::{to_value, Value};
+
+pub use args::ArgList;
+
+/// A boxed future that can move between threads.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a method produced: a result payload or a fault.
+pub type Reply = Result<Payload, Box<Fault>>;
+
+/// What [`Dispatch::dispatch`] did with a call.
+///
+/// Modelled on zbus' `DispatchResult`: the dispatcher either answers at once, hands back a
+/// future, or tells the caller that the method needs exclusive access (the caller then takes the
+/// object's write lock and calls [`Dispatch::dispatch_mut`]).
+#[non_exhaustive]
+pub enum Dispatched<'a> {
+    /// The method ran synchronously; here is its reply.
+    Ready(Reply),
+    /// The method is running; await this future for its reply.
+    Pending(BoxFuture<'a, Reply>),
+    /// The method takes `&mut self`: call [`Dispatch::dispatch_mut`] with exclusive access.
+    RequiresMut(Invocation),
+    /// No method by that name.
+    NotFound(Invocation),
+}
+
+impl fmt::Debug for Dispatched<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dispatched::Ready(r) => f.debug_tuple("Ready").field(r).finish(),
+            Dispatched::Pending(_) => f.write_str("Pending(..)"),
+            Dispatched::RequiresMut(i) => f.debug_tuple("RequiresMut").field(i).finish(),
+            Dispatched::NotFound(i) => f.debug_tuple("NotFound").field(i).finish(),
+        }
+    }
+}
+
+/// An object that can be called by name.
+///
+/// It is not recommended to implement this trait by hand for ordinary objects:
+/// `#[dopy::remote]` implements it for you, together with the typed proxy. Implement it by hand
+/// to build a *dynamic server* (one that interprets method names and [`Value`] arguments itself).
+///
+/// # Contract
+///
+/// - [`interface`](Dispatch::interface) describes the methods; it is read once, at publication.
+/// - [`dispatch`](Dispatch::dispatch) is called with shared access; several calls may run at
+///   once. It must not block: long work belongs in the returned future.
+/// - [`dispatch_mut`](Dispatch::dispatch_mut) is called with exclusive access after `dispatch`
+///   returned [`Dispatched::RequiresMut`].
+/// - Panics in either, or in the returned future, are caught by the caller of these methods and
+///   reported to the remote caller as [`FaultKind::Panic`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be published: it does not implement `Dispatch`",
+    note = "put `#[dopy::remote]` on an `impl {Self}` block to make its `pub` methods remote"
+)]
+pub trait Dispatch: Send + Sync + 'static {
+    /// Describes the object's remote methods.
+    fn interface(&self) -> Interface;
+
+    /// Starts a call with shared access to the object.
+    fn dispatch(&self, call: Invocation) -> Dispatched<'_>;
+
+    /// Starts a call with exclusive access to the object.
+    ///
+    /// The default forwards to [`dispatch`](Dispatch::dispatch).
+    fn dispatch_mut(&mut self, call: Invocation) -> Dispatched<'_> {
+        self.dispatch(call)
+    }
+}
+
+/// An incoming call as a dispatcher sees it: method name, arguments, and how to reply.
+#[derive(Debug)]
+pub struct Invocation {
+    method: String,
+    args: Args,
+    responder: Responder,
+}
+
+/// Dynamic arguments as a hand-written dispatcher receives them.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum DynArgs {
+    /// Positional arguments.
+    Positional(Vec<Value>),
+    /// Named (keyword) arguments.
+    Named(Vec<(String, Value)>),
+}
+
+impl Invocation {
+    /// Creates an invocation (the connection machinery does this for each incoming call).
+    pub fn new(method: String, args: Args, dynamic_result: bool) -> Self {
+        Invocation { method, args, responder: Responder { dynamic: dynamic_result } }
+    }
+
+    /// The remote name of the method called.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The raw arguments.
+    pub fn args(&self) -> &Args {
+        &self.args
+    }
+
+    /// How the reply must be encoded; copy it into the method's future.
+    pub fn responder(&self) -> Responder {
+        self.responder
+    }
+
+    /// Decodes the arguments for a method with the given parameter names.
+    ///
+    /// Typed arguments are decoded as the tuple `A`; positional ones are matched by position and
+    /// named ones by name. A missing argument is accepted only where the parameter takes
+    /// `None` (an `Option`).
+    ///
+    /// # Errors
+    ///
+    /// A [`FaultKind::BadArguments`] fault naming the parameter and the reason.
+    pub fn decode_args<A: ArgList>(&mut self, params: &[&str]) -> Result<A, Box<Fault>> {
+        let method = self.method.as_str();
+        match std::mem::replace(&mut self.args, Args::Positional(Vec::new())) {
+            Args::Typed(bytes) => A::from_typed(&bytes, params, method),
+            Args::Positional(values) => {
+                if values.len() > params.len() {
+                    return Err(bad_args(
+                        method,
+                        format!("expected {} argument(s), got {}", params.len(), values.len()),
+                    ));
+                }
+                let mut slots: Vec<Option<Value>> = values.into_iter().map(Some).collect();
+                slots.resize(params.len(), None);
+                A::from_values(slots, params, method)
+            }
+            Args::Named(named) => {
+                let mut slots: Vec<Option<Value>> = vec![None; params.len()];
+                for (name, value) in named {
+                    let Some(i) = params.iter().position(|p| *p == name) else {
+                        return Err(bad_args(method, format!("unexpected argument `{name}`")));
+                    };
+                    if slots[i].replace(value).is_some() {
+                        return Err(bad_args(method, format!("argument `{name}` given twice")));
+                    }
+                }
+                A::from_values(slots, params, method)
+            }
+        }
+    }
+
+    /// The arguments as [`Value`]s, for a hand-written (dynamic) dispatcher.
+    ///
+    /// # Errors
+    ///
+    /// A [`FaultKind::DynamicArgsRequired`] fault when the caller sent typed (postcard) arguments:
+    /// a typed proxy receiving it retries the call with dynamic arguments.
+    pub fn dynamic_args(&self) -> Result<DynArgs, Box<Fault>> {
+        match &self.args {
+            Args::Typed(_) => Err(Box::new(Fault::new(
+                FaultKind::DynamicArgsRequired,
+                format!("`{}` takes dynamic arguments only", self.method),
+            ))),
+            Args::Positional(v) => Ok(DynArgs::Positional(v.clone())),
+            Args::Named(v) => Ok(DynArgs::Named(v.clone())),
+        }
+    }
+}
+
+/// Builds a [`FaultKind::BadArguments`] fault for a method.
+pub fn bad_args(method: &str, reason: impl fmt::Display) -> Box<Fault> {
+    Box::new(Fault::new(FaultKind::BadArguments, format!("bad arguments for `{method}`: {reason}")))
+}
+
+/// Encodes a method's result the way the caller asked for (typed postcard bytes or a `Value`).
+#[derive(Clone, Copy, Debug)]
+pub struct Responder {
+    dynamic: bool,
+}
+
+impl Responder {
+    /// Whether the caller asked for a dynamic result.
+    pub fn is_dynamic(&self) -> bool {
+        self.dynamic
+    }
+
+    /// Encodes a value in the requested encoding.
+    ///
+    /// # Errors
+    ///
+    /// A [`FaultKind::Method`] fault when the value's `Serialize` impl fails.
+    pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Payload, Box<Fault>> {
+        let encoded = if self.dynamic {
+            to_value(value).map(Payload::Dynamic).map_err(|e| e.to_string())
+        } else {
+            postcard::to_allocvec(value).map(|v| Payload::Typed(v.into())).map_err(|e| e.to_string())
+        };
+        encoded.map_err(|e| Box::new(Fault::new(FaultKind::Method, format!("the result could not be encoded: {e}"))))
+    }
+
+    /// The reply of a method that returned a plain value.
+    pub fn ok<T: Serialize + ?Sized>(&self, value: &T) -> Reply {
+        self.encode(value)
+    }
+
+    /// The reply of a method whose own error is `error`, with its cause chain.
+    ///
+    /// Use [`causes!`](crate::causes) to collect the chain of any error type.
+    pub fn error<E: Serialize + fmt::Display + ?Sized>(&self, error: &E, causes: Vec<String>) -> Reply {
+        let mut fault = Fault::new(FaultKind::Method, error.to_string());
+        fault.causes = causes;
+        fault.detail = self.encode(error).ok();
+        Err(Box::new(fault))
+    }
+
+    /// The reply of a method returning `Result<T, E>`.
+    pub fn result<T: Serialize, E: Serialize + fmt::Display>(
+        &self,
+        result: &Result<T, E>,
+        causes: Vec<String>,
+    ) -> Reply {
+        match result {
+            Ok(v) => self.ok(v),
+            Err(e) => self.error(e, causes),
+        }
+    }
+}
+
+/// Collects the messages of an error's `source()` chain (empty for a type that only implements
+/// `Display`): `causes!(&err) -> Vec<String>`.
+#[macro_export]
+macro_rules! causes {
+    ($err:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::dispatch::chain::{ViaDisplay as _, ViaError as _};
+        (&&$crate::dispatch::chain::Wrap($err)).causes()
+    }};
+}
+
+#[doc(hidden)]
+pub mod chain {
+    //! Autoref specialisation behind [`causes!`](crate::causes).
+
+    /// Wraps an error reference.
+    #[derive(Debug)]
+    pub struct Wrap<'a, T: ?Sized>(pub &'a T);
+
+    /// Chosen when the type implements `std::error::Error`.
+    pub trait ViaError {
+        /// The source chain.
+        fn causes(&self) -> Vec<String>;
+    }
+
+    impl<T: std::error::Error + ?Sized> ViaError for &Wrap<'_, T> {
+        fn causes(&self) -> Vec<String> {
+            let mut out = Vec::new();
+            let mut next = self.0.source();
+            while let Some(e) = next {
+                out.push(e.to_string());
+                next = e.source();
+            }
+            out
+        }
+    }
+
+    /// Chosen otherwise.
+    pub trait ViaDisplay {
+        /// Nothing: the type has no sources.
+        fn causes(&self) -> Vec<String>;
+    }
+
+    impl<T: ?Sized> ViaDisplay for Wrap<'_, T> {
+        fn causes(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+}

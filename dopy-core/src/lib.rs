@@ -1,0 +1,28 @@
+//! Protocol and object model of dopy, with no I/O of its own.
+//!
+//! - [`Value`]: dynamic data, with [`to_value`] / [`from_value`] for any serde type;
+//! - [`message`]: the wire messages (postcard-encoded, one per frame);
+//! - [`dispatch`]: the [`Dispatch`] trait between connections and objects;
+//! - [`interface`]: introspection of remote methods;
+//! - [`peer`]: one symmetric connection (call ids, pending calls, serving);
+//! - [`Error`]: what a call can end with, with the server-side trace.
+//!
+//! Most users depend on the `dopy` crate, which re-exports what is meant for them.
+#![doc(test(attr(deny(warnings))))]
+
+pub mod dispatch;
+pub mod error;
+pub mod interface;
+pub mod message;
+pub mod object;
+pub mod panic;
+pub mod peer;
+pub mod table;
+pub mod value;
+
+pub use dispatch::{Dispatch, Dispatched, Invocation};
+pub use error::{CallSite, Error, Trace};
+pub use interface::{Interface, MethodInfo, ParamInfo, Receiver};
+pub use object::{DynObject, Proxy, Remote};
+pub use peer::{Connection, Host};
+pub use value::{from_value, to_value, Value};

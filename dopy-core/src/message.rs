@@ -1,0 +1,242 @@
+//! The wire messages: what one frame carries, postcard-encoded.
+//!
+//! This is a public contract, documented byte by byte in `PROTOCOL.md`. Variant order is the
+//! wire tag: new variants are only ever appended.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::value::{self, Value};
+
+/// The id of an object exported by reference: 128 random bits, unguessable.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectId(pub [u8; 16]);
+
+impl ObjectId {
+    /// Draws a fresh random id from the operating system's generator.
+    pub fn random() -> Self {
+        ObjectId(rand::random())
+    }
+}
+
+impl std::fmt::Debug for ObjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for ObjectId {
+    /// Lower-case hex, 32 digits.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// Which object a call is for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Target {
+    /// An object published under a name.
+    Name(String),
+    /// An object exported by reference.
+    Id(ObjectId),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Name(n) => f.write_str(n),
+            Target::Id(id) => write!(f, "#{id}"),
+        }
+    }
+}
+
+/// The arguments of a call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Args {
+    /// postcard bytes of the argument tuple (what generated proxies send).
+    Typed(Bytes),
+    /// Positional dynamic arguments.
+    Positional(#[serde(with = "value::wire::seq")] Vec<Value>),
+    /// Named (keyword) dynamic arguments, by the parameter names in the source.
+    Named(#[serde(with = "value::wire::named")] Vec<(String, Value)>),
+}
+
+/// Flags of a call (a bit set).
+pub mod flags {
+    /// The caller wants the result as a [`Value`](crate::Value) rather than postcard bytes.
+    pub const DYNAMIC_RESULT: u32 = 1;
+    /// No reply is wanted (a oneway call).
+    pub const ONEWAY: u32 = 2;
+}
+
+/// A method invocation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    /// Chosen by the caller, unique among its calls in flight on this connection.
+    pub id: u64,
+    /// The object called.
+    pub target: Target,
+    /// The method's remote name.
+    pub method: String,
+    /// The arguments.
+    pub args: Args,
+    /// A bit set of [`flags`].
+    pub flags: u32,
+    /// Time left for the call, in microseconds; `None` when the caller set no deadline.
+    pub deadline: Option<u64>,
+}
+
+/// The result of a call, or the value half of one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Payload {
+    /// postcard bytes of the value.
+    Typed(Bytes),
+    /// A dynamic value.
+    Dynamic(#[serde(with = "value::wire")] Value),
+}
+
+/// What went wrong in a call, as seen by the side that served it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// The method returned its own error (the payload holds it).
+    Method,
+    /// The method panicked.
+    Panic,
+    /// No object by that name or id.
+    NoSuchObject,
+    /// The object has no remote method by that name.
+    NoSuchMethod,
+    /// The arguments do not fit the method's parameters.
+    BadArguments,
+    /// The callee refused the call for lack of capacity.
+    Overloaded,
+    /// The call's deadline passed.
+    DeadlineExceeded,
+    /// The call was cancelled.
+    Cancelled,
+    /// The caller is not allowed to do this.
+    Unauthorized,
+    /// The callee received something it could not understand.
+    Protocol,
+    /// The callee only accepts dynamic arguments (a hand-written dispatcher); a typed proxy
+    /// retries the call with dynamic arguments.
+    DynamicArgsRequired,
+}
+
+/// One hop an error crossed: where it happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hop {
+    /// The node's name.
+    pub node: String,
+    /// The object called.
+    pub object: String,
+    /// The method called.
+    pub method: String,
+}
+
+/// A failed call, as sent back to the caller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    /// What kind of failure.
+    pub kind: FaultKind,
+    /// The error message (`Display` of the error, or the panic message).
+    pub message: String,
+    /// The method's own error value, for [`FaultKind::Method`].
+    pub detail: Option<Payload>,
+    /// Messages of the error's sources, outermost first.
+    pub causes: Vec<String>,
+    /// Where the error happened, innermost first.
+    pub hops: Vec<Hop>,
+    /// A backtrace captured where the error happened, if any.
+    pub backtrace: Option<String>,
+}
+
+impl Fault {
+    /// A fault with just a kind and a message.
+    pub fn new(kind: FaultKind, message: impl Into<String>) -> Self {
+        Fault { kind, message: message.into(), detail: None, causes: Vec::new(), hops: Vec::new(), backtrace: None }
+    }
+}
+
+/// The outcome of a call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The call succeeded with this result.
+    Ok(Payload),
+    /// The call failed.
+    Err(Box<Fault>),
+}
+
+/// One frame's content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Message {
+    /// Invoke a method.
+    Call(Call),
+    /// The outcome of the call with this id.
+    Return {
+        /// The id of the call answered.
+        id: u64,
+        /// Its outcome.
+        outcome: Outcome,
+    },
+    /// The caller no longer wants the result of this call.
+    Cancel {
+        /// The id of the call cancelled.
+        id: u64,
+    },
+    /// The sender drops `count` references to an object the receiver exported.
+    Release {
+        /// The object.
+        object: ObjectId,
+        /// How many references are dropped.
+        count: u32,
+    },
+    /// Are you there?
+    Ping {
+        /// Echoed in the answer.
+        nonce: u64,
+    },
+    /// Yes.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+    /// The sender closes the connection in an orderly way.
+    Goodbye,
+    /// The sender closes the connection because of an error.
+    Abort {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Message {
+    /// Encodes the message into a fresh buffer.
+    ///
+    /// # Errors
+    ///
+    /// A postcard error, which only a failing `Serialize` impl inside typed data could cause.
+    pub fn encode(&self) -> Result<Bytes, postcard::Error> {
+        postcard::to_allocvec(self).map(Bytes::from)
+    }
+
+    /// Decodes one frame.
+    ///
+    /// # Errors
+    ///
+    /// A postcard error for anything that is not exactly one valid message.
+    pub fn decode(frame: &[u8]) -> Result<Message, postcard::Error> {
+        let (msg, rest) = postcard::take_from_bytes::<Message>(frame)?;
+        if rest.is_empty() {
+            Ok(msg)
+        } else {
+            Err(postcard::Error::DeserializeBadEncoding)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! [`ObjectTable`]: the objects a node serves, by name.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use crate::dispatch::Dispatch;
+use crate::interface::Interface;
+use crate::message::Target;
+
+/// A served object: its lock, its interface (read once, at publication) and its label.
+pub struct Entry {
+    /// How the object is named in traces.
+    label: String,
+    /// The interface, cached so introspection never waits for a running `&mut self` call.
+    interface: Interface,
+    /// `&self` calls share the read lock; `&mut self` calls take the write lock.
+    object: Arc<tokio::sync::RwLock<dyn Dispatch>>,
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry").field("label", &self.label).field("interface", &self.interface.name).finish()
+    }
+}
+
+impl Entry {
+    /// Wraps an object for serving.
+    pub fn new<T: Dispatch>(label: impl Into<String>, object: T) -> Self {
+        let interface = object.interface();
+        Entry { label: label.into(), interface, object: Arc::new(tokio::sync::RwLock::new(object)) }
+    }
+
+    /// How the object is named in traces.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The object's interface.
+    pub fn interface(&self) -> &Interface {
+        &self.interface
+    }
+
+    /// The object behind its lock.
+    pub fn object(&self) -> &Arc<tokio::sync::RwLock<dyn Dispatch>> {
+        &self.object
+    }
+}
+
+/// The objects a node serves by name.
+#[derive(Debug, Default)]
+pub struct ObjectTable {
+    named: RwLock<HashMap<String, Arc<Entry>>>,
+}
+
+impl ObjectTable {
+    /// Creates an empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an object under a name; returns `false` (and changes nothing) if the name is taken.
+    pub fn publish(&self, name: &str, entry: Entry) -> bool {
+        let mut named = self.named.write().unwrap_or_else(|e| e.into_inner());
+        if named.contains_key(name) {
+            return false;
+        }
+        named.insert(name.to_owned(), Arc::new(entry));
+        true
+    }
+
+    /// Removes a published object; calls in progress finish. Returns whether it existed.
+    pub fn unpublish(&self, name: &str) -> bool {
+        self.named.write().unwrap_or_else(|e| e.into_inner()).remove(name).is_some()
+    }
+
+    /// Finds the object a call is for.
+    pub fn resolve(&self, target: &Target) -> Option<Arc<Entry>> {
+        match target {
+            Target::Name(name) => self.named.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned(),
+            Target::Id(_) => None,
+        }
+    }
+
+    /// The published names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.named.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        names.sort();
+        names
+    }
+}

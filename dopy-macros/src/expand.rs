@@ -1,0 +1,131 @@
+//! Code generation: one function per generated item.
+//!
+//! For `#[dopy::remote] impl Calculator { .. }` we emit:
+//!
+//! - the impl block itself, without our `#[dopy(..)]` attributes;
+//! - `pub struct CalculatorProxy` with one `async` method per remote method ([`proxy`]);
+//! - inside `const _: () = { .. };`: the static interface table ([`table`]), the `Dispatch`
+//!   impl ([`dispatch`]), the `Remote` impl, and trait-bound checks spanned at the user's types.
+//!
+//! Generated code names nothing but `::core` and `::dopy::__private` items.
+
+mod dispatch;
+mod proxy;
+mod table;
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{ImplItem, Item, ItemImpl};
+
+use crate::ast::Service;
+use crate::{attr, fallback};
+
+pub(crate) use proxy::{definition as proxy_definition, ident as proxy_ident, methods as proxy_methods};
+
+/// The module of the `dopy` crate that re-exports everything generated code needs.
+pub(crate) fn private() -> TokenStream {
+    quote!(::dopy::__private)
+}
+
+/// A local variable of generated code, invisible to the user's code (mixed-site hygiene).
+pub(crate) fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// Expands `#[dopy::remote]` on an item, falling back to errors plus stubs when it is invalid.
+pub(crate) fn remote(args: TokenStream, item: Item) -> TokenStream {
+    let Item::Impl(item) = item else {
+        let error = syn::Error::new_spanned(
+            &item,
+            "#[dopy::remote] goes on an inherent impl block, such as `impl Calculator { .. }`",
+        );
+        return quote!(#item).into_iter().chain(error.into_compile_error()).collect();
+    };
+    let args_error = (!args.is_empty()).then(|| syn::Error::new_spanned(&args, "#[dopy::remote] takes no arguments"));
+    let service = match Service::from_syn(&item) {
+        Ok(service) => service,
+        Err(error) => return fallback::expand(&item, None, combine(args_error, error)),
+    };
+    match (service.validate(), args_error) {
+        (Ok(()), None) => expand(&service),
+        (Ok(()), Some(error)) => fallback::expand(&item, Some(&service), error),
+        (Err(error), args_error) => fallback::expand(&item, Some(&service), combine(args_error, error)),
+    }
+}
+
+fn combine(first: Option<syn::Error>, then: syn::Error) -> syn::Error {
+    match first {
+        Some(mut first) => {
+            first.combine(then);
+            first
+        }
+        None => then,
+    }
+}
+
+/// Everything generated for a valid impl block.
+fn expand(service: &Service<'_>) -> TokenStream {
+    let p = private();
+    let original = stripped(service.original);
+    let self_ty = &service.original.self_ty;
+    let proxy = proxy::ident(service.ident);
+    let definition = proxy::definition(&proxy, self_ty);
+    let methods = proxy::methods(&proxy, service.methods.iter());
+    let table = table::interface(service);
+    let dispatch = dispatch::impl_dispatch(service);
+    let checks = bound_checks(service);
+    quote! {
+        #original
+        #definition
+        #methods
+        const _: () = {
+            #table
+            #dispatch
+            #[automatically_derived]
+            impl #p::Remote for #self_ty {
+                type Proxy = #proxy;
+            }
+            #checks
+        };
+    }
+}
+
+/// The impl block as written, minus our helper attributes.
+pub(crate) fn stripped(item: &ItemImpl) -> ItemImpl {
+    let mut item = item.clone();
+    for impl_item in &mut item.items {
+        match impl_item {
+            ImplItem::Fn(f) => attr::strip(&mut f.attrs),
+            ImplItem::Const(c) => attr::strip(&mut c.attrs),
+            ImplItem::Type(t) => attr::strip(&mut t.attrs),
+            ImplItem::Macro(m) => attr::strip(&mut m.attrs),
+            _ => {}
+        }
+    }
+    item
+}
+
+/// Trait-bound checks in a function that is never called: a parameter, result or error type
+/// that cannot travel gets its "trait bound not satisfied" error at its own span.
+fn bound_checks(service: &Service<'_>) -> TokenStream {
+    let checks = service.methods.iter().enumerate().map(|(i, m)| {
+        let cfgs = attr::cfgs(&m.original.attrs);
+        let params = m.args.iter().map(|a| {
+            let ty = &a.ty;
+            quote_spanned!(ty.span()=> ::dopy::__private::assert_param::<#ty>();)
+        });
+        let result = m.output.ok_type().map(|ty| quote_spanned!(ty.span()=> ::dopy::__private::assert_result::<#ty>();));
+        let error = m.output.error_type().map(|ty| quote_spanned!(ty.span()=> ::dopy::__private::assert_error::<#ty>();));
+        let name = quote::format_ident!("__dopy_check_{}", i);
+        quote! {
+            #(#cfgs)*
+            fn #name() {
+                #(#params)*
+                #result
+                #error
+            }
+        }
+    });
+    quote!(#(#checks)*)
+}

@@ -1,0 +1,50 @@
+//! What we emit for an invalid impl block: the errors, the impl block itself, and stubs of the
+//! generated items, so that the user sees only the real errors and none that follow from
+//! missing items (`CalculatorProxy` not found, `Calculator: Dispatch` not satisfied, ...).
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::ItemImpl;
+
+use crate::ast::{self, Service};
+use crate::expand::{private, proxy_definition, proxy_ident, proxy_methods, stripped};
+
+/// The compile errors, followed by the impl block and stubs of the generated items.
+///
+/// `service` is the model when the impl block could be modelled; the proxy then gets the
+/// methods that are valid on their own.
+pub(crate) fn expand(item: &ItemImpl, service: Option<&Service<'_>>, error: syn::Error) -> TokenStream {
+    let errors = error.into_compile_error();
+    let original = stripped(item);
+    let Ok(base) = ast::proxy_base(item) else {
+        return quote!(#errors #original);
+    };
+    let p = private();
+    let self_ty = &item.self_ty;
+    let proxy = proxy_ident(base);
+    let definition = proxy_definition(&proxy, self_ty);
+    let methods = service.map(|s| proxy_methods(&proxy, s.methods.iter().filter(|m| m.validate().is_ok())));
+    quote! {
+        #errors
+        #original
+        #definition
+        #methods
+        const _: () = {
+            #[automatically_derived]
+            impl #p::Remote for #self_ty {
+                type Proxy = #proxy;
+            }
+
+            #[automatically_derived]
+            impl #p::Dispatch for #self_ty {
+                fn interface(&self) -> #p::Interface {
+                    ::core::unreachable!()
+                }
+
+                fn dispatch(&self, _: #p::Invocation) -> #p::Dispatched<'_> {
+                    ::core::unreachable!()
+                }
+            }
+        };
+    }
+}

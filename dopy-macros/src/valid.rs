@@ -1,0 +1,199 @@
+//! The rules a remote method must follow, checked all at once so that every independent
+//! mistake is reported in one compilation.
+
+use std::collections::hash_map::{Entry, HashMap};
+
+use proc_macro2::{TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::{ReturnType, Type};
+
+use crate::ast::{Method, Receiver, Service};
+use crate::ctxt::Errors;
+
+impl Service<'_> {
+    /// Checks every method, then the rules that span methods (unique remote names).
+    pub(crate) fn validate(&self) -> syn::Result<()> {
+        let mut errors = Errors::default();
+        for method in &self.methods {
+            errors.check(method.validate());
+        }
+        let mut seen: HashMap<&str, &Method<'_>> = HashMap::new();
+        for method in &self.methods {
+            match seen.entry(&method.remote_name) {
+                Entry::Vacant(slot) => {
+                    slot.insert(method);
+                }
+                Entry::Occupied(first) => errors.push(syn::Error::new_spanned(
+                    method.ident(),
+                    format!(
+                        "duplicate remote name `{}`: method `{}` already has it; \
+                         give one of them another with #[dopy(name = \"..\")]",
+                        method.remote_name,
+                        first.get().ident()
+                    ),
+                )),
+            }
+        }
+        errors.finish()
+    }
+}
+
+impl Method<'_> {
+    /// Checks the rules that make a method callable remotely.
+    pub(crate) fn validate(&self) -> syn::Result<()> {
+        let mut errors = Errors::default();
+        let sig = &self.original.sig;
+        match self.receiver {
+            Receiver::Shared | Receiver::Exclusive => {}
+            Receiver::Invalid(r) if r.reference.is_none() && r.colon_token.is_none() => {
+                errors.push(syn::Error::new_spanned(
+                    r,
+                    "remote methods take `&self` or `&mut self`, not `self` by value: the object stays where it is",
+                ));
+            }
+            Receiver::Invalid(r) => {
+                errors.push(syn::Error::new_spanned(r, "remote methods take `&self` or `&mut self`"));
+            }
+            Receiver::Missing => errors.push(syn::Error::new_spanned(
+                &sig.ident,
+                "remote methods need `&self` or `&mut self`; mark it #[dopy(skip)] to keep it local",
+            )),
+        }
+        if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+            errors.push(syn::Error::new_spanned(
+                &sig.generics,
+                "remote methods cannot have generic parameters or lifetimes",
+            ));
+        }
+        if let Some(unsafety) = &sig.unsafety {
+            errors.push(syn::Error::new_spanned(unsafety, "remote methods cannot be `unsafe`"));
+        }
+        if let Some(abi) = &sig.abi {
+            errors.push(syn::Error::new_spanned(abi, "remote methods cannot have an `extern` ABI"));
+        }
+        for arg in &self.args {
+            if arg.ident.is_none() {
+                errors.push(syn::Error::new_spanned(
+                    &arg.original.pat,
+                    "remote method parameters must be `name: Type` or `mut name: Type`: callers may pass them by name",
+                ));
+            }
+            let ty = &arg.original.ty;
+            if contains_ident(ty, "impl") {
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    "remote method parameters cannot use `impl Trait`: name a concrete type",
+                ));
+            } else if contains_punct(ty, '&') {
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    "parameters travel by copy: take an owned type such as `String` instead of a reference",
+                ));
+            }
+        }
+        if let ReturnType::Type(_, ty) = &sig.output {
+            if contains_ident(ty, "impl") {
+                errors.push(syn::Error::new_spanned(ty, "remote methods cannot return `impl Trait`: name a concrete type"));
+            } else if contains_punct(ty, '&') {
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    "results travel by copy: return an owned type such as `String` instead of a reference",
+                ));
+            } else if self.is_oneway() && self.output.ok_type().is_some() {
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    "#[dopy(oneway)] methods must return `()`: no reply is sent to the caller",
+                ));
+            }
+        }
+        errors.finish()
+    }
+}
+
+fn contains_ident(ty: &Type, word: &str) -> bool {
+    any_token(ty.to_token_stream(), &|t| matches!(t, TokenTree::Ident(i) if i == word))
+}
+
+fn contains_punct(ty: &Type, ch: char) -> bool {
+    any_token(ty.to_token_stream(), &|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ch))
+}
+
+fn any_token(tokens: TokenStream, pred: &dyn Fn(&TokenTree) -> bool) -> bool {
+    tokens.into_iter().any(|t| match &t {
+        TokenTree::Group(g) => any_token(g.stream(), pred),
+        _ => pred(&t),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ast::Service;
+    use syn::{parse_quote, ItemImpl};
+
+    fn errors(item: ItemImpl) -> Vec<String> {
+        let service = match Service::from_syn(&item) {
+            Ok(service) => service,
+            Err(e) => return e.into_iter().map(|e| e.to_string()).collect(),
+        };
+        match service.validate() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn accepts_valid_methods() {
+        let found = errors(parse_quote! {
+            impl Calc {
+                pub fn add(&self, a: i64, mut b: i64) -> i64 { a + b }
+                pub async fn reset(&mut self) {}
+                pub fn div(self: &Self, a: i64) -> Result<i64, E> { Ok(a) }
+                #[dopy(oneway)]
+                pub fn log(&self, line: String) -> () {}
+                #[dopy(skip)]
+                pub fn new() -> Self { Calc }
+                fn helper(self, x: &str) {}
+            }
+        });
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn reports_all_errors_together() {
+        let found = errors(parse_quote! {
+            impl Calc {
+                pub fn a(self) {}
+                pub fn b<T>(&self, t: T) {}
+                pub fn c(&self, x: impl Display, y: &str, (p, q): (u8, u8)) -> impl Display { x }
+                #[dopy(oneway)]
+                pub fn d(&self) -> u8 { 0 }
+                pub fn new() -> Self { Calc }
+                #[dopy(name = "a")]
+                pub fn e(&self) {}
+            }
+        });
+        assert_eq!(
+            found,
+            [
+                "remote methods take `&self` or `&mut self`, not `self` by value: the object stays where it is",
+                "remote methods cannot have generic parameters or lifetimes",
+                "remote method parameters cannot use `impl Trait`: name a concrete type",
+                "parameters travel by copy: take an owned type such as `String` instead of a reference",
+                "remote method parameters must be `name: Type` or `mut name: Type`: callers may pass them by name",
+                "remote methods cannot return `impl Trait`: name a concrete type",
+                "#[dopy(oneway)] methods must return `()`: no reply is sent to the caller",
+                "remote methods need `&self` or `&mut self`; mark it #[dopy(skip)] to keep it local",
+                "duplicate remote name `a`: method `a` already has it; give one of them another with #[dopy(name = \"..\")]",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_trait_and_generic_impls() {
+        let generic = "generic impl blocks are not supported by #[dopy::remote]";
+        assert_eq!(errors(parse_quote!(impl<T> Calc<T> {})), [generic]);
+        assert_eq!(errors(parse_quote!(impl<'a> Calc<'a> {})), [generic]);
+        assert_eq!(errors(parse_quote!(impl Calc<u8> {})), [generic]);
+        assert!(errors(parse_quote!(impl Clone for Calc {}))[0].contains("not on a trait impl"));
+    }
+}

@@ -1,0 +1,76 @@
+//! Frame layout and limits: a 4-byte little-endian length followed by that many payload bytes.
+//!
+//! Framing itself is `tokio_util`'s [`LengthDelimitedCodec`]; this module fixes its settings
+//! (the layout is part of the public protocol, see `PROTOCOL.md`) and classifies its errors.
+
+use std::io;
+
+use tokio_util::codec::{length_delimited, LengthDelimitedCodec};
+
+/// Size of the length prefix in bytes.
+pub const HEADER_LEN: usize = 4;
+
+/// Default maximum payload size of one frame: 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// A frame-level failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// A frame announced a payload larger than the configured maximum.
+    #[error("frame of more than {max} bytes refused")]
+    TooLarge {
+        /// The configured maximum payload size.
+        max: usize,
+    },
+    /// The stream failed or ended in the middle of a frame.
+    #[error("could not read a frame from the transport")]
+    Io(#[source] io::Error),
+}
+
+impl FrameError {
+    /// Classifies an error returned by the framed reader.
+    pub fn from_read(err: io::Error, max: usize) -> Self {
+        // LengthDelimitedCodec reports an oversized frame as InvalidData wrapping its own error.
+        let too_large = err.kind() == io::ErrorKind::InvalidData
+            && err.get_ref().is_some_and(|inner| inner.is::<length_delimited::LengthDelimitedCodecError>());
+        if too_large {
+            FrameError::TooLarge { max }
+        } else {
+            FrameError::Io(err)
+        }
+    }
+}
+
+/// Builds the codec for the protocol's frame layout with the given maximum payload size.
+pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(HEADER_LEN)
+        .little_endian()
+        .max_frame_length(max_frame)
+        .new_codec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use tokio_util::codec::{Decoder, Encoder};
+
+    #[test]
+    fn layout_is_little_endian_length_then_payload() {
+        let mut out = BytesMut::new();
+        codec(16).encode(Bytes::from_static(b"abc"), &mut out).unwrap();
+        assert_eq!(&out[..], &[3, 0, 0, 0, b'a', b'b', b'c']);
+    }
+
+    #[test]
+    fn frame_at_limit_passes_and_above_limit_is_refused() {
+        let mut c = codec(4);
+        let mut buf = BytesMut::from(&[4u8, 0, 0, 0, 1, 2, 3, 4][..]);
+        assert_eq!(&c.decode(&mut buf).unwrap().unwrap()[..], &[1, 2, 3, 4]);
+        let mut buf = BytesMut::from(&[5u8, 0, 0, 0, 1, 2, 3, 4, 5][..]);
+        let err = c.decode(&mut buf).unwrap_err();
+        assert!(matches!(FrameError::from_read(err, 4), FrameError::TooLarge { max: 4 }));
+    }
+}

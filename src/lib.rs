@@ -1,0 +1,87 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Crate layout
+//!
+//! - [`Node`]: publish objects, listen, connect, get proxies ([`Node::proxy`]) or dynamic
+//!   handles ([`Node::object`]).
+//! - [`remote`]: the attribute that makes an `impl` block callable by name and generates its
+//!   typed proxy.
+//! - [`Value`], [`to_value`], [`from_value`]: dynamic data for untyped callers.
+//! - [`Error`]: what a call can end with, with the server-side trace (`{:#}` prints it all).
+//! - [`Address`], [`Endpoint`]: `tcp://HOST:PORT/OBJECT` URLs.
+//! - [`core`] and [`transport`]: the protocol and transport crates, for hand-written dispatchers
+//!   and custom transports.
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod address;
+mod node;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use address::{Address, Endpoint};
+pub use dopy_core::dispatch::DynArgs;
+pub use dopy_core::interface::{Interface, MethodInfo, ParamInfo, Receiver};
+pub use dopy_core::message::Args;
+pub use dopy_core::{
+    from_value, to_value, Connection, Dispatch, Dispatched, DynObject, Error, Invocation, Proxy, Remote, Trace, Value,
+};
+pub use node::{Node, NodeBuilder};
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The protocol and object model (`dopy-core`), for hand-written dispatchers and tools.
+pub use dopy_core as core;
+/// The transports (`dopy-transport`).
+pub use dopy_transport as transport;
+
+/// Makes the `pub` methods of an inherent `impl` block callable by name, and generates a typed
+/// proxy.
+///
+/// ```
+/// #[derive(Default)]
+/// pub struct Calculator { total: i64 }
+///
+/// #[dopy::remote]
+/// impl Calculator {
+///     /// Adds two numbers.
+///     pub fn add(&self, a: i64, b: i64) -> i64 { a + b }
+///     /// Adds to the running total and returns it.
+///     pub async fn accumulate(&mut self, x: i64) -> i64 { self.total += x; self.total }
+///     fn helper(&self) {} // not `pub`: stays local
+/// }
+/// # let _ = Calculator::default().helper();
+/// ```
+///
+/// # What it generates
+///
+/// For `impl Calculator`:
+/// - `impl dopy::Dispatch for Calculator`: the dispatch table by method name, accepting typed
+///   (postcard) and dynamic ([`Value`], positional or named) arguments, and the introspection
+///   table ([`Interface`]) built from the signatures and doc comments;
+/// - `CalculatorProxy`: a typed proxy (`Clone + Send + Sync`, cheap to share across tasks) with
+///   one `async` method per remote method, returning `Result<T, dopy::Error>`, or
+///   `Result<T, dopy::Error<E>>` for a method returning `Result<T, E>`;
+/// - `impl dopy::Remote for Calculator { type Proxy = CalculatorProxy; }`.
+///
+/// # Rules
+///
+/// - Remote methods take `&self` (may run concurrently) or `&mut self` (run alone), may be
+///   `async`, and take owned parameters of any serde type (`DeserializeOwned`); they return any
+///   `Serialize` type, or `Result<T, E>` with `E: Serialize + DeserializeOwned + Display`.
+/// - No generic methods, no `impl Trait` arguments, no references as parameters (arguments
+///   travel by copy).
+/// - Typed arguments travel as postcard, which is not self-describing: serde attributes that
+///   need a self-describing format (`untagged`, `flatten`, `skip_serializing_if`) do not work in
+///   parameter types; a mismatch is reported as [`Error::BadArguments`].
+///
+/// # Method attributes
+///
+/// - `#[dopy(name = "remote_name")]`: the name callers use (default: the method's name);
+/// - `#[dopy(skip)]`: keep a `pub` method local;
+/// - `#[dopy(oneway)]`: no reply is sent; the proxy returns once the call is sent (methods
+///   returning `()` only).
+pub use dopy_macros::remote;

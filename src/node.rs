@@ -1,0 +1,317 @@
+//! [`Node`]: DOPY's hub. Publishes objects, listens, connects, hands out proxies.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dopy_core::message::Target;
+use dopy_core::peer::WeakConnection;
+use dopy_core::table::Entry;
+use dopy_core::{Connection, Dispatch, DynObject, Host, Proxy};
+use dopy_transport::{tcp, Link, LinkConfig, RawStream};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{Address, Endpoint, Error};
+
+/// Settings of a node; start from [`Node::builder`].
+#[derive(Clone, Debug)]
+pub struct NodeBuilder {
+    name: Option<String>,
+    link: LinkConfig,
+}
+
+impl NodeBuilder {
+    /// The node's name in error traces (default: program name and process id).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Largest message sent or accepted, in bytes (default 16 MiB).
+    ///
+    /// A call larger than this fails alone, before anything is sent; a peer sending a larger
+    /// frame has its connection closed with a protocol error.
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.link.max_frame = bytes;
+        self
+    }
+
+    /// How long a peer may take to complete the handshake (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.link.handshake_timeout = timeout;
+        self
+    }
+
+    /// Creates the node.
+    pub fn build(self) -> Node {
+        let name = self.name.unwrap_or_else(default_name);
+        let host = Arc::new(Host::new(name, self.link.max_frame));
+        Node {
+            inner: Arc::new(Inner {
+                host,
+                link: self.link,
+                outgoing: Mutex::new(HashMap::new()),
+                incoming: Mutex::new(Vec::new()),
+                stop: CancellationToken::new(),
+            }),
+        }
+    }
+}
+
+fn default_name() -> String {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "dopy".into());
+    format!("{program}[{}]", std::process::id())
+}
+
+/// A dopy node: the objects it publishes, the addresses it listens on, the connections it has.
+///
+/// Every connection is symmetric: a node that connects to another also serves its own
+/// published objects to it. Cheap to clone; clones share everything. Listeners and accepted
+/// connections stop when the last clone is dropped; connections this node opened live as long
+/// as a proxy uses them.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), dopy::Error> {
+/// #[derive(Default)]
+/// struct Counter { n: u64 }
+///
+/// #[dopy::remote]
+/// impl Counter {
+///     /// Adds one and returns the new count.
+///     pub fn bump(&mut self) -> u64 { self.n += 1; self.n }
+/// }
+///
+/// let server = dopy::Node::new();
+/// server.publish("counter", Counter::default())?;
+/// let addr = server.listen("tcp://127.0.0.1:0").await?;
+///
+/// let counter: CounterProxy = dopy::Node::new().proxy(&format!("{addr}/counter")).await?;
+/// assert_eq!(counter.bump().await?, 1);
+/// assert_eq!(counter.bump().await?, 2);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: Arc<Host>,
+    link: LinkConfig,
+    /// Connections this node opened, by endpoint, shared by every proxy to that endpoint.
+    outgoing: Mutex<HashMap<Endpoint, WeakConnection>>,
+    /// Connections peers opened to this node, closed when the node goes away.
+    incoming: Mutex<Vec<Connection>>,
+    /// Cancelled when the last `Node` clone is dropped: stops the accept loops.
+    stop: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        for conn in self.incoming.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            conn.close();
+        }
+    }
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node").field("name", &self.inner.host.name).finish_non_exhaustive()
+    }
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node::new()
+    }
+}
+
+impl Node {
+    /// Creates a node with the default settings.
+    pub fn new() -> Node {
+        Node::builder().build()
+    }
+
+    /// Starts configuring a node.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder { name: None, link: LinkConfig::default() }
+    }
+
+    /// The node's name, as it appears in error traces.
+    pub fn name(&self) -> &str {
+        &self.inner.host.name
+    }
+
+    /// Makes an object reachable by name on every connection of this node.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NameTaken`] if an object is already published under `name`;
+    /// [`Error::InvalidAddress`] if the name is empty or uses the reserved `dopy.` prefix.
+    pub fn publish<T: Dispatch>(&self, name: &str, object: T) -> Result<(), Error> {
+        if name.is_empty() || name.starts_with(dopy_core::interface::RESERVED_PREFIX) {
+            return Err(Error::InvalidAddress {
+                address: name.to_owned(),
+                reason: "object names must be non-empty and must not start with `dopy.`".into(),
+            });
+        }
+        if self.inner.host.table.publish(name, Entry::new(name, object)) {
+            tracing::debug!(node = %self.name(), name, "published");
+            Ok(())
+        } else {
+            Err(Error::NameTaken { name: name.to_owned() })
+        }
+    }
+
+    /// Withdraws a published object; calls in progress finish. Returns whether it was published.
+    pub fn unpublish(&self, name: &str) -> bool {
+        self.inner.host.table.unpublish(name)
+    }
+
+    /// The names of the published objects, sorted.
+    pub fn published(&self) -> Vec<String> {
+        self.inner.host.table.names()
+    }
+
+    /// Listens on an endpoint (`tcp://127.0.0.1:0` picks a free port) and serves every
+    /// published object there. Returns the bound endpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidAddress`] for a malformed endpoint, [`Error::Io`] if it cannot be bound.
+    pub async fn listen(&self, endpoint: &str) -> Result<Endpoint, Error> {
+        let endpoint: Endpoint = endpoint.parse()?;
+        let Endpoint::Tcp { host, port } = &endpoint;
+        let listener = tcp::Listener::bind((host.as_str(), *port)).await?;
+        let local = listener.local_addr()?;
+        let bound = Endpoint::Tcp { host: local.ip().to_string(), port: local.port() };
+        let span = tracing::info_span!("dopy.listen", endpoint = %bound);
+        tracing::info!(parent: &span, node = %self.name(), "listening");
+        tokio::spawn(accept_loop(Arc::downgrade(&self.inner), listener, self.inner.stop.clone()).instrument(span));
+        Ok(bound)
+    }
+
+    /// Returns the connection to an endpoint, opening it if needed (one connection per
+    /// endpoint is shared by every proxy this node creates).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidAddress`], or [`Error::Connect`] when the endpoint cannot be reached or
+    /// does not speak dopy.
+    pub async fn connect(&self, endpoint: &str) -> Result<Connection, Error> {
+        let endpoint: Endpoint = endpoint.parse()?;
+        self.connect_to(&endpoint).await
+    }
+
+    async fn connect_to(&self, endpoint: &Endpoint) -> Result<Connection, Error> {
+        if let Some(conn) = self.cached(endpoint) {
+            return Ok(conn);
+        }
+        let connect_err = |source: Box<dyn std::error::Error + Send + Sync>| Error::Connect {
+            endpoint: endpoint.to_string(),
+            source,
+        };
+        let raw = match endpoint {
+            Endpoint::Tcp { host, port } => {
+                tcp::connect((host.as_str(), *port)).await.map_err(|e| connect_err(e.into()))?
+            }
+        };
+        let link = Link::establish(raw, &self.inner.link).await.map_err(|e| connect_err(e.into()))?;
+        let conn = Connection::start(link, self.inner.host.clone(), endpoint.to_string(), true);
+        let mut outgoing = self.inner.outgoing.lock().unwrap_or_else(|e| e.into_inner());
+        // Another task may have connected meanwhile: keep one connection per endpoint.
+        if let Some(existing) = outgoing.get(endpoint).and_then(WeakConnection::upgrade) {
+            return Ok(existing);
+        }
+        outgoing.retain(|_, weak| weak.upgrade().is_some());
+        if let Some(weak) = conn.downgrade() {
+            outgoing.insert(endpoint.clone(), weak);
+        }
+        Ok(conn)
+    }
+
+    fn cached(&self, endpoint: &Endpoint) -> Option<Connection> {
+        self.inner.outgoing.lock().unwrap_or_else(|e| e.into_inner()).get(endpoint).and_then(WeakConnection::upgrade)
+    }
+
+    /// A dynamic handle to the object an address names (`tcp://HOST:PORT/OBJECT`).
+    ///
+    /// The object's existence is checked by the first call, not here.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Node::connect); [`Error::InvalidAddress`] if the address names no object.
+    pub async fn object(&self, address: &str) -> Result<DynObject, Error> {
+        let addr: Address = address.parse()?;
+        let Some(object) = addr.object else {
+            return Err(Error::InvalidAddress {
+                address: address.to_owned(),
+                reason: "expected an object name after the endpoint, e.g. `tcp://127.0.0.1:9600/calc`".into(),
+            });
+        };
+        let conn = self.connect_to(&addr.endpoint).await?;
+        Ok(DynObject::new(conn, Target::Name(object)))
+    }
+
+    /// A typed proxy (`CalculatorProxy`) to the object an address names.
+    ///
+    /// # Errors
+    ///
+    /// As [`object`](Node::object).
+    pub async fn proxy<P: Proxy>(&self, address: &str) -> Result<P, Error> {
+        self.object(address).await.map(P::from_object)
+    }
+
+    /// Serves one already-connected byte stream (any transport): runs the handshake, then
+    /// serves this node's objects on it until the peer goes away.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connect`] if the handshake fails.
+    pub async fn serve_stream(&self, raw: RawStream) -> Result<Connection, Error> {
+        let label = raw.info.peer.clone();
+        let link = Link::establish(raw, &self.inner.link)
+            .await
+            .map_err(|e| Error::Connect { endpoint: label.clone(), source: e.into() })?;
+        let conn = Connection::start(link, self.inner.host.clone(), label, false);
+        let mut incoming = self.inner.incoming.lock().unwrap_or_else(|e| e.into_inner());
+        incoming.retain(|c| !c.is_closed());
+        incoming.push(conn.clone());
+        Ok(conn)
+    }
+}
+
+async fn accept_loop(node: std::sync::Weak<Inner>, listener: tcp::Listener, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.cancelled() => break,
+        };
+        match accepted {
+            Ok(raw) => {
+                let Some(inner) = node.upgrade() else { break };
+                let node = Node { inner };
+                tokio::spawn(async move {
+                    let peer = raw.info.peer.clone();
+                    if let Err(e) = node.serve_stream(raw).await {
+                        tracing::info!(%peer, error = %e, "connection refused");
+                    }
+                });
+            }
+            Err(e) => {
+                // Out of descriptors and similar: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    tracing::info!("listener stopped");
+}

@@ -1,0 +1,73 @@
+//! A hand-written `Dispatch` (a dynamic server, no Rust types per method) is called by dynamic
+//! callers and by typed proxies alike.
+
+mod support;
+
+use dopy::core::dispatch::{bad_args, DynArgs};
+use dopy::{Dispatch, Dispatched, Error, Interface, Invocation, Node, Value};
+use support::{CalculatorProxy, DivideByZero};
+
+/// A dynamic calculator: interprets method names and `Value` arguments itself.
+struct DynCalc;
+
+const INTERFACE: Interface = Interface::from_static("DynCalc", "A hand-written dispatcher.", &[]);
+
+impl Dispatch for DynCalc {
+    fn interface(&self) -> Interface {
+        INTERFACE
+    }
+
+    fn dispatch(&self, call: Invocation) -> Dispatched<'_> {
+        let args = match call.dynamic_args() {
+            Ok(DynArgs::Positional(args)) => args,
+            Ok(_) => return Dispatched::Ready(Err(bad_args(call.method(), "positional arguments only"))),
+            Err(fault) => return Dispatched::Ready(Err(fault)),
+        };
+        let ints: Option<Vec<i64>> = args.iter().map(Value::as_i64).collect();
+        let Some(ints) = ints else {
+            return Dispatched::Ready(Err(bad_args(call.method(), "integers expected")));
+        };
+        let resp = call.responder();
+        let reply = match (call.method(), ints.as_slice()) {
+            ("add", [a, b]) => resp.ok(&(a + b)),
+            ("divide", [a, 0]) => resp.error(&DivideByZero(*a), Vec::new()),
+            ("divide", [a, b]) => resp.ok(&(a / b)),
+            ("add" | "divide", _) => Err(bad_args(call.method(), "two integers expected")),
+            _ => return Dispatched::NotFound(call),
+        };
+        Dispatched::Ready(reply)
+    }
+}
+
+async fn start() -> String {
+    let node = Node::new();
+    node.publish("dyn", DynCalc).unwrap();
+    let addr = node.listen("tcp://127.0.0.1:0").await.unwrap();
+    std::mem::forget(node); // keep serving for the whole test
+    format!("{addr}/dyn")
+}
+
+/// A typed proxy calls the dynamic server: typed arguments are retried as values, dynamic
+/// results and errors decode into the proxy's types.
+#[tokio::test]
+async fn typed_proxy_calls_a_hand_written_dispatcher() {
+    let url = start().await;
+    let calc: CalculatorProxy = Node::new().proxy(&url).await.unwrap();
+    assert_eq!(calc.add(2, 40).await.unwrap(), 42);
+    assert_eq!(calc.add(1, 1).await.unwrap(), 2);
+    let err = calc.divide(9, 0).await.unwrap_err();
+    assert_eq!(err.method_error(), Some(&DivideByZero(9)));
+    let err = calc.total().await.unwrap_err();
+    assert!(matches!(err, Error::NoSuchMethod(_)), "{err}");
+}
+
+/// A dynamic caller calls the dynamic server and sees its interface.
+#[tokio::test]
+async fn dynamic_caller_calls_a_hand_written_dispatcher() {
+    let url = start().await;
+    let obj = Node::new().object(&url).await.unwrap();
+    assert_eq!(obj.call("add", [Value::from(2), Value::from(3)]).await.unwrap(), Value::Int(5));
+    let err = obj.call("add", [Value::from("x"), Value::from(3)]).await.unwrap_err();
+    assert!(matches!(err, Error::BadArguments(_)), "{err}");
+    assert_eq!(obj.methods().await.unwrap().name, "DynCalc");
+}

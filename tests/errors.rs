@@ -1,0 +1,132 @@
+//! Errors come back typed, with the server-side trace, and never take the server down.
+
+mod support;
+
+use std::time::Duration;
+
+use dopy::{Error, Node, Value};
+use support::{calc_proxy, start_server, DivideByZero};
+
+/// The typed caller gets its own error type back, not a string, with where it happened.
+#[tokio::test]
+async fn method_error_comes_back_typed_with_its_trace() {
+    let (_server, addr) = start_server().await;
+    let calc = calc_proxy(&addr).await;
+    let err = calc.divide(10, 0).await.unwrap_err();
+    let Error::Method { error, trace } = &err else { panic!("expected a method error, got {err}") };
+    assert_eq!(*error, DivideByZero(10));
+    assert_eq!(trace.message(), "cannot divide 10 by zero");
+    assert_eq!(trace.hops().len(), 1);
+    assert_eq!(trace.hops()[0].node, "test-server");
+    assert_eq!(trace.hops()[0].object, "calc");
+    assert_eq!(trace.hops()[0].method, "divide");
+    assert_eq!(err.to_string(), "calc.divide failed: cannot divide 10 by zero");
+    assert_eq!(calc.divide(10, 2).await.unwrap(), 5);
+}
+
+/// A dynamic caller gets the method's error as a `Value`.
+#[tokio::test]
+async fn dynamic_caller_gets_method_error_as_value() {
+    let (_server, addr) = start_server().await;
+    let obj = Node::new().object(&format!("{addr}/calc")).await.unwrap();
+    let err = obj.call("divide", [Value::from(7), Value::from(0)]).await.unwrap_err();
+    assert_eq!(err.method_error(), Some(&Value::Int(7)));
+}
+
+/// The cause chain of the method's error travels with it, and `{:#}` prints local and remote
+/// parts, clearly divided.
+#[tokio::test]
+async fn alternate_display_prints_local_and_remote_parts() {
+    let (_server, addr) = start_server().await;
+    let calc = calc_proxy(&addr).await;
+    let err = calc.load("config".into()).await.unwrap_err();
+    assert_eq!(err.trace().unwrap().causes(), ["disk on fire"]);
+    let full = format!("{err:#}");
+    let local = full.find("--- local ---").expect(&full);
+    let remote = full.find("--- remote ---").expect(&full);
+    assert!(local < remote, "{full}");
+    assert!(full.starts_with("calc.load failed: could not load `config`"), "{full}");
+    assert!(full.contains(&format!("call: calc.load via {addr}")), "{full}");
+    assert!(full.contains("at: node `test-server`, object `calc`, method `load`"), "{full}");
+    assert!(full.contains("caused by: disk on fire"), "{full}");
+}
+
+/// A panic in a method is reported with its message, location and backtrace, and the server
+/// keeps serving.
+#[tokio::test]
+async fn panic_is_reported_and_the_server_keeps_serving() {
+    let (_server, addr) = start_server().await;
+    let calc = calc_proxy(&addr).await;
+    for _ in 0..3 {
+        let err = calc.explode("on purpose".into()).await.unwrap_err();
+        let Error::Panic(trace) = &err else { panic!("expected a panic error, got {err}") };
+        assert!(trace.message().starts_with("exploded: on purpose (at "), "{}", trace.message());
+        assert!(trace.message().contains("support/mod.rs"), "{}", trace.message());
+        assert!(trace.backtrace().is_some_and(|b| !b.is_empty()));
+        assert!(format!("{err:#}").contains("backtrace:"));
+    }
+    assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+    assert_eq!(calc_proxy(&addr).await.add(2, 2).await.unwrap(), 4);
+}
+
+/// Unknown objects and methods give their own error kinds, naming what was asked for.
+#[tokio::test]
+async fn no_such_object_and_no_such_method() {
+    let (_server, addr) = start_server().await;
+    let client = Node::new();
+    let ghost = client.object(&format!("{addr}/ghost")).await.unwrap();
+    let err = ghost.call("add", []).await.unwrap_err();
+    assert!(matches!(err, Error::NoSuchObject(_)), "{err}");
+    assert!(err.to_string().contains("no object `ghost`"), "{err}");
+    let obj = client.object(&format!("{addr}/calc")).await.unwrap();
+    let err = obj.call("subtract", []).await.unwrap_err();
+    assert!(matches!(err, Error::NoSuchMethod(_)), "{err}");
+    assert!(err.to_string().contains("no remote method `subtract`"), "{err}");
+}
+
+/// Missing, extra, unknown, duplicated and wrongly-typed arguments give `BadArguments`
+/// naming the parameter.
+#[tokio::test]
+async fn bad_arguments_name_the_parameter() {
+    let (_server, addr) = start_server().await;
+    let obj = Node::new().object(&format!("{addr}/calc")).await.unwrap();
+    let cases: Vec<(dopy::Result<Value>, &str)> = vec![
+        (obj.call("add", [Value::from(1)]).await, "missing argument `b`"),
+        (obj.call("add", [1.into(), 2.into(), 3.into()]).await, "expected 2 argument(s), got 3"),
+        (obj.call("add", [Value::from("one"), Value::from(2)]).await, "argument `a`: invalid type: string \"one\""),
+        (obj.call_named("add", [("a", Value::from(1)), ("c", Value::from(2))]).await, "unexpected argument `c`"),
+        (obj.call_named("add", [("a", Value::from(1)), ("a", Value::from(2))]).await, "argument `a` given twice"),
+        (obj.call("word_count", [Value::from(5)]).await, "argument `text`"),
+    ];
+    for (result, want) in cases {
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::BadArguments(_)), "{err}");
+        assert!(err.to_string().contains(want), "wanted `{want}` in: {err}");
+    }
+    assert_eq!(obj.call("add", [1.into(), 2.into()]).await.unwrap(), Value::Int(3));
+}
+
+/// A call in flight when the server goes away ends with `Disconnected`, promptly.
+#[tokio::test]
+async fn server_going_away_mid_call_gives_disconnected() {
+    let (server, addr) = start_server().await;
+    let calc = calc_proxy(&addr).await;
+    let call = tokio::spawn(async move { calc.slow_echo(10_000, "never".into()).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(server);
+    let result = tokio::time::timeout(Duration::from_secs(5), call).await.expect("no hang").unwrap();
+    assert!(matches!(result, Err(Error::Disconnected { .. })), "{result:?}");
+}
+
+/// An address nobody listens on gives `Connect`, naming the endpoint.
+#[tokio::test]
+async fn unreachable_address_gives_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let err = Node::new().object(&format!("tcp://127.0.0.1:{port}/calc")).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("tcp://127.0.0.1:{port}")), "{err}");
+    let err = Node::new().object("tcp://127.0.0.1/calc").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidAddress { .. }), "{err}");
+}

@@ -1,0 +1,62 @@
+//! `tracing` events for connections and calls, on both sides, visible once a subscriber is
+//! installed.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use support::{calc_proxy, start_server};
+
+/// Collects everything the fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Connection open, handshake and close (with its reason), and every call (object, method,
+/// duration, outcome) are traced on the serving and the calling side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_and_calls_are_traced() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("dopy=debug,dopy_core=debug,dopy_transport=debug")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let (_server, addr) = start_server().await;
+    let calc = calc_proxy(&addr).await;
+    assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+    calc.divide(1, 0).await.unwrap_err();
+    drop(calc);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    for want in [
+        "listening",
+        "handshake complete",
+        "connection open",
+        "call served",
+        "object=\"calc\"",
+        "method=\"add\"",
+        "elapsed_us=",
+        "ok=true",
+        "ok=false",
+        "call returned",
+        "connection closed",
+        "reason=the peer said goodbye",
+    ] {
+        assert!(log.contains(want), "missing `{want}` in the trace:\n{log}");
+    }
+}
