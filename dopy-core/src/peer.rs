@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use dopy_transport::{FrameError, FrameReader, FrameWriter, Link, LinkInfo};
+use dopy_transport::{Attachment, FrameError, FrameReader, FrameWriter, Link, LinkInfo, LinkParts};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -57,6 +57,8 @@ type Slot = oneshot::Sender<Result<Outcome, String>>;
 
 struct Shared {
     host: Arc<Host>,
+    /// Kept alive as long as the connection (a child process, say); asked why the link ended.
+    attachment: Option<Box<dyn Attachment>>,
     info: LinkInfo,
     /// How the caller names the other end (`tcp://127.0.0.1:9600`), for error call sites.
     endpoint: String,
@@ -127,11 +129,11 @@ impl Connection {
     /// `owned` says whether dropping the last handle closes the connection (true for
     /// connections this side opened).
     pub fn start(link: Link, host: Arc<Host>, endpoint: String, owned: bool) -> Connection {
-        let info = link.info().clone();
-        let (reader, writer) = link.split();
+        let LinkParts { reader, writer, info, attachment } = link.into_parts();
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             host,
+            attachment,
             info,
             endpoint,
             out: tx,
@@ -179,6 +181,28 @@ impl Connection {
         self.shared.close_with(Message::Goodbye, "closed locally");
     }
 
+    /// Sends a `Ping` and waits for the `Pong`: the round-trip time of the connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Disconnected`] if the connection ends first.
+    pub async fn ping(&self) -> Result<std::time::Duration, Error> {
+        let shared = &self.shared;
+        let started = Instant::now();
+        let nonce = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = shared.encode(&Message::Ping { nonce })?;
+        let rx = shared.register(nonce)?;
+        let guard = PendingGuard { shared, id: nonce };
+        shared.send(Out::Frame(frame))?;
+        let answer = rx.await;
+        drop(guard);
+        match answer {
+            Ok(Ok(_)) => Ok(started.elapsed()),
+            Ok(Err(reason)) => Err(Error::Disconnected { reason }),
+            Err(_) => Err(shared.disconnected()),
+        }
+    }
+
     /// Sends a call and waits for its outcome.
     ///
     /// # Errors
@@ -202,14 +226,7 @@ impl Connection {
             shared.send::<E>(Out::Frame(frame))?;
             return Ok(Outcome::Ok(Payload::Dynamic(Value::Unit)));
         }
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(map) = pending.as_mut() else {
-                return Err(shared.disconnected());
-            };
-            map.insert(id, tx);
-        }
+        let rx = shared.register(id)?;
         // If this future is dropped before the reply arrives, forget the slot.
         let guard = PendingGuard { shared, id };
         shared.send(Out::Frame(frame))?;
@@ -246,6 +263,17 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl Shared {
+    /// Creates the reply slot of call (or ping) `id`.
+    fn register<E>(&self, id: u64) -> Result<oneshot::Receiver<Result<Outcome, String>>, Error<E>> {
+        let (tx, rx) = oneshot::channel();
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(map) = pending.as_mut() else {
+            return Err(self.disconnected());
+        };
+        map.insert(id, tx);
+        Ok(rx)
+    }
+
     fn encode<E>(&self, msg: &Message) -> Result<Bytes, Error<E>> {
         let frame = msg.encode().map_err(|e| Error::Codec { reason: e.to_string() })?;
         if frame.len() > self.host.max_frame {
@@ -322,6 +350,13 @@ impl Shared {
     fn handle(self: &Arc<Self>, msg: Message) -> Result<(), String> {
         match msg {
             Message::Call(call) => self.handle_call(call),
+            Message::Pong { nonce } => {
+                let slot =
+                    self.pending.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.remove(&nonce));
+                if let Some(slot) = slot {
+                    let _ = slot.send(Ok(Outcome::Ok(Payload::Dynamic(Value::Unit))));
+                }
+            }
             Message::Return { id, outcome } => {
                 let slot = self.pending.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.remove(&id));
                 match slot {
@@ -336,7 +371,7 @@ impl Shared {
                     let _ = self.send::<()>(Out::Frame(frame));
                 }
             }
-            Message::Pong { .. } | Message::Cancel { .. } | Message::Release { .. } => {}
+            Message::Cancel { .. } | Message::Release { .. } => {}
             Message::Goodbye => return Err("the peer said goodbye".into()),
             Message::Abort { reason } => return Err(format!("the peer aborted the connection: {reason}")),
         }
@@ -459,6 +494,13 @@ async fn read_loop(shared: Arc<Shared>, mut reader: FrameReader) {
                 }
             },
         }
+    };
+    let reason = match &shared.attachment {
+        Some(a) => match a.on_close().await {
+            Some(detail) => format!("{reason} ({detail})"),
+            None => reason,
+        },
+        None => reason,
     };
     tracing::debug!(%reason, "connection closed");
     shared.finish(&reason);

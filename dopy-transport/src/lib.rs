@@ -31,7 +31,9 @@ pub mod tcp;
 
 pub use frame::FrameError;
 pub use handshake::HandshakeError;
-pub use link::{BoxRead, BoxWrite, FrameReader, FrameWriter, Link, LinkConfig, LinkInfo, RawStream};
+pub use link::{
+    Attachment, BoxRead, BoxWrite, FrameReader, FrameWriter, Link, LinkConfig, LinkInfo, LinkParts, RawStream,
+};
 
 /// An error while opening or using a transport.
 #[derive(Debug, thiserror::Error)]
@@ -43,4 +45,13 @@ pub enum TransportError {
     /// The handshake did not complete.
     #[error(transparent)]
     Handshake(#[from] HandshakeError),
+    /// The handshake did not complete and the transport knows why (a child process exited).
+    #[error("{error} ({detail})")]
+    Closed {
+        /// The handshake's error.
+        #[source]
+        error: HandshakeError,
+        /// What the transport knows (exit status, end of stderr).
+        detail: String,
+    },
 }

@@ -35,6 +35,17 @@ impl fmt::Display for LinkInfo {
     }
 }
 
+/// Something a transport keeps alive with its stream, and asks about when the stream ends.
+///
+/// A child-process transport attaches the child: dropping the attachment (when the last handle
+/// to the connection goes) ends the child, and [`on_close`](Attachment::on_close) reports its
+/// exit status and the end of its stderr for the `Disconnected` error.
+pub trait Attachment: Send + Sync + 'static {
+    /// Extra words about why the stream ended (for instance `child exited with status 1;
+    /// stderr: ...`), or `None`.
+    fn on_close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send + '_>>;
+}
+
 /// A connected byte stream before the handshake, split into halves.
 pub struct RawStream {
     /// Where bytes come from.
@@ -43,6 +54,15 @@ pub struct RawStream {
     pub writer: BoxWrite,
     /// The two ends.
     pub info: LinkInfo,
+    /// What the transport keeps alive with the stream (a child process, for instance).
+    pub attachment: Option<Box<dyn Attachment>>,
+}
+
+impl RawStream {
+    /// A stream with nothing attached.
+    pub fn new(reader: BoxRead, writer: BoxWrite, info: LinkInfo) -> Self {
+        RawStream { reader, writer, info, attachment: None }
+    }
 }
 
 impl fmt::Debug for RawStream {
@@ -71,6 +91,25 @@ pub struct Link {
     reader: FrameReader,
     writer: FrameWriter,
     info: LinkInfo,
+    attachment: Option<Box<dyn Attachment>>,
+}
+
+/// The parts of a [`Link`], for the code that drives it.
+pub struct LinkParts {
+    /// Incoming frames.
+    pub reader: FrameReader,
+    /// Outgoing frames.
+    pub writer: FrameWriter,
+    /// The two ends.
+    pub info: LinkInfo,
+    /// What the transport keeps alive with the stream; drop it when the connection is done.
+    pub attachment: Option<Box<dyn Attachment>>,
+}
+
+impl fmt::Debug for LinkParts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkParts").field("info", &self.info).finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for Link {
@@ -89,6 +128,13 @@ impl Link {
     pub async fn establish(mut raw: RawStream, config: &LinkConfig) -> Result<Link, TransportError> {
         if let Err(e) = handshake::run(&mut raw.reader, &mut raw.writer, config.handshake_timeout).await {
             tracing::debug!(link = %raw.info, error = %e, "handshake failed");
+            // A child that died before answering explains why better than the handshake can.
+            if let Some(why) = match &raw.attachment {
+                Some(a) => a.on_close().await,
+                None => None,
+            } {
+                return Err(TransportError::Closed { error: e, detail: why });
+            }
             return Err(e.into());
         }
         tracing::debug!(link = %raw.info, "handshake complete");
@@ -96,6 +142,7 @@ impl Link {
             reader: FramedRead::with_capacity(raw.reader, frame::codec(config.max_frame), 64 * 1024),
             writer: FramedWrite::new(raw.writer, frame::codec(config.max_frame)),
             info: raw.info,
+            attachment: raw.attachment,
         })
     }
 
@@ -104,8 +151,13 @@ impl Link {
         &self.info
     }
 
-    /// Splits the link into its reading and writing halves.
+    /// Splits the link into its reading and writing halves (dropping any attachment).
     pub fn split(self) -> (FrameReader, FrameWriter) {
         (self.reader, self.writer)
+    }
+
+    /// Takes the link apart, keeping the attachment.
+    pub fn into_parts(self) -> LinkParts {
+        LinkParts { reader: self.reader, writer: self.writer, info: self.info, attachment: self.attachment }
     }
 }

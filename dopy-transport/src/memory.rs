@@ -21,9 +21,9 @@ pub fn pair() -> (RawStream, RawStream) {
 
 fn half(stream: tokio::io::DuplexStream, local: &str, peer: &str) -> RawStream {
     let (reader, writer) = tokio::io::split(stream);
-    RawStream {
-        reader: Box::new(reader),
-        writer: Box::new(writer),
-        info: LinkInfo { transport: "memory", local: local.into(), peer: peer.into() },
-    }
+    RawStream::new(
+        Box::new(reader),
+        Box::new(writer),
+        LinkInfo { transport: "memory", local: local.into(), peer: peer.into() },
+    )
 }

@@ -58,5 +58,5 @@ fn wrap(stream: TcpStream) -> io::Result<RawStream> {
     let info =
         LinkInfo { transport: "tcp", local: stream.local_addr()?.to_string(), peer: stream.peer_addr()?.to_string() };
     let (reader, writer) = stream.into_split();
-    Ok(RawStream { reader: Box::new(reader), writer: Box::new(writer), info })
+    Ok(RawStream::new(Box::new(reader), Box::new(writer), info))
 }

@@ -1,0 +1,3 @@
+//! The `dopy` command-line tool.
+
+fn main() {}
