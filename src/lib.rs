@@ -26,7 +26,8 @@ pub use dopy_core::dispatch::DynArgs;
 pub use dopy_core::interface::{Interface, MethodInfo, ParamInfo, Receiver};
 pub use dopy_core::message::Args;
 pub use dopy_core::{
-    from_value, to_value, Connection, Dispatch, Dispatched, DynObject, Error, Invocation, Proxy, Remote, Trace, Value,
+    from_value, to_value, Connection, Dispatch, Dispatched, DynObject, Error, Invocation, Proxy, Remote, RemoteObject,
+    Trace, Value,
 };
 pub use node::{Node, NodeBuilder};
 

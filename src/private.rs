@@ -4,9 +4,10 @@
 pub use dopy_core::causes;
 pub use dopy_core::dispatch::{ArgList, BoxFuture, Dispatch, Dispatched, Invocation, Reply, Responder};
 pub use dopy_core::interface::{Interface, MethodInfo, ParamInfo, Receiver};
-pub use dopy_core::object::{DynObject, Proxy, Remote};
+pub use dopy_core::object::{DynObject, Proxy, RemoteObject, RemoteObject as Remote};
 pub use serde::de::DeserializeOwned;
 pub use serde::Serialize;
+pub use serde::{Deserialize, Deserializer, Serializer};
 pub use std::boxed::Box;
 pub use std::option::Option;
 pub use std::result::Result;

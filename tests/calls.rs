@@ -124,6 +124,6 @@ async fn proxies_share_the_connection_to_an_endpoint() {
     let a: support::CalculatorProxy = client.proxy(&format!("{addr}/calc")).await.unwrap();
     let b = client.object(&format!("{addr}/calc")).await.unwrap();
     drop(client);
-    assert_eq!(dopy::Proxy::object(&a).connection().info(), b.connection().info());
+    assert_eq!(dopy::Proxy::object(&a).connection().unwrap().info(), b.connection().unwrap().info());
     assert_eq!(a.add(1, 1).await.unwrap(), 2);
 }

@@ -37,7 +37,7 @@ async fn thirty_two_clients_at_once() {
             for i in 0..20 {
                 assert_eq!(calc.add(c, i).await.unwrap(), c + i);
             }
-            dopy::Proxy::object(&calc).connection().info().local.clone()
+            dopy::Proxy::object(&calc).connection().unwrap().info().local.clone()
         })
     });
     let mut locals: Vec<String> = futures_util::future::join_all(tasks).await.into_iter().map(Result::unwrap).collect();

@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use dopy::core::message::{Args, Call, Fault, FaultKind, Hop, Message, ObjectId, Outcome, Payload, Target};
+use dopy::core::message::{Args, Call, Fault, FaultKind, Hop, Message, ObjectId, Outcome, Payload, RefWire, Target};
 use dopy::core::value::wire::Wire;
 use dopy::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,6 +35,7 @@ fn messages() -> Vec<(&'static str, Message)> {
                 id: 1,
                 target: calc(),
                 method: "add".into(),
+                refs: vec![],
                 args: Args::Typed(typed.into()),
                 flags: 0,
                 deadline: None,
@@ -46,6 +47,7 @@ fn messages() -> Vec<(&'static str, Message)> {
                 id: 2,
                 target: calc(),
                 method: "add".into(),
+                refs: vec![],
                 args: Args::Positional(vec![Value::Int(2), Value::Int(3)]),
                 flags: 1,
                 deadline: None,
@@ -57,17 +59,25 @@ fn messages() -> Vec<(&'static str, Message)> {
                 id: 3,
                 target: calc(),
                 method: "divide".into(),
+                refs: vec![],
                 args: Args::Named(vec![("b".into(), Value::Int(2)), ("a".into(), Value::Int(10))]),
                 flags: 1,
                 deadline: Some(1_000_000),
             }),
         ),
-        ("return-typed", Message::Return { id: 1, outcome: Outcome::Ok(Payload::Typed(vec![0x0a].into())) }),
-        ("return-dynamic", Message::Return { id: 2, outcome: Outcome::Ok(Payload::Dynamic(Value::Int(5))) }),
+        (
+            "return-typed",
+            Message::Return { id: 1, refs: vec![], outcome: Outcome::Ok(Payload::Typed(vec![0x0a].into())) },
+        ),
+        (
+            "return-dynamic",
+            Message::Return { id: 2, refs: vec![], outcome: Outcome::Ok(Payload::Dynamic(Value::Int(5))) },
+        ),
         (
             "return-fault",
             Message::Return {
                 id: 3,
+                refs: vec![],
                 outcome: Outcome::Err(Box::new(Fault {
                     kind: FaultKind::Method,
                     message: "cannot divide 10 by zero".into(),
@@ -76,6 +86,26 @@ fn messages() -> Vec<(&'static str, Message)> {
                     hops: vec![Hop { node: "n".into(), object: "calc".into(), method: "divide".into() }],
                     backtrace: None,
                 })),
+            },
+        ),
+        (
+            "call-with-ref",
+            Message::Call(Call {
+                id: 4,
+                target: calc(),
+                method: "watch".into(),
+                refs: vec![RefWire::Mine(ObjectId([0x22; 16]))],
+                args: Args::Typed(vec![0x00].into()),
+                flags: 0,
+                deadline: None,
+            }),
+        ),
+        (
+            "return-with-ref",
+            Message::Return {
+                id: 4,
+                refs: vec![RefWire::Yours(Target::Name("calc".into()))],
+                outcome: Outcome::Ok(Payload::Typed(vec![0x00].into())),
             },
         ),
         ("cancel", Message::Cancel { id: 7 }),
@@ -92,7 +122,10 @@ fn messages() -> Vec<(&'static str, Message)> {
 fn message_vectors_match_the_implementation() {
     let vectors = vectors();
     for (name, msg) in messages() {
-        let want = vectors.get(name).unwrap_or_else(|| panic!("PROTOCOL.md lacks vector {name}"));
+        let got = msg.encode().unwrap();
+        let hex: Vec<String> = got.iter().map(|b| format!("{b:02x}")).collect();
+        let want = vectors.get(name).unwrap_or_else(|| panic!("PROTOCOL.md lacks vector {name}: {}", hex.join(" ")));
+        assert_eq!(&got[..], &want[..], "vector {name}: implementation gives {}", hex.join(" "));
         assert_eq!(&msg.encode().unwrap()[..], &want[..], "vector {name}");
         assert_eq!(Message::decode(want).unwrap(), msg, "vector {name}");
     }

@@ -21,8 +21,17 @@ pub use args::ArgList;
 /// A boxed future that can move between threads.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// What a method produced: a result payload or a fault.
-pub type Reply = Result<Payload, Box<Fault>>;
+/// What a method produced: a result (with the references it carries) or a fault.
+pub type Reply = Result<Answer, Box<Fault>>;
+
+/// A successful result, encoded, with the object references it carries.
+#[derive(Debug)]
+pub struct Answer {
+    /// The encoded result.
+    pub payload: Payload,
+    /// The references inside a typed payload, in table order (a dynamic payload holds its own).
+    pub refs: Vec<crate::object::DynObject>,
+}
 
 /// What [`Dispatch::dispatch`] did with a call.
 ///
@@ -92,6 +101,8 @@ pub struct Invocation {
     method: String,
     args: Args,
     responder: Responder,
+    /// The references the arguments carry (typed arguments hold indices into this table).
+    refs: Vec<crate::object::DynObject>,
 }
 
 /// Dynamic arguments as a hand-written dispatcher receives them.
@@ -106,8 +117,16 @@ pub enum DynArgs {
 
 impl Invocation {
     /// Creates an invocation (the connection machinery does this for each incoming call).
-    pub fn new(method: String, args: Args, dynamic_result: bool) -> Self {
-        Invocation { method, args, responder: Responder { dynamic: dynamic_result } }
+    ///
+    /// `refs` is the reference table of the arguments.
+    pub fn new(method: String, args: Args, dynamic_result: bool, refs: Vec<crate::object::DynObject>) -> Self {
+        Invocation { method, args, responder: Responder { dynamic: dynamic_result }, refs }
+    }
+
+    /// Takes the invocation apart: method, arguments, whether the result is wanted dynamic, and
+    /// the reference table.
+    pub fn into_parts(self) -> (String, Args, bool, Vec<crate::object::DynObject>) {
+        (self.method, self.args, self.responder.dynamic, self.refs)
     }
 
     /// The remote name of the method called.
@@ -136,7 +155,12 @@ impl Invocation {
     /// A [`FaultKind::BadArguments`] fault naming the parameter and the reason.
     pub fn decode_args<A: ArgList>(&mut self, params: &[&str]) -> Result<A, Box<Fault>> {
         let method = self.method.as_str();
-        match std::mem::replace(&mut self.args, Args::Positional(Vec::new())) {
+        let args = std::mem::replace(&mut self.args, Args::Positional(Vec::new()));
+        crate::refs::decoding(&self.refs, || Self::decode(method, args, params))
+    }
+
+    fn decode<A: ArgList>(method: &str, args: Args, params: &[&str]) -> Result<A, Box<Fault>> {
+        match args {
             Args::Typed(bytes) => A::from_typed(&bytes, params, method),
             Args::Positional(values) => {
                 if values.len() > params.len() {
@@ -204,11 +228,14 @@ impl Responder {
     /// # Errors
     ///
     /// A [`FaultKind::Method`] fault when the value's `Serialize` impl fails.
-    pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Payload, Box<Fault>> {
+    pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Answer, Box<Fault>> {
         let encoded = if self.dynamic {
-            to_value(value).map(Payload::Dynamic).map_err(|e| e.to_string())
+            to_value(value)
+                .map(|v| Answer { payload: Payload::Dynamic(v), refs: Vec::new() })
+                .map_err(|e| e.to_string())
         } else {
-            postcard::to_allocvec(value).map(|v| Payload::Typed(v.into())).map_err(|e| e.to_string())
+            let (bytes, refs) = crate::refs::encoding(Vec::new(), || postcard::to_allocvec(value));
+            bytes.map(|v| Answer { payload: Payload::Typed(v.into()), refs }).map_err(|e| e.to_string())
         };
         encoded.map_err(|e| Box::new(Fault::new(FaultKind::Method, format!("the result could not be encoded: {e}"))))
     }
@@ -224,7 +251,7 @@ impl Responder {
     pub fn error<E: Serialize + fmt::Display + ?Sized>(&self, error: &E, causes: Vec<String>) -> Reply {
         let mut fault = Fault::new(FaultKind::Method, error.to_string());
         fault.causes = causes;
-        fault.detail = self.encode(error).ok();
+        fault.detail = self.encode(error).ok().map(|a| a.payload);
         Err(Box::new(fault))
     }
 

@@ -17,12 +17,13 @@ pub mod message;
 pub mod object;
 pub mod panic;
 pub mod peer;
+mod refs;
 pub mod table;
 pub mod value;
 
 pub use dispatch::{Dispatch, Dispatched, Invocation};
 pub use error::{CallSite, Error, Trace};
 pub use interface::{Interface, MethodInfo, ParamInfo, Receiver};
-pub use object::{DynObject, Proxy, Remote};
+pub use object::{DynObject, Proxy, Remote, RemoteObject};
 pub use peer::{Connection, Host};
 pub use value::{from_value, to_value, Value};

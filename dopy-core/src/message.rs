@@ -51,6 +51,19 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// A reference to an object, as a message's reference table lists it.
+///
+/// Inside a payload (typed or [`Value`]), a reference is the index of its entry in the table of
+/// the message that carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RefWire {
+    /// An object the sender exports: the receiver calls it with `Target::Id` on this connection.
+    Mine(ObjectId),
+    /// An object of the receiver's own (one it exported, or published by name) coming back.
+    Yours(Target),
+}
+
 /// The arguments of a call.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -80,6 +93,8 @@ pub struct Call {
     pub target: Target,
     /// The method's remote name.
     pub method: String,
+    /// The references the arguments carry (indices into this table stand for them).
+    pub refs: Vec<RefWire>,
     /// The arguments.
     pub args: Args,
     /// A bit set of [`flags`].
@@ -182,6 +197,8 @@ pub enum Message {
     Return {
         /// The id of the call answered.
         id: u64,
+        /// The references the outcome carries (indices into this table stand for them).
+        refs: Vec<RefWire>,
         /// Its outcome.
         outcome: Outcome,
     },

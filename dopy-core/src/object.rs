@@ -1,28 +1,51 @@
-//! Client side: [`DynObject`] (a dynamic handle to a remote object) and the [`Proxy`] trait of
-//! generated typed proxies.
+//! Client side: [`DynObject`] (a handle to an object, called by method name), the [`Proxy`]
+//! trait of generated typed proxies, and [`Remote`] (an object passed by reference).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::dispatch::{Answer, Dispatch, Dispatched, Invocation, Reply};
 use crate::error::CallSite;
 use crate::interface::{Interface, METHODS};
 use crate::message::{flags, Args, Fault, FaultKind, Outcome, Payload, Target};
-use crate::peer::Connection;
+use crate::peer::{Connection, Import};
+use crate::refs;
+use crate::table::Entry;
 use crate::value::{from_value, to_value, Value};
 use crate::Error;
 
-/// A handle to a remote object that is called by method name with [`Value`] arguments.
+/// How calls on a [`DynObject`] reach the object.
+#[derive(Clone)]
+enum Via {
+    /// Over a connection.
+    Remote {
+        conn: Connection,
+        target: Target,
+        /// Held by every handle to an object received by reference: when the last one drops,
+        /// the peer is told to release the object.
+        _import: Option<Arc<Import>>,
+    },
+    /// A local object, called directly (a [`Remote`] on the side that created it).
+    Local(Arc<Entry>),
+    /// A placeholder left by a wire decode until the message's table is resolved.
+    Unresolved(u32),
+    /// A reference that cannot be called, and why.
+    Dangling(Arc<str>),
+}
+
+/// A handle to an object, called by method name with [`Value`] arguments.
 ///
 /// Every typed proxy wraps one (see [`Proxy::object`]), so any object can also be called
-/// dynamically. Cheap to clone; clones share the connection.
+/// dynamically. A `DynObject` is also a *reference*: it can be passed as an argument or returned
+/// as a result (also inside a [`Value::Ref`]), and the receiver gets a live handle to the same
+/// object. Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct DynObject {
-    conn: Connection,
-    target: Target,
+    via: Via,
     /// Set once the object answered that it takes dynamic arguments only (a hand-written
     /// dispatcher): typed calls then send their arguments as values.
     dynamic_only: Arc<AtomicBool>,
@@ -30,31 +53,139 @@ pub struct DynObject {
 
 impl fmt::Debug for DynObject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DynObject({}/{})", self.conn.endpoint(), self.target)
+        write!(f, "DynObject({self})")
+    }
+}
+
+impl fmt::Display for DynObject {
+    /// `tcp://127.0.0.1:9600/calc`, `local:Cursor`, ...
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.via {
+            Via::Remote { conn, target, .. } => write!(f, "{}/{target}", conn.endpoint()),
+            Via::Local(entry) => write!(f, "local:{}", entry.label()),
+            Via::Unresolved(i) => write!(f, "unresolved:{i}"),
+            Via::Dangling(why) => write!(f, "dangling: {why}"),
+        }
+    }
+}
+
+impl PartialEq for DynObject {
+    /// Two handles are equal when they reach the same object the same way.
+    fn eq(&self, other: &Self) -> bool {
+        self.same(other)
     }
 }
 
 impl DynObject {
     /// A handle to `target` over `conn`.
     pub fn new(conn: Connection, target: Target) -> Self {
-        DynObject { conn, target, dynamic_only: Arc::new(AtomicBool::new(false)) }
+        Self::from_via(Via::Remote { conn, target, _import: None })
     }
 
-    /// The connection calls travel on.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    /// A handle to an object received by reference.
+    pub(crate) fn imported(conn: Connection, import: Arc<Import>) -> Self {
+        let target = Target::Id(import.id());
+        Self::from_via(Via::Remote { conn, target, _import: Some(import) })
     }
 
-    /// The object this handle calls.
-    pub fn target(&self) -> &Target {
-        &self.target
+    /// A handle that calls a local object directly.
+    pub fn local<T: Dispatch>(object: T) -> Self {
+        let label = object.interface().name.into_owned();
+        Self::from_entry(Arc::new(Entry::new(label, object)))
+    }
+
+    pub(crate) fn from_entry(entry: Arc<Entry>) -> Self {
+        Self::from_via(Via::Local(entry))
+    }
+
+    pub(crate) fn unresolved(index: u32) -> Self {
+        Self::from_via(Via::Unresolved(index))
+    }
+
+    pub(crate) fn dangling(why: String) -> Self {
+        Self::from_via(Via::Dangling(why.into()))
+    }
+
+    fn from_via(via: Via) -> Self {
+        DynObject { via, dynamic_only: Arc::new(AtomicBool::new(false)) }
+    }
+
+    pub(crate) fn unresolved_index(&self) -> Option<u32> {
+        match self.via {
+            Via::Unresolved(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// Whether two handles reach the same object the same way.
+    pub fn same(&self, other: &DynObject) -> bool {
+        match (&self.via, &other.via) {
+            (Via::Remote { conn: a, target: ta, .. }, Via::Remote { conn: b, target: tb, .. }) => a.same(b) && ta == tb,
+            (Via::Local(a), Via::Local(b)) => Arc::ptr_eq(a, b),
+            (Via::Unresolved(a), Via::Unresolved(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// The connection calls travel on (`None` for a local object).
+    pub fn connection(&self) -> Option<&Connection> {
+        match &self.via {
+            Via::Remote { conn, .. } => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// The object this handle calls, on its connection (`None` for a local object).
+    pub fn target(&self) -> Option<&Target> {
+        match &self.via {
+            Via::Remote { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
+    /// The local object behind this handle, if it is local.
+    pub(crate) fn local_entry(&self) -> Option<&Arc<Entry>> {
+        match &self.via {
+            Via::Local(e) => Some(e),
+            _ => None,
+        }
     }
 
     fn site(&self, method: &str) -> CallSite {
-        CallSite {
-            endpoint: self.conn.endpoint().to_owned(),
-            object: self.target.to_string(),
-            method: method.to_owned(),
+        let (endpoint, object) = match &self.via {
+            Via::Remote { conn, target, .. } => (conn.endpoint().to_owned(), target.to_string()),
+            Via::Local(entry) => ("local".to_owned(), entry.label().to_owned()),
+            other => ("nowhere".to_owned(), DynObject::from_via(other.clone()).to_string()),
+        };
+        CallSite { endpoint, object, method: method.to_owned() }
+    }
+
+    /// Sends a call with raw arguments and returns the raw outcome and its references.
+    async fn invoke<E>(
+        &self,
+        method: &str,
+        args: Args,
+        refs: Vec<DynObject>,
+        call_flags: u32,
+    ) -> Result<(Outcome, Vec<DynObject>), Error<E>> {
+        match &self.via {
+            Via::Remote { conn, target, .. } => conn.call(target.clone(), method, args, refs, call_flags).await,
+            Via::Local(entry) => {
+                let inv = Invocation::new(method.to_owned(), args, call_flags & flags::DYNAMIC_RESULT != 0, refs);
+                let reply = if method == METHODS && !entry.forwards() {
+                    inv.responder().encode(entry.interface())
+                } else {
+                    entry.call(inv).await
+                };
+                Ok(match reply {
+                    Ok(Answer { payload, refs }) => (Outcome::Ok(payload), refs),
+                    Err(fault) => (Outcome::Err(fault), Vec::new()),
+                })
+            }
+            Via::Unresolved(_) | Via::Dangling(_) => {
+                let fault = Fault::new(FaultKind::NoSuchObject, format!("cannot call `{method}` on {self}"));
+                Err(Error::from_fault(fault, self.site(method), |_| None))
+            }
         }
     }
 
@@ -84,8 +215,8 @@ impl DynObject {
     }
 
     async fn call_args(&self, method: &str, args: Args) -> Result<Value, Error> {
-        let outcome = self.conn.call(self.target.clone(), method, args, flags::DYNAMIC_RESULT).await?;
-        self.finish(method, outcome, |p| match p {
+        let (outcome, refs) = self.invoke(method, args, Vec::new(), flags::DYNAMIC_RESULT).await?;
+        self.finish(method, outcome, &refs, |p| match p {
             Payload::Dynamic(v) => Ok(v),
             Payload::Typed(_) => Err("the peer answered a dynamic call with typed data".into()),
         })
@@ -114,14 +245,14 @@ impl DynObject {
     {
         let mut dynamic = self.dynamic_only.load(Ordering::Relaxed);
         loop {
-            let wire = encode_args(&args, dynamic).map_err(|reason| Error::Codec { reason })?;
-            let outcome = self.conn.call(self.target.clone(), method, wire, 0).await?;
+            let (wire, refs) = encode_args(&args, dynamic).map_err(|reason| Error::Codec { reason })?;
+            let (outcome, refs) = self.invoke(method, wire, refs, 0).await?;
             match outcome {
                 Outcome::Err(fault) if fault.kind == FaultKind::DynamicArgsRequired && !dynamic => {
                     self.dynamic_only.store(true, Ordering::Relaxed);
                     dynamic = true;
                 }
-                outcome => return self.finish(method, outcome, decode_payload),
+                outcome => return self.finish(method, outcome, &refs, decode_payload),
             }
         }
     }
@@ -134,34 +265,60 @@ impl DynObject {
     /// connection has ended.
     pub async fn call_oneway<A: Serialize + Send>(&self, method: &str, args: A) -> Result<(), Error> {
         let dynamic = self.dynamic_only.load(Ordering::Relaxed);
-        let wire = encode_args(&args, dynamic).map_err(|reason| Error::Codec { reason })?;
-        self.conn.call(self.target.clone(), method, wire, flags::ONEWAY).await.map(|_| ())
+        let (wire, refs) = encode_args(&args, dynamic).map_err(|reason| Error::Codec { reason })?;
+        self.invoke(method, wire, refs, flags::ONEWAY).await.map(|_| ())
     }
 
     fn finish<R, E: DeserializeOwned>(
         &self,
         method: &str,
         outcome: Outcome,
+        refs: &[DynObject],
         decode: impl FnOnce(Payload) -> Result<R, String>,
     ) -> Result<R, Error<E>> {
-        match outcome {
+        refs::decoding(refs, || match outcome {
             Outcome::Ok(payload) => decode(payload).map_err(|reason| Error::Codec {
                 reason: format!("the result of `{method}` could not be decoded: {reason}"),
             }),
             Outcome::Err(fault) => Err(Error::from_fault(*fault, self.site(method), decode_detail::<E>)),
+        })
+    }
+
+    /// Forwards a call received for this handle (when a reference received from one peer is
+    /// handed on to another, the second peer's calls travel through here).
+    async fn forward(&self, inv: Invocation) -> Reply {
+        let (method, args, dynamic, refs) = inv.into_parts();
+        let call_flags = if dynamic { flags::DYNAMIC_RESULT } else { 0 };
+        match self.invoke::<Value>(&method, args, refs, call_flags).await {
+            Ok((Outcome::Ok(payload), refs)) => Ok(Answer { payload, refs }),
+            Ok((Outcome::Err(fault), _)) => Err(fault),
+            Err(e) => Err(Box::new(Fault::new(FaultKind::NoSuchObject, format!("forwarded call failed: {e}")))),
         }
     }
 }
 
-fn encode_args<A: Serialize>(args: &A, dynamic: bool) -> Result<Args, String> {
+/// A `DynObject` handed on to another peer is served by forwarding.
+impl Dispatch for DynObject {
+    fn interface(&self) -> Interface {
+        Interface::from_static("forwarded reference", "Calls are forwarded to the original object.", &[])
+    }
+
+    fn dispatch(&self, call: Invocation) -> Dispatched<'_> {
+        Dispatched::Pending(Box::pin(self.forward(call)))
+    }
+}
+
+fn encode_args<A: Serialize>(args: &A, dynamic: bool) -> Result<(Args, Vec<DynObject>), String> {
     if dynamic {
-        match to_value(args).map_err(|e| e.to_string())? {
-            Value::Seq(values) => Ok(Args::Positional(values)),
-            Value::Unit => Ok(Args::Positional(Vec::new())),
-            other => Ok(Args::Positional(vec![other])),
-        }
+        let values = match to_value(args).map_err(|e| e.to_string())? {
+            Value::Seq(values) => values,
+            Value::Unit => Vec::new(),
+            other => vec![other],
+        };
+        Ok((Args::Positional(values), Vec::new()))
     } else {
-        postcard::to_allocvec(args).map(|v| Args::Typed(v.into())).map_err(|e| e.to_string())
+        let (bytes, refs) = refs::encoding(Vec::new(), || postcard::to_allocvec(args));
+        Ok((Args::Typed(bytes.map_err(|e| e.to_string())?.into()), refs))
     }
 }
 
@@ -174,6 +331,45 @@ fn decode_payload<R: DeserializeOwned>(payload: Payload) -> Result<R, String> {
 
 fn decode_detail<E: DeserializeOwned>(fault: &Fault) -> Option<Result<E, String>> {
     fault.detail.clone().map(decode_payload)
+}
+
+impl Serialize for DynObject {
+    /// Writes the reference's index in the reference table of the message being encoded.
+    ///
+    /// # Errors
+    ///
+    /// Outside a dopy call (for instance `serde_json::to_string(&proxy)`), references cannot
+    /// be serialized.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match refs::out_index(self) {
+            Some(index) => serializer.serialize_newtype_struct(refs::REF_NAME, &index),
+            None => Err(serde::ser::Error::custom("object references can only be sent in dopy calls")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DynObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Index(u32);
+        impl<'de> Deserialize<'de> for Index {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Index;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("an object reference")
+                    }
+                    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Index, D::Error> {
+                        u32::deserialize(d).map(Index)
+                    }
+                }
+                d.deserialize_newtype_struct(refs::REF_NAME, V)
+            }
+        }
+        let Index(i) = Index::deserialize(deserializer)?;
+        refs::in_get(i)
+            .ok_or_else(|| serde::de::Error::custom(format!("object reference #{i} is not in the message's table")))
+    }
 }
 
 /// A typed proxy generated by `#[dopy::remote]` (`CalculatorProxy` for `Calculator`).
@@ -202,7 +398,68 @@ impl Proxy for DynObject {
 }
 
 /// Links an object type to its generated proxy type. Implemented by `#[dopy::remote]`.
-pub trait Remote: crate::dispatch::Dispatch {
+pub trait RemoteObject: Dispatch {
     /// The typed proxy of this type.
     type Proxy: Proxy;
+}
+
+/// An object passed *by reference*: the object stays where it was created; whoever receives a
+/// `Remote<T>` (as an argument or a result) gets a live proxy to it.
+///
+/// On the side that creates it, `Remote::new(obj)` wraps a local object; calls through it go
+/// directly to the object. It dereferences to the typed proxy, so both sides use it the same way.
+/// The object lives as long as some handle to it (here or on any peer) exists.
+///
+/// See `dopy::Remote` for an example.
+pub struct Remote<T: RemoteObject> {
+    proxy: T::Proxy,
+}
+
+impl<T: RemoteObject> Remote<T> {
+    /// Wraps a local object so that it can be passed by reference.
+    pub fn new(object: T) -> Self {
+        Remote { proxy: <T::Proxy as Proxy>::from_object(DynObject::local(object)) }
+    }
+
+    /// The typed proxy.
+    pub fn proxy(&self) -> &T::Proxy {
+        &self.proxy
+    }
+
+    /// Unwraps the typed proxy.
+    pub fn into_proxy(self) -> T::Proxy {
+        self.proxy
+    }
+}
+
+impl<T: RemoteObject> Clone for Remote<T> {
+    fn clone(&self) -> Self {
+        Remote { proxy: self.proxy.clone() }
+    }
+}
+
+impl<T: RemoteObject> fmt::Debug for Remote<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Remote({})", self.proxy.object())
+    }
+}
+
+impl<T: RemoteObject> std::ops::Deref for Remote<T> {
+    type Target = T::Proxy;
+
+    fn deref(&self) -> &T::Proxy {
+        &self.proxy
+    }
+}
+
+impl<T: RemoteObject> Serialize for Remote<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.proxy.object().serialize(serializer)
+    }
+}
+
+impl<'de, T: RemoteObject> Deserialize<'de> for Remote<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        DynObject::deserialize(deserializer).map(|o| Remote { proxy: <T::Proxy as Proxy>::from_object(o) })
+    }
 }

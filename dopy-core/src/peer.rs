@@ -3,11 +3,17 @@
 //! Each connection runs two tasks: a reader that decodes frames and routes them (replies to
 //! the waiting caller, calls to the object table), and a writer that drains its queue and
 //! flushes once per batch, so pipelined calls share write syscalls.
+//!
+//! A connection also keeps the reference bookkeeping of its two ends (see [`refs`](crate::refs)):
+//! the objects this side exported to the peer, with how many references the peer holds, and the
+//! objects the peer exported to this side, released with `Release` when their last handle drops.
+
+mod refs;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -17,13 +23,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::dispatch::{Dispatched, Invocation, Reply};
+use crate::dispatch::{Answer, Invocation, Reply};
 use crate::interface::METHODS;
 use crate::message::{flags, Args, Call, Fault, FaultKind, Hop, Message, Outcome, Payload, Target};
-use crate::panic::{self, CatchUnwind};
+use crate::object::DynObject;
 use crate::table::{Entry, ObjectTable};
 use crate::value::Value;
 use crate::Error;
+
+pub use refs::Import;
+use refs::RefTables;
 
 /// What every connection of a node shares: the objects served, the node's name, limits.
 #[derive(Debug)]
@@ -39,7 +48,7 @@ pub struct Host {
 impl Host {
     /// Creates a host with an empty object table.
     pub fn new(name: impl Into<String>, max_frame: usize) -> Self {
-        panic::install_hook();
+        crate::panic::install_hook();
         Host { table: ObjectTable::new(), name: name.into(), max_frame }
     }
 }
@@ -52,8 +61,12 @@ enum Out {
     Last(Bytes),
 }
 
-/// A reply slot: the waiting caller gets the outcome, or why the connection ended.
-type Slot = oneshot::Sender<Result<Outcome, String>>;
+/// A reply slot: the waiting caller gets the outcome and its references, or why the
+/// connection ended.
+type Slot = oneshot::Sender<Delivery>;
+
+/// What a reply slot receives.
+type Delivery = Result<(Outcome, Vec<DynObject>), String>;
 
 struct Shared {
     host: Arc<Host>,
@@ -67,9 +80,18 @@ struct Shared {
     /// Calls waiting for a reply; `None` once the connection has ended, so that a call made
     /// after the end fails at once instead of waiting forever.
     pending: Mutex<Option<HashMap<u64, Slot>>>,
+    /// Objects exported to the peer and imported from it.
+    refs: Mutex<RefTables>,
+    /// The handle that keeps an outgoing connection open, so that handles made later (for
+    /// references received on it) keep it open too.
+    owner: Mutex<Weak<CloseOnDrop>>,
     /// Cancelled when the connection ends, for whatever reason.
     closed: CancellationToken,
     close_reason: Mutex<Option<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Closes an outgoing connection when the last user handle is dropped.
@@ -78,6 +100,12 @@ struct CloseOnDrop(Arc<Shared>);
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         self.0.close_with(Message::Goodbye, "closed locally");
+    }
+}
+
+impl fmt::Debug for CloseOnDrop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CloseOnDrop")
     }
 }
 
@@ -100,13 +128,7 @@ impl fmt::Debug for Connection {
 /// A weak handle: does not keep the connection open.
 #[derive(Clone, Debug)]
 pub struct WeakConnection {
-    owner: std::sync::Weak<CloseOnDrop>,
-}
-
-impl fmt::Debug for CloseOnDrop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CloseOnDrop")
-    }
+    owner: Weak<CloseOnDrop>,
 }
 
 impl WeakConnection {
@@ -119,11 +141,6 @@ impl WeakConnection {
 }
 
 impl Connection {
-    /// A weak handle to this connection (for caches); `None` for connections the peer opened.
-    pub fn downgrade(&self) -> Option<WeakConnection> {
-        self._owner.as_ref().map(|o| WeakConnection { owner: Arc::downgrade(o) })
-    }
-
     /// Starts serving a link: spawns its reader and writer tasks on the current tokio runtime.
     ///
     /// `owned` says whether dropping the last handle closes the connection (true for
@@ -139,6 +156,8 @@ impl Connection {
             out: tx,
             next_id: AtomicU64::new(1),
             pending: Mutex::new(Some(HashMap::new())),
+            refs: Mutex::new(RefTables::default()),
+            owner: Mutex::new(Weak::new()),
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
         });
@@ -147,7 +166,20 @@ impl Connection {
         tokio::spawn(write_loop(rx, writer, shared.closed.clone()).instrument(span.clone()));
         tokio::spawn(read_loop(shared.clone(), reader).instrument(span));
         let owner = owned.then(|| Arc::new(CloseOnDrop(shared.clone())));
+        if let Some(o) = &owner {
+            *lock(&shared.owner) = Arc::downgrade(o);
+        }
         Connection { shared, _owner: owner }
+    }
+
+    /// A weak handle to this connection (for caches); `None` for connections the peer opened.
+    pub fn downgrade(&self) -> Option<WeakConnection> {
+        self._owner.as_ref().map(|o| WeakConnection { owner: Arc::downgrade(o) })
+    }
+
+    /// Whether two handles are to the same connection.
+    pub fn same(&self, other: &Connection) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// How the other end was named when connecting (or its address, for accepted ones).
@@ -172,13 +204,23 @@ impl Connection {
 
     /// Why the connection ended, once it has.
     pub fn close_reason(&self) -> Option<String> {
-        self.shared.close_reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.shared.close_reason).clone()
     }
 
     /// Closes the connection in an orderly way (`Goodbye`); calls in flight fail with
     /// [`Error::Disconnected`].
     pub fn close(&self) {
         self.shared.close_with(Message::Goodbye, "closed locally");
+    }
+
+    /// How many objects this side currently exports to the peer (by reference).
+    pub fn exported_count(&self) -> usize {
+        lock(&self.shared.refs).exported()
+    }
+
+    /// How many objects of the peer this side currently holds references to.
+    pub fn imported_count(&self) -> usize {
+        lock(&self.shared.refs).imported()
     }
 
     /// Sends a `Ping` and waits for the `Pong`: the round-trip time of the connection.
@@ -190,7 +232,7 @@ impl Connection {
         let shared = &self.shared;
         let started = Instant::now();
         let nonce = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = shared.encode(&Message::Ping { nonce })?;
+        let (frame, _) = shared.encode(Message::Ping { nonce }, Vec::new())?;
         let rx = shared.register(nonce)?;
         let guard = PendingGuard { shared, id: nonce };
         shared.send(Out::Frame(frame))?;
@@ -203,7 +245,9 @@ impl Connection {
         }
     }
 
-    /// Sends a call and waits for its outcome.
+    /// Sends a call and waits for its outcome and the references the outcome carries.
+    ///
+    /// `refs` is the reference table of typed `args`.
     ///
     /// # Errors
     ///
@@ -214,22 +258,30 @@ impl Connection {
         target: Target,
         method: &str,
         args: Args,
+        refs: Vec<DynObject>,
         call_flags: u32,
-    ) -> Result<Outcome, Error<E>> {
+    ) -> Result<(Outcome, Vec<DynObject>), Error<E>> {
         let shared = &self.shared;
         let started = Instant::now();
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let msg =
-            Message::Call(Call { id, target, method: method.to_owned(), args, flags: call_flags, deadline: None });
-        let frame = shared.encode(&msg)?;
+        let msg = Message::Call(Call {
+            id,
+            target,
+            method: method.to_owned(),
+            refs: Vec::new(),
+            args,
+            flags: call_flags,
+            deadline: None,
+        });
+        let (frame, exported) = shared.encode(msg, refs)?;
         if call_flags & flags::ONEWAY != 0 {
-            shared.send::<E>(Out::Frame(frame))?;
-            return Ok(Outcome::Ok(Payload::Dynamic(Value::Unit)));
+            shared.send_or_unexport::<E>(frame, exported)?;
+            return Ok((Outcome::Ok(Payload::Dynamic(Value::Unit)), Vec::new()));
         }
         let rx = shared.register(id)?;
         // If this future is dropped before the reply arrives, forget the slot.
         let guard = PendingGuard { shared, id };
-        shared.send(Out::Frame(frame))?;
+        shared.send_or_unexport(frame, exported)?;
         let outcome = rx.await;
         std::mem::forget(guard);
         tracing::debug!(
@@ -238,7 +290,7 @@ impl Connection {
             method,
             id,
             elapsed_us = started.elapsed().as_micros() as u64,
-            ok = matches!(outcome, Ok(Ok(Outcome::Ok(_)))),
+            ok = matches!(outcome, Ok(Ok((Outcome::Ok(_), _)))),
             "call returned"
         );
         match outcome {
@@ -256,17 +308,22 @@ struct PendingGuard<'a> {
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        if let Some(map) = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        if let Some(map) = lock(&self.shared.pending).as_mut() {
             map.remove(&self.id);
         }
     }
 }
 
 impl Shared {
+    /// A handle to this connection, keeping it open if this side opened it.
+    fn connection(self: &Arc<Self>) -> Connection {
+        Connection { shared: self.clone(), _owner: lock(&self.owner).upgrade() }
+    }
+
     /// Creates the reply slot of call (or ping) `id`.
-    fn register<E>(&self, id: u64) -> Result<oneshot::Receiver<Result<Outcome, String>>, Error<E>> {
+    fn register<E>(&self, id: u64) -> Result<oneshot::Receiver<Delivery>, Error<E>> {
         let (tx, rx) = oneshot::channel();
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = lock(&self.pending);
         let Some(map) = pending.as_mut() else {
             return Err(self.disconnected());
         };
@@ -274,8 +331,47 @@ impl Shared {
         Ok(rx)
     }
 
-    fn encode<E>(&self, msg: &Message) -> Result<Bytes, Error<E>> {
-        let frame = msg.encode().map_err(|e| Error::Codec { reason: e.to_string() })?;
+    /// Encodes a message: exports the references it carries (`refs` for a typed payload, plus
+    /// those inside its values) and fills in its reference table. Returns the frame and the
+    /// exports made, to undo if the frame is not sent.
+    fn encode<E>(
+        self: &Arc<Self>,
+        mut msg: Message,
+        mut refs: Vec<DynObject>,
+    ) -> Result<(Bytes, Vec<crate::message::ObjectId>), Error<E>> {
+        let codec = |reason: String| Error::Codec { reason };
+        match &msg {
+            Message::Call(Call { args: Args::Positional(values), .. }) => {
+                values.iter().for_each(|v| crate::refs::collect(v, &mut refs))
+            }
+            Message::Call(Call { args: Args::Named(values), .. }) => {
+                values.iter().for_each(|(_, v)| crate::refs::collect(v, &mut refs))
+            }
+            Message::Return { outcome: Outcome::Ok(Payload::Dynamic(v)), .. } => crate::refs::collect(v, &mut refs),
+            _ => {}
+        }
+        if refs.is_empty() {
+            let frame = msg.encode().map_err(|e| codec(e.to_string()))?;
+            return self.check_size(frame).map(|f| (f, Vec::new()));
+        }
+        let (wire, exported) = self.export_all(&refs).map_err(codec)?;
+        match &mut msg {
+            Message::Call(call) => call.refs = wire,
+            Message::Return { refs, .. } => *refs = wire,
+            _ => {}
+        }
+        let (frame, _) = crate::refs::encoding(refs, || msg.encode());
+        let frame = frame.map_err(|e| codec(e.to_string())).and_then(|f| self.check_size(f));
+        match frame {
+            Ok(frame) => Ok((frame, exported)),
+            Err(e) => {
+                self.unexport(&exported);
+                Err(e)
+            }
+        }
+    }
+
+    fn check_size<E>(&self, frame: Bytes) -> Result<Bytes, Error<E>> {
         if frame.len() > self.host.max_frame {
             return Err(Error::Codec {
                 reason: format!(
@@ -295,8 +391,16 @@ impl Shared {
         self.out.send(out).map_err(|_| self.disconnected())
     }
 
+    fn send_or_unexport<E>(&self, frame: Bytes, exported: Vec<crate::message::ObjectId>) -> Result<(), Error<E>> {
+        let sent = self.send(Out::Frame(frame));
+        if sent.is_err() {
+            self.unexport(&exported);
+        }
+        sent
+    }
+
     fn disconnected<E>(&self) -> Error<E> {
-        let reason = self.close_reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let reason = lock(&self.close_reason).clone();
         Error::Disconnected { reason: reason.unwrap_or_else(|| "the connection is closed".into()) }
     }
 
@@ -304,7 +408,7 @@ impl Shared {
     /// `last` (a `Goodbye` or an `Abort`).
     fn close_with(&self, last: Message, reason: &str) {
         {
-            let mut r = self.close_reason.lock().unwrap_or_else(|e| e.into_inner());
+            let mut r = lock(&self.close_reason);
             if r.is_some() {
                 return;
             }
@@ -316,89 +420,119 @@ impl Shared {
         self.finish(reason);
     }
 
-    /// Fails every pending call and wakes everything waiting on the connection.
+    /// Fails every pending call, releases every reference, and wakes everything waiting on
+    /// the connection.
     fn finish(&self, reason: &str) {
         {
-            let mut r = self.close_reason.lock().unwrap_or_else(|e| e.into_inner());
+            let mut r = lock(&self.close_reason);
             if r.is_none() {
                 *r = Some(reason.to_owned());
             }
         }
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.closed.cancel();
+        let pending = lock(&self.pending).take();
         for (_, slot) in pending.into_iter().flatten() {
             let _ = slot.send(Err(reason.to_owned()));
         }
-        self.closed.cancel();
+        // Dropping the exports may run user code (an object's Drop): not under the lock.
+        let dropped = lock(&self.refs).clear();
+        drop(dropped);
     }
 
-    fn reply(&self, id: u64, outcome: Outcome) {
-        let msg = Message::Return { id, outcome };
-        let frame = match self.encode::<Value>(&msg) {
+    fn reply(self: &Arc<Self>, id: u64, reply: Reply) {
+        let (outcome, refs) = match reply {
+            Ok(Answer { payload, refs }) => (Outcome::Ok(payload), refs),
+            Err(fault) => (Outcome::Err(fault), Vec::new()),
+        };
+        let result = self.encode::<Value>(Message::Return { id, refs: Vec::new(), outcome }, refs);
+        let (frame, exported) = match result {
             Ok(f) => f,
             // The result itself cannot be sent (too large): tell the caller why instead.
             Err(e) => {
                 let fault = Fault::new(FaultKind::Protocol, format!("the reply could not be sent: {e}"));
-                match self.encode::<()>(&Message::Return { id, outcome: Outcome::Err(Box::new(fault)) }) {
+                let msg = Message::Return { id, refs: Vec::new(), outcome: Outcome::Err(Box::new(fault)) };
+                match self.encode::<Value>(msg, Vec::new()) {
                     Ok(f) => f,
                     Err(_) => return,
                 }
             }
         };
-        let _ = self.send::<()>(Out::Frame(frame));
+        let _ = self.send_or_unexport::<Value>(frame, exported);
     }
 
     fn handle(self: &Arc<Self>, msg: Message) -> Result<(), String> {
         match msg {
             Message::Call(call) => self.handle_call(call),
-            Message::Pong { nonce } => {
-                let slot =
-                    self.pending.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.remove(&nonce));
-                if let Some(slot) = slot {
-                    let _ = slot.send(Ok(Outcome::Ok(Payload::Dynamic(Value::Unit))));
+            Message::Return { id, refs, mut outcome } => {
+                let table = self.import_all(refs);
+                if !table.is_empty() {
+                    resolve_outcome(&mut outcome, &table);
                 }
-            }
-            Message::Return { id, outcome } => {
-                let slot = self.pending.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.remove(&id));
+                let slot = lock(&self.pending).as_mut().and_then(|m| m.remove(&id));
                 match slot {
                     Some(slot) => {
-                        let _ = slot.send(Ok(outcome));
+                        let _ = slot.send(Ok((outcome, table)));
                     }
                     None => tracing::debug!(id, "reply to a call nobody waits for (cancelled or late)"),
                 }
             }
             Message::Ping { nonce } => {
-                if let Ok(frame) = self.encode::<()>(&Message::Pong { nonce }) {
-                    let _ = self.send::<()>(Out::Frame(frame));
+                if let Ok((frame, _)) = self.encode::<Value>(Message::Pong { nonce }, Vec::new()) {
+                    let _ = self.send::<Value>(Out::Frame(frame));
                 }
             }
-            Message::Cancel { .. } | Message::Release { .. } => {}
+            Message::Pong { nonce } => {
+                let slot = lock(&self.pending).as_mut().and_then(|m| m.remove(&nonce));
+                if let Some(slot) = slot {
+                    let _ = slot.send(Ok((Outcome::Ok(Payload::Dynamic(Value::Unit)), Vec::new())));
+                }
+            }
+            Message::Release { object, count } => {
+                let dropped = lock(&self.refs).release(object, count);
+                drop(dropped);
+            }
+            Message::Cancel { .. } => {}
             Message::Goodbye => return Err("the peer said goodbye".into()),
             Message::Abort { reason } => return Err(format!("the peer aborted the connection: {reason}")),
         }
         Ok(())
     }
 
+    fn resolve_target(&self, target: &Target) -> Option<Arc<Entry>> {
+        match target {
+            Target::Name(_) => self.host.table.resolve(target),
+            Target::Id(id) => lock(&self.refs).exported_entry(id),
+        }
+    }
+
     fn handle_call(self: &Arc<Self>, call: Call) {
-        let Call { id, target, method, args, flags: call_flags, .. } = call;
+        let Call { id, target, method, refs, mut args, flags: call_flags, .. } = call;
         let oneway = call_flags & flags::ONEWAY != 0;
         let dynamic = call_flags & flags::DYNAMIC_RESULT != 0;
-        let Some(entry) = self.host.table.resolve(&target) else {
+        let table = self.import_all(refs);
+        if !table.is_empty() {
+            resolve_args(&mut args, &table);
+        }
+        let Some(entry) = self.resolve_target(&target) else {
             tracing::debug!(%target, %method, "call for an unknown object");
             if !oneway {
-                let fault =
-                    Fault::new(FaultKind::NoSuchObject, format!("no object `{target}` on node `{}`", self.host.name));
-                self.reply(id, Outcome::Err(Box::new(self.with_hop(fault, &target.to_string(), &method))));
+                let why = match target {
+                    Target::Id(_) => "(released, or never exported on this connection)",
+                    _ => "",
+                };
+                let fault = Fault::new(
+                    FaultKind::NoSuchObject,
+                    format!("no object `{target}` on node `{}` {why}", self.host.name).trim_end().to_owned(),
+                );
+                self.reply(id, Err(Box::new(self.with_hop(fault, &target.to_string(), &method))));
             }
             return;
         };
-        let inv = Invocation::new(method, args, dynamic);
-        if inv.method() == METHODS {
+        let inv = Invocation::new(method, args, dynamic, table);
+        if inv.method() == METHODS && !entry.forwards() {
             if !oneway {
-                let outcome = match inv.responder().encode(entry.interface()) {
-                    Ok(p) => Outcome::Ok(p),
-                    Err(f) => Outcome::Err(f),
-                };
-                self.reply(id, outcome);
+                let reply = inv.responder().encode(entry.interface());
+                self.reply(id, reply);
             }
             return;
         }
@@ -408,15 +542,12 @@ impl Shared {
             async move {
                 let started = Instant::now();
                 let method = inv.method().to_owned();
-                let reply = run(&entry, inv).await;
+                let reply = entry.call(inv).await;
                 let ok = reply.is_ok();
                 tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, ok, "call served");
                 if !oneway {
-                    let outcome = match reply {
-                        Ok(p) => Outcome::Ok(p),
-                        Err(f) => Outcome::Err(Box::new(shared.with_hop(*f, entry.label(), &method))),
-                    };
-                    shared.reply(id, outcome);
+                    let reply = reply.map_err(|f| Box::new(shared.with_hop(*f, entry.label(), &method)));
+                    shared.reply(id, reply);
                 }
             }
             .instrument(span),
@@ -429,34 +560,24 @@ impl Shared {
     }
 }
 
-/// Runs one call on an object: shared access first, exclusive if the method needs it; panics
-/// become faults.
-async fn run(entry: &Entry, inv: Invocation) -> Reply {
-    let object = entry.object();
-    let guard = object.clone().read_owned().await;
-    let inv = match panic::catch(|| guard.dispatch(inv)) {
-        Err(fault) => return Err(fault),
-        Ok(Dispatched::Ready(reply)) => return reply,
-        Ok(Dispatched::Pending(fut)) => return CatchUnwind::new(fut).await.unwrap_or_else(Err),
-        Ok(Dispatched::NotFound(inv)) => return Err(no_such_method(entry, &inv)),
-        Ok(Dispatched::RequiresMut(inv)) => inv,
-    };
-    drop(guard);
-    let mut guard = object.clone().write_owned().await;
-    let reply = match panic::catch(|| guard.dispatch_mut(inv)) {
-        Err(fault) => Err(fault),
-        Ok(Dispatched::Ready(reply)) => reply,
-        Ok(Dispatched::Pending(fut)) => CatchUnwind::new(fut).await.unwrap_or_else(Err),
-        Ok(Dispatched::NotFound(inv) | Dispatched::RequiresMut(inv)) => Err(no_such_method(entry, &inv)),
-    };
-    reply
+fn resolve_args(args: &mut Args, table: &[DynObject]) {
+    match args {
+        Args::Positional(values) => values.iter_mut().for_each(|v| crate::refs::resolve(v, table)),
+        Args::Named(values) => values.iter_mut().for_each(|(_, v)| crate::refs::resolve(v, table)),
+        _ => {}
+    }
 }
 
-fn no_such_method(entry: &Entry, inv: &Invocation) -> Box<Fault> {
-    Box::new(Fault::new(
-        FaultKind::NoSuchMethod,
-        format!("`{}` ({}) has no remote method `{}`", entry.label(), entry.interface().name, inv.method()),
-    ))
+fn resolve_outcome(outcome: &mut Outcome, table: &[DynObject]) {
+    match outcome {
+        Outcome::Ok(Payload::Dynamic(v)) => crate::refs::resolve(v, table),
+        Outcome::Err(fault) => {
+            if let Some(Payload::Dynamic(v)) = &mut fault.detail {
+                crate::refs::resolve(v, table)
+            }
+        }
+        _ => {}
+    }
 }
 
 async fn read_loop(shared: Arc<Shared>, mut reader: FrameReader) {
@@ -475,10 +596,8 @@ async fn read_loop(shared: Arc<Shared>, mut reader: FrameReader) {
                     break reason;
                 }
                 err => {
-                    break format!(
-                        "{err}: {}",
-                        std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default()
-                    )
+                    let source = std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default();
+                    break format!("{err}: {source}");
                 }
             },
             Some(Ok(frame)) => match Message::decode(&frame) {

@@ -4,9 +4,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-use crate::dispatch::Dispatch;
+use crate::dispatch::{Dispatch, Dispatched, Invocation, Reply};
 use crate::interface::Interface;
 use crate::message::Target;
+use crate::message::{Fault, FaultKind};
+use crate::panic::{self, CatchUnwind};
 
 /// A served object: its lock, its interface (read once, at publication) and its label.
 pub struct Entry {
@@ -16,6 +18,8 @@ pub struct Entry {
     interface: Interface,
     /// `&self` calls share the read lock; `&mut self` calls take the write lock.
     object: Arc<tokio::sync::RwLock<dyn Dispatch>>,
+    /// A forwarder (a reference handed on): introspection is forwarded too.
+    forwards: bool,
 }
 
 impl fmt::Debug for Entry {
@@ -28,7 +32,47 @@ impl Entry {
     /// Wraps an object for serving.
     pub fn new<T: Dispatch>(label: impl Into<String>, object: T) -> Self {
         let interface = object.interface();
-        Entry { label: label.into(), interface, object: Arc::new(tokio::sync::RwLock::new(object)) }
+        Entry { label: label.into(), interface, object: Arc::new(tokio::sync::RwLock::new(object)), forwards: false }
+    }
+
+    /// Wraps a handle to an object elsewhere, so that calls to it are forwarded.
+    pub fn forwarder(label: impl Into<String>, object: crate::object::DynObject) -> Self {
+        Entry { forwards: true, ..Entry::new(label, object) }
+    }
+
+    /// Whether this entry forwards calls to an object elsewhere.
+    pub fn forwards(&self) -> bool {
+        self.forwards
+    }
+
+    /// Runs one call on the object: shared access first, exclusive if the method needs it;
+    /// panics become faults.
+    pub async fn call(&self, inv: Invocation) -> Reply {
+        let object = self.object();
+        let guard = object.clone().read_owned().await;
+        let inv = match panic::catch(|| guard.dispatch(inv)) {
+            Err(fault) => return Err(fault),
+            Ok(Dispatched::Ready(reply)) => return reply,
+            Ok(Dispatched::Pending(fut)) => return CatchUnwind::new(fut).await.unwrap_or_else(Err),
+            Ok(Dispatched::NotFound(inv)) => return Err(self.no_such_method(&inv)),
+            Ok(Dispatched::RequiresMut(inv)) => inv,
+        };
+        drop(guard);
+        let mut guard = object.clone().write_owned().await;
+        let reply = match panic::catch(|| guard.dispatch_mut(inv)) {
+            Err(fault) => Err(fault),
+            Ok(Dispatched::Ready(reply)) => reply,
+            Ok(Dispatched::Pending(fut)) => CatchUnwind::new(fut).await.unwrap_or_else(Err),
+            Ok(Dispatched::NotFound(inv) | Dispatched::RequiresMut(inv)) => Err(self.no_such_method(&inv)),
+        };
+        reply
+    }
+
+    fn no_such_method(&self, inv: &Invocation) -> Box<Fault> {
+        Box::new(Fault::new(
+            FaultKind::NoSuchMethod,
+            format!("`{}` ({}) has no remote method `{}`", self.label, self.interface.name, inv.method()),
+        ))
     }
 
     /// How the object is named in traces.

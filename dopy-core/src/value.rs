@@ -74,6 +74,9 @@ pub enum Value {
     /// An enum variant: its name and its payload (`Unit` for a unit variant, the inner value
     /// for a newtype variant, a `Seq` for a tuple variant, a `Map` for a struct variant).
     Variant(String, Box<Value>),
+    /// A reference to an object: a live handle a dynamic caller can call like any
+    /// [`DynObject`](crate::DynObject), and pass on in further calls.
+    Ref(crate::object::DynObject),
 }
 
 impl Value {
@@ -96,6 +99,7 @@ impl Value {
             Value::Seq(_) => "seq",
             Value::Map(_) => "map",
             Value::Variant(..) => "variant",
+            Value::Ref(_) => "ref",
         }
     }
 
@@ -384,6 +388,7 @@ impl fmt::Display for Value {
                 Value::Unit => f.write_str(name),
                 _ => write!(f, "{name}({payload})"),
             },
+            Value::Ref(obj) => write!(f, "<object {obj}>"),
         }
     }
 }

@@ -72,6 +72,7 @@ pub(crate) fn unexpected(value: &Value) -> Unexpected<'_> {
         Value::String(v) => Unexpected::Str(v),
         Value::Bytes(v) => Unexpected::Bytes(v),
         Value::Option(_) => Unexpected::Option,
+        Value::Ref(_) => Unexpected::Other("object reference"),
         Value::Seq(_) => Unexpected::Seq,
         Value::Map(_) => Unexpected::Map,
         Value::Variant(_, payload) => match **payload {
@@ -188,6 +189,7 @@ impl<'de> de::Deserializer<'de> for Value {
             Value::Variant(name, payload) => {
                 visitor.visit_enum(EnumDeserializer { variant: Value::String(name), payload: Some(*payload) })
             }
+            Value::Ref(obj) => crate::refs::hand_off(obj, visitor),
         }
     }
 
@@ -310,8 +312,12 @@ impl<'de> de::Deserializer<'de> for Value {
         self.deserialize_unit(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_newtype_struct(self)
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, Error> {
+        match self {
+            // A reference meets a type that holds one (a proxy, `DynObject`, `Remote<T>`).
+            Value::Ref(obj) if name == crate::refs::REF_NAME => crate::refs::hand_off(obj, visitor),
+            other => visitor.visit_newtype_struct(other),
+        }
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -718,7 +724,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_newtype_struct<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        Value::deserialize(deserializer)
+        let inner = Value::deserialize(deserializer)?;
+        // A reference handed over by `refs::hand_off` comes back as itself.
+        Ok(crate::refs::take_handed_off(&inner).map(Value::Ref).unwrap_or(inner))
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {

@@ -34,7 +34,8 @@ const MAX_PREALLOC: usize = 4096;
 /// assert_eq!(to_value(&Some(-3i8)).unwrap(), Value::Option(Some(Box::new(Value::Int(-3)))));
 /// ```
 pub fn to_value<T: ?Sized + Serialize>(value: &T) -> Result<Value, Error> {
-    value.serialize(Serializer)
+    // References inside `value` are collected in a table of their own, then put in place.
+    crate::refs::encoding(Vec::new(), || value.serialize(Serializer)).0
 }
 
 fn with_capacity<T>(len: Option<usize>) -> Vec<T> {
@@ -144,8 +145,18 @@ impl ser::Serializer for Serializer {
         Ok(Value::Variant(variant.to_owned(), Box::new(Value::Unit)))
     }
 
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _name: &'static str, value: &T) -> Result<Value, Error> {
-        value.serialize(self)
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, name: &'static str, value: &T) -> Result<Value, Error> {
+        let inner = value.serialize(self)?;
+        if name == crate::refs::REF_NAME {
+            // A reference wrote its index in the table `to_value` set up: put the object itself.
+            if let Value::UInt(i) = inner {
+                if let Some(obj) = u32::try_from(i).ok().and_then(crate::refs::out_get) {
+                    return Ok(Value::Ref(obj));
+                }
+            }
+            return Err(<Error as ser::Error>::custom("malformed object reference"));
+        }
+        Ok(inner)
     }
 
     fn serialize_newtype_variant<T: ?Sized + Serialize>(
@@ -389,6 +400,11 @@ impl Serialize for Value {
                     map.serialize_entry(name, &**payload)?;
                     map.end()
                 }
+            },
+            // Inside a dopy encode the reference travels; elsewhere (JSON) it prints as text.
+            Value::Ref(obj) => match crate::refs::out_index(obj) {
+                Some(i) => serializer.serialize_newtype_struct(crate::refs::REF_NAME, &i),
+                None => serializer.serialize_str(&format!("<object {obj}>")),
             },
         }
     }

@@ -56,7 +56,7 @@ const NAME: &str = "Value";
 /// Variant names of the wire enum, in tag order.
 const VARIANTS: &[&str] = &[
     "Unit", "Bool", "Int", "UInt", "Int128", "UInt128", "Float", "Char", "String", "Bytes", "Option", "Seq", "Map",
-    "Variant",
+    "Variant", "Ref",
 ];
 
 /// A wire tag; the discriminant is the stable tag number.
@@ -76,10 +76,11 @@ enum Tag {
     Seq = 11,
     Map = 12,
     Variant = 13,
+    Ref = 14,
 }
 
 /// Every tag, in tag order.
-const TAGS: [Tag; 14] = [
+const TAGS: [Tag; 15] = [
     Tag::Unit,
     Tag::Bool,
     Tag::Int,
@@ -94,6 +95,7 @@ const TAGS: [Tag; 14] = [
     Tag::Seq,
     Tag::Map,
     Tag::Variant,
+    Tag::Ref,
 ];
 
 impl Tag {
@@ -119,6 +121,7 @@ impl Tag {
             Tag::Seq => "Seq",
             Tag::Map => "Map",
             Tag::Variant => "Variant",
+            Tag::Ref => "Ref",
         }
     }
 
@@ -224,6 +227,10 @@ impl Serialize for At<'_> {
             Value::Seq(items) => newtype(s, Tag::Seq, &SeqAt { items, depth }),
             Value::Map(entries) => newtype(s, Tag::Map, &MapAt { entries, depth }),
             Value::Variant(name, payload) => newtype(s, Tag::Variant, &(name.as_str(), At { value: payload, depth })),
+            Value::Ref(obj) => match crate::refs::out_index(obj) {
+                Some(index) => newtype(s, Tag::Ref, &index),
+                None => Err(<S::Error as ser::Error>::custom("object references can only be sent in dopy messages")),
+            },
         }
     }
 }
@@ -358,6 +365,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
             Tag::Variant => payload
                 .newtype_variant_seed(NamedSeed { depth })
                 .map(|(name, payload)| Value::Variant(name, Box::new(payload))),
+            // Resolved against the message's reference table once the whole message is read.
+            Tag::Ref => payload.newtype_variant::<u32>().map(|i| Value::Ref(crate::object::DynObject::unresolved(i))),
         }
     }
 }
@@ -623,7 +632,8 @@ mod tests {
     }
 
     fn encode(v: &Value) -> Vec<u8> {
-        postcard::to_allocvec(&Wire(v)).unwrap()
+        // References (decoded as placeholders) need a table to be written.
+        crate::refs::encoding(Vec::new(), || postcard::to_allocvec(&Wire(v))).0.unwrap()
     }
 
     /// Decodes a whole wire value, failing on trailing bytes.
@@ -735,7 +745,7 @@ mod tests {
             assert_eq!(Tag::from_index(i as u64), Some(*tag));
             assert_eq!(Tag::from_name(tag.name()), Some(*tag));
         }
-        assert_eq!(Tag::from_index(14), None);
+        assert_eq!(Tag::from_index(15), None);
         assert_eq!(Tag::from_index(u64::MAX), None);
     }
 
@@ -810,16 +820,16 @@ mod tests {
 
     #[test]
     fn invalid_tags() {
-        assert!(decode(&[14]).is_err());
+        assert!(decode(&[15]).is_err());
         assert!(decode(&[0xFF, 0xFF, 0xFF, 0xFF, 0x0F]).is_err());
         assert_eq!(
-            deserialize(Value::Map(vec![(Value::UInt(14), Value::Unit)])).unwrap_err().to_string(),
-            "invalid value: integer `14`, expected a value tag (0 to 13)"
+            deserialize(Value::Map(vec![(Value::UInt(15), Value::Unit)])).unwrap_err().to_string(),
+            "invalid value: integer `15`, expected a value tag (0 to 14)"
         );
         assert_eq!(
             deserialize(var("Nope", Value::Unit)).unwrap_err().to_string(),
             "unknown variant `Nope`, expected one of `Unit`, `Bool`, `Int`, `UInt`, `Int128`, \
-             `UInt128`, `Float`, `Char`, `String`, `Bytes`, `Option`, `Seq`, `Map`, `Variant`"
+             `UInt128`, `Float`, `Char`, `String`, `Bytes`, `Option`, `Seq`, `Map`, `Variant`, `Ref`"
         );
         // A plain `Value` is not its wire form.
         assert!(from_value::<Value>(s("x")).is_ok());

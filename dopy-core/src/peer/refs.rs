@@ -1,0 +1,202 @@
+//! Reference bookkeeping of one connection: exports (with the peer's reference counts) and
+//! imports (released when their last handle drops).
+//!
+//! Counting: each time this side sends a reference to one of its objects (`RefWire::Mine`), the
+//! export's count goes up by one; the peer counts the references it received and, when its last
+//! handle drops, sends `Release { count }`. The export goes when its count reaches zero, or when
+//! the connection closes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+
+use super::{lock, Shared};
+use crate::message::{Message, ObjectId, RefWire, Target};
+use crate::object::DynObject;
+use crate::table::Entry;
+
+/// What makes two exports the same object (so that sending it twice reuses its id).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    /// A local object, by the address of its entry.
+    Local(usize),
+    /// A reference to an object on another connection, by that connection and target.
+    Remote(usize, Target),
+}
+
+struct Export {
+    entry: Arc<Entry>,
+    count: u64,
+    key: Key,
+}
+
+/// Exports and imports of one connection.
+#[derive(Default)]
+pub(crate) struct RefTables {
+    exports: HashMap<ObjectId, Export>,
+    by_key: HashMap<Key, ObjectId>,
+    imports: HashMap<ObjectId, Weak<Import>>,
+}
+
+impl RefTables {
+    pub(crate) fn exported(&self) -> usize {
+        self.exports.len()
+    }
+
+    pub(crate) fn imported(&self) -> usize {
+        self.imports.values().filter(|w| w.strong_count() > 0).count()
+    }
+
+    pub(crate) fn exported_entry(&self, id: &ObjectId) -> Option<Arc<Entry>> {
+        self.exports.get(id).map(|e| e.entry.clone())
+    }
+
+    fn export(&mut self, key: Key, make: impl FnOnce() -> Arc<Entry>) -> ObjectId {
+        if let Some(id) = self.by_key.get(&key) {
+            if let Some(e) = self.exports.get_mut(id) {
+                e.count += 1;
+                return *id;
+            }
+        }
+        let id = ObjectId::random();
+        self.by_key.insert(key.clone(), id);
+        self.exports.insert(id, Export { entry: make(), count: 1, key });
+        id
+    }
+
+    /// Takes back `count` references; returns the entry if the export is gone (to be dropped
+    /// outside the lock).
+    pub(crate) fn release(&mut self, id: ObjectId, count: u32) -> Option<Arc<Entry>> {
+        let export = self.exports.get_mut(&id)?;
+        export.count = export.count.saturating_sub(u64::from(count));
+        if export.count > 0 {
+            return None;
+        }
+        let export = self.exports.remove(&id)?;
+        self.by_key.remove(&export.key);
+        Some(export.entry)
+    }
+
+    /// Forgets everything (the connection ended); returns the entries to drop outside the lock.
+    pub(crate) fn clear(&mut self) -> Vec<Arc<Entry>> {
+        self.by_key.clear();
+        self.imports.clear();
+        self.exports.drain().map(|(_, e)| e.entry).collect()
+    }
+}
+
+/// This side's hold on an object the peer exported: when the last handle drops, the peer is
+/// told how many references it may release.
+#[derive(Debug)]
+pub struct Import {
+    id: ObjectId,
+    /// References received so far.
+    count: AtomicU32,
+    shared: Weak<Shared>,
+}
+
+impl Import {
+    /// The object's id on the peer.
+    pub fn id(&self) -> ObjectId {
+        self.id
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Import {
+    fn drop(&mut self) {
+        let Some(shared) = self.shared.upgrade() else { return };
+        {
+            let mut refs = lock(&shared.refs);
+            // A newer import of the same id may have replaced this one: leave it.
+            if refs.imports.get(&self.id).is_some_and(|w| w.strong_count() == 0) {
+                refs.imports.remove(&self.id);
+            }
+        }
+        let count = *self.count.get_mut();
+        if let Ok((frame, _)) = shared.encode::<crate::Value>(Message::Release { object: self.id, count }, Vec::new()) {
+            let _ = shared.send::<crate::Value>(super::Out::Frame(frame));
+        }
+    }
+}
+
+impl Shared {
+    /// Turns the references a message carries into wire entries, exporting what needs it.
+    /// Returns the entries and the ids whose counts went up.
+    pub(super) fn export_all(self: &Arc<Self>, objects: &[DynObject]) -> Result<(Vec<RefWire>, Vec<ObjectId>), String> {
+        let mut wire = Vec::with_capacity(objects.len());
+        let mut exported = Vec::new();
+        let mut refs = lock(&self.refs);
+        for obj in objects {
+            if let (Some(conn), Some(target)) = (obj.connection(), obj.target()) {
+                if Arc::ptr_eq(&conn.shared, self) {
+                    // The peer's own object going back to it.
+                    wire.push(RefWire::Yours(target.clone()));
+                    continue;
+                }
+                let key = Key::Remote(Arc::as_ptr(&conn.shared) as usize, target.clone());
+                let id = refs.export(key, || Arc::new(Entry::forwarder(obj.to_string(), obj.clone())));
+                exported.push(id);
+                wire.push(RefWire::Mine(id));
+            } else if let Some(entry) = obj.local_entry() {
+                let id = refs.export(Key::Local(Arc::as_ptr(entry) as usize), || entry.clone());
+                exported.push(id);
+                wire.push(RefWire::Mine(id));
+            } else {
+                drop(refs);
+                self.unexport(&exported);
+                return Err(format!("cannot send the reference {obj}"));
+            }
+        }
+        Ok((wire, exported))
+    }
+
+    /// Undoes exports made for a message that was not sent.
+    pub(super) fn unexport(&self, ids: &[ObjectId]) {
+        let dropped: Vec<_> = {
+            let mut refs = lock(&self.refs);
+            ids.iter().filter_map(|id| refs.release(*id, 1)).collect()
+        };
+        drop(dropped);
+    }
+
+    /// Turns the wire entries of a received message into handles.
+    pub(super) fn import_all(self: &Arc<Self>, wire: Vec<RefWire>) -> Vec<DynObject> {
+        if wire.is_empty() {
+            return Vec::new();
+        }
+        wire.into_iter().map(|w| self.import(w)).collect()
+    }
+
+    fn import(self: &Arc<Self>, wire: RefWire) -> DynObject {
+        match wire {
+            RefWire::Mine(id) => {
+                let import = {
+                    let mut refs = lock(&self.refs);
+                    match refs.imports.get(&id).and_then(Weak::upgrade) {
+                        Some(import) => {
+                            import.count.fetch_add(1, Ordering::Relaxed);
+                            import
+                        }
+                        None => {
+                            let import =
+                                Arc::new(Import { id, count: AtomicU32::new(1), shared: Arc::downgrade(self) });
+                            refs.imports.insert(id, Arc::downgrade(&import));
+                            import
+                        }
+                    }
+                };
+                DynObject::imported(self.connection(), import)
+            }
+            RefWire::Yours(target) => match self.resolve_target(&target) {
+                Some(entry) => DynObject::from_entry(entry),
+                None => DynObject::dangling(format!("object `{target}` is gone")),
+            },
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Reference tables: how object references travel inside payloads.
+//!
+//! A message carries a table of references ([`RefWire`](crate::message::RefWire)); inside its
+//! payload (postcard bytes or a [`Value`]) a reference is the `u32` index of its table entry.
+//! serde has no context argument, so the table of the payload being encoded or decoded is kept in
+//! a thread-local stack for the duration of the (synchronous) encode or decode call.
+
+use std::cell::RefCell;
+
+use crate::object::DynObject;
+use crate::value::Value;
+
+/// The serde newtype-struct name that marks a reference in any serializer.
+pub(crate) const REF_NAME: &str = "$dopy::ObjectRef";
+
+thread_local! {
+    static OUT: RefCell<Vec<Vec<DynObject>>> = const { RefCell::new(Vec::new()) };
+    static IN: RefCell<Vec<Vec<DynObject>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Pops a table stack even if the encode or decode panics.
+struct Pop(&'static std::thread::LocalKey<RefCell<Vec<Vec<DynObject>>>>);
+
+impl Drop for Pop {
+    fn drop(&mut self) {
+        self.0.with(|s| s.borrow_mut().pop());
+    }
+}
+
+/// Runs an encode with `table` as the outgoing reference table; returns the result and the
+/// table with every reference the encode added.
+pub(crate) fn encoding<R>(table: Vec<DynObject>, f: impl FnOnce() -> R) -> (R, Vec<DynObject>) {
+    OUT.with(|s| s.borrow_mut().push(table));
+    let guard = Pop(&OUT);
+    let r = f();
+    let table = OUT.with(|s| s.borrow_mut().last_mut().map(std::mem::take)).unwrap_or_default();
+    drop(guard);
+    (r, table)
+}
+
+/// The index of `obj` in the outgoing table (added if new); `None` outside an encode.
+pub(crate) fn out_index(obj: &DynObject) -> Option<u32> {
+    OUT.with(|s| {
+        let mut s = s.borrow_mut();
+        let table = s.last_mut()?;
+        let i = match table.iter().position(|o| o.same(obj)) {
+            Some(i) => i,
+            None => {
+                table.push(obj.clone());
+                table.len() - 1
+            }
+        };
+        u32::try_from(i).ok()
+    })
+}
+
+/// Entry `index` of the outgoing table.
+pub(crate) fn out_get(index: u32) -> Option<DynObject> {
+    OUT.with(|s| s.borrow().last().and_then(|t| t.get(index as usize).cloned()))
+}
+
+/// The index a handed-off reference is read as (see [`hand_off`]).
+const HANDED_OFF: u32 = u32::MAX;
+
+thread_local! {
+    static HANDOFF: RefCell<Option<DynObject>> = const { RefCell::new(None) };
+}
+
+/// Gives a reference held in a [`Value`] to a visitor (converting a `Value::Ref` into a proxy,
+/// or into a `Value` again): the visitor reads the index [`HANDED_OFF`], which resolves to it.
+pub(crate) fn hand_off<'de, V: serde::de::Visitor<'de>>(
+    obj: DynObject,
+    visitor: V,
+) -> Result<V::Value, crate::value::Error> {
+    HANDOFF.with(|h| *h.borrow_mut() = Some(obj));
+    let r =
+        visitor.visit_newtype_struct(serde::de::IntoDeserializer::<crate::value::Error>::into_deserializer(HANDED_OFF));
+    HANDOFF.with(|h| h.borrow_mut().take());
+    r
+}
+
+/// The handed-off reference, if `inner` is the index it is read as.
+pub(crate) fn take_handed_off(inner: &Value) -> Option<DynObject> {
+    match inner {
+        Value::UInt(i) if *i == u64::from(HANDED_OFF) => HANDOFF.with(|h| h.borrow_mut().take()),
+        _ => None,
+    }
+}
+
+/// Runs a decode with `table` as the incoming reference table.
+pub(crate) fn decoding<R>(table: &[DynObject], f: impl FnOnce() -> R) -> R {
+    if table.is_empty() && IN.with(|s| s.borrow().is_empty()) {
+        return f();
+    }
+    IN.with(|s| s.borrow_mut().push(table.to_vec()));
+    let _guard = Pop(&IN);
+    f()
+}
+
+/// Entry `index` of the incoming table; `None` outside a decode or out of range.
+pub(crate) fn in_get(index: u32) -> Option<DynObject> {
+    if index == HANDED_OFF {
+        if let Some(obj) = HANDOFF.with(|h| h.borrow_mut().take()) {
+            return Some(obj);
+        }
+    }
+    IN.with(|s| s.borrow().last().and_then(|t| t.get(index as usize).cloned()))
+}
+
+/// Adds every reference inside `value` to `table` (once each), in encoding order.
+pub(crate) fn collect(value: &Value, table: &mut Vec<DynObject>) {
+    match value {
+        Value::Ref(obj) if !table.iter().any(|o| o.same(obj)) => table.push(obj.clone()),
+        Value::Option(Some(v)) | Value::Variant(_, v) => collect(v, table),
+        Value::Seq(items) => items.iter().for_each(|v| collect(v, table)),
+        Value::Map(entries) => entries.iter().for_each(|(k, v)| {
+            collect(k, table);
+            collect(v, table);
+        }),
+        _ => {}
+    }
+}
+
+/// Replaces the index placeholders a wire decode left in `value` by the table's references.
+pub(crate) fn resolve(value: &mut Value, table: &[DynObject]) {
+    match value {
+        Value::Ref(obj) => {
+            if let Some(i) = obj.unresolved_index() {
+                *obj = table
+                    .get(i as usize)
+                    .cloned()
+                    .unwrap_or_else(|| DynObject::dangling(format!("reference #{i} is not in the message's table")));
+            }
+        }
+        Value::Option(Some(v)) | Value::Variant(_, v) => resolve(v, table),
+        Value::Seq(items) => items.iter_mut().for_each(|v| resolve(v, table)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+            resolve(k, table);
+            resolve(v, table);
+        }),
+        _ => {}
+    }
+}
