@@ -1,3 +1,203 @@
-//! The `dopy` command-line tool.
+//! The `dopy` command-line tool: inspect, call and ping dopy objects from a shell.
+//!
+//! Built only on dopy's public dynamic API ([`dopy::DynObject`], [`dopy::Value`] and
+//! introspection). This file holds the command-line definitions and the dispatch; each
+//! subcommand lives in a module of its own.
 
-fn main() {}
+mod args;
+mod call;
+mod completions;
+mod connect;
+mod failure;
+mod inspect;
+mod ping;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use failure::{Code, Failure};
+
+/// The top-level command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dopy",
+    version,
+    about = "Inspect, call and ping dopy objects",
+    long_about = "Inspect, call and ping dopy objects.\n\n\
+        Addresses are URLs: tcp://HOST:PORT names a node, tcp://HOST:PORT/OBJECT an object published there.",
+    after_help = after_help(EXAMPLES)
+)]
+struct Cli {
+    /// How long to wait for a connection, in seconds (or with a unit: 500ms, 2s).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10", value_parser = parse_duration)]
+    connect_timeout: Duration,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  dopy inspect tcp://127.0.0.1:9600/calc
+  dopy call tcp://127.0.0.1:9600/calc add 2 3
+  dopy call tcp://127.0.0.1:9600/calc divide b=2 a=10
+  dopy ping tcp://127.0.0.1:9600 -c 3
+  dopy completions bash > ~/.local/share/bash-completion/completions/dopy";
+
+/// The text after a command's options: its examples, then the exit codes.
+fn after_help(examples: &str) -> String {
+    format!("{examples}\n\n{}", failure::EXIT_CODES)
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show an object's methods: parameters and their types, results, errors, docs, oneway flags.
+    #[command(after_help = after_help(inspect::EXAMPLES))]
+    Inspect(InspectArgs),
+    /// Call a method, with arguments parsed by the parameter types the object reports.
+    #[command(after_help = after_help(call::EXAMPLES))]
+    Call(CallArgs),
+    /// Measure round-trip times to a node, like ping.
+    #[command(after_help = after_help(ping::EXAMPLES))]
+    Ping(PingArgs),
+    /// Print a shell completion script.
+    #[command(after_help = completions::EXAMPLES)]
+    Completions(CompletionsArgs),
+}
+
+/// `dopy inspect`.
+#[derive(Debug, clap::Args)]
+struct InspectArgs {
+    /// The object, e.g. tcp://127.0.0.1:9600/calc.
+    address: String,
+    /// Show only this method.
+    method: Option<String>,
+    /// Print the interface as JSON (the `Interface` type's serde form).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `dopy call`.
+#[derive(Debug, clap::Args)]
+struct CallArgs {
+    /// The object, e.g. tcp://127.0.0.1:9600/calc.
+    address: String,
+    /// The method's remote name.
+    method: String,
+    /// Arguments: VALUE by position, or NAME=VALUE by parameter name.
+    #[arg(value_name = "ARGS", allow_negative_numbers = true)]
+    args: Vec<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `dopy ping`.
+#[derive(Debug, clap::Args)]
+struct PingArgs {
+    /// A node (tcp://HOST:PORT) or an object on it (tcp://HOST:PORT/OBJECT).
+    address: String,
+    /// Stop after COUNT pongs (default: until interrupted).
+    #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+    /// Wait INTERVAL between pings, in seconds (or with a unit: 200ms).
+    #[arg(short = 'i', long, value_name = "INTERVAL", default_value = "1", value_parser = parse_duration)]
+    interval: Duration,
+    /// Count a ping as lost after TIMEOUT, in seconds (or with a unit: 500ms).
+    #[arg(short = 'W', long, value_name = "TIMEOUT", default_value = "5", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+/// `dopy completions`.
+#[derive(Debug, clap::Args)]
+struct CompletionsArgs {
+    /// The shell.
+    shell: clap_complete::Shell,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(Failure::new(Code::Other, format!("cannot start the async runtime: {e}"))),
+    };
+    let timeout = cli.connect_timeout;
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Inspect(a) => inspect::run(&a.address, a.method.as_deref(), a.json, timeout).await,
+            Command::Call(a) => call::run(&a.address, &a.method, &a.args, a.json, timeout).await,
+            Command::Ping(a) => ping::run(&a.address, a.count, a.interval, a.timeout, timeout).await,
+            Command::Completions(a) => completions::run(a.shell),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => fail(failure),
+    }
+}
+
+fn fail(failure: Failure) -> ExitCode {
+    eprintln!("error: {failure}");
+    failure.exit_code()
+}
+
+/// Writes `text` and a newline to stdout.
+///
+/// A closed pipe (`dopy ... | head`) ends the command quietly instead of panicking.
+pub(crate) fn emit(text: impl std::fmt::Display) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Failure::new(Code::Other, format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// Parses `1.5` (seconds), `500ms` or `2s`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, scale) = match (text.strip_suffix("ms"), text.strip_suffix('s')) {
+        (Some(ms), _) => (ms, 1e-3),
+        (None, Some(s)) => (s, 1.0),
+        (None, None) => (text, 1.0),
+    };
+    let value: f64 = number.trim().parse().map_err(|_| format!("`{text}` is not a duration (e.g. 1.5, 500ms, 2s)"))?;
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`{text}` is not a duration (e.g. 1.5, 500ms, 2s)"))
+}
+
+/// Formats a duration in seconds for messages: `10s`, `0.5s`.
+pub(crate) fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_take_seconds_or_a_unit() {
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn negative_numbers_are_arguments_not_options() {
+        let cli = Cli::try_parse_from(["dopy", "call", "tcp://h:1/o", "add", "-1", "2", "--json"]).unwrap();
+        let Command::Call(call) = cli.command else { panic!("not a call") };
+        assert_eq!(call.args, ["-1", "2"]);
+        assert!(call.json);
+    }
+}

@@ -1,0 +1,114 @@
+//! How a command fails: the message for stderr and the exit code.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use crate::args::ArgError;
+
+/// The exit codes, as `--help` and the README document them.
+pub(crate) const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  other failure (protocol error, undecodable result, i/o error)
+  2  usage error: bad command line or malformed address
+  3  connection failure: the address cannot be reached, or the connection dropped
+  4  remote error: the method failed or panicked, no such object, no such method
+  5  bad arguments: an argument does not fit its parameter (checked locally or by the server)";
+
+/// What kind of failure ended the command; each has its exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Code {
+    /// Anything not covered below.
+    Other = 1,
+    /// A malformed command line (clap reports most of these itself, with the same code).
+    Usage = 2,
+    /// The address could not be reached, or the connection ended early.
+    Connection = 3,
+    /// The call reached the serving side and failed there.
+    Remote = 4,
+    /// An argument did not fit its parameter.
+    BadArguments = 5,
+}
+
+/// A failed command: what to print on stderr, and the exit code.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// The kind of failure.
+    pub(crate) code: Code,
+    /// The whole message, remote trace included.
+    pub(crate) message: String,
+}
+
+impl Failure {
+    /// A failure of kind `code`.
+    pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
+        Failure { code, message: message.into() }
+    }
+
+    /// The process exit code.
+    pub(crate) fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.code as u8)
+    }
+
+    /// Adds a line to the message (a hint).
+    pub(crate) fn with_note(mut self, note: impl fmt::Display) -> Self {
+        self.message = format!("{}\n{note}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The exit code of a dopy error.
+pub(crate) fn classify(err: &dopy::Error) -> Code {
+    use dopy::Error as E;
+    match err {
+        E::InvalidAddress { .. } => Code::Usage,
+        E::Connect { .. } | E::Disconnected { .. } => Code::Connection,
+        E::BadArguments(_) => Code::BadArguments,
+        E::Method { .. }
+        | E::Panic(_)
+        | E::NoSuchObject(_)
+        | E::NoSuchMethod(_)
+        | E::Overloaded(_)
+        | E::DeadlineExceeded(_)
+        | E::Cancelled(_)
+        | E::Unauthorized(_) => Code::Remote,
+        _ => Code::Other,
+    }
+}
+
+impl From<dopy::Error> for Failure {
+    /// Keeps the whole story: `{:#}` prints the remote trace.
+    fn from(err: dopy::Error) -> Self {
+        Failure::new(classify(&err), format!("{err:#}"))
+    }
+}
+
+impl From<ArgError> for Failure {
+    fn from(err: ArgError) -> Self {
+        Failure::new(Code::BadArguments, err.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_their_documented_exit_codes() {
+        let invalid = dopy::Error::InvalidAddress { address: "x".into(), reason: "bad".into() };
+        assert_eq!(classify(&invalid), Code::Usage);
+        let gone = dopy::Error::Disconnected { reason: "closed".into() };
+        assert_eq!(classify(&gone), Code::Connection);
+        let codec = dopy::Error::Codec { reason: "bad".into() };
+        assert_eq!(classify(&codec), Code::Other);
+        for code in [Code::Other, Code::Usage, Code::Connection, Code::Remote, Code::BadArguments] {
+            assert!(EXIT_CODES.contains(&format!("  {}  ", code as u8)), "{code:?} is documented");
+        }
+    }
+}
