@@ -9,17 +9,33 @@ use dopy_core::message::Target;
 use dopy_core::peer::WeakConnection;
 use dopy_core::table::Entry;
 use dopy_core::{Connection, Dispatch, DynObject, Host, Proxy};
-use dopy_transport::{tcp, Link, LinkConfig, RawStream};
+use dopy_transport::tls::{TlsClient, TlsServer};
+use dopy_transport::{Link, LinkConfig, RawStream, Secret};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{Address, Endpoint, Error};
+
+mod dial;
+mod listen;
 
 /// Settings of a node; start from [`Node::builder`].
 #[derive(Clone, Debug)]
 pub struct NodeBuilder {
     name: Option<String>,
     link: LinkConfig,
+    transports: Transports,
+}
+
+/// Transport settings shared by every connection of a node.
+#[derive(Clone, Debug, Default)]
+struct Transports {
+    /// Certificate and key for `tls://` listeners.
+    tls_server: Option<TlsServer>,
+    /// Trust roots for `tls://` connections; the system's when `None`.
+    tls_client: Option<TlsClient>,
+    /// Extra arguments for every `ssh` client this node starts.
+    ssh_args: Vec<String>,
 }
 
 impl NodeBuilder {
@@ -44,6 +60,60 @@ impl NodeBuilder {
         self
     }
 
+    /// Requires every peer to prove knowledge of this shared secret, and proves it in turn
+    /// (default: no authentication).
+    ///
+    /// Applies to every connection of the node, on every transport, in both directions: a peer
+    /// with another secret, or none, is refused during the handshake, before any call (the
+    /// error says "unauthorized"). The secret never travels: the handshake is an HMAC-SHA256
+    /// challenge–response (PROTOCOL.md, section 1.2). It authenticates the peer; it does not
+    /// encrypt the traffic: use `tls://` or `ssh://` for that.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), dopy::Error> {
+    /// let server = dopy::Node::builder().secret("correct horse").build();
+    /// let addr = server.listen("tcp://127.0.0.1:0").await?;
+    ///
+    /// let friend = dopy::Node::builder().secret("correct horse").build();
+    /// friend.connect(&addr.to_string()).await?;
+    ///
+    /// let stranger = dopy::Node::new();
+    /// let err = stranger.connect(&addr.to_string()).await.unwrap_err();
+    /// assert!(err.to_string().contains("unauthorized"), "{err}");
+    /// # Ok(()) }
+    /// ```
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.link.secret = Some(Secret::new(secret));
+        self
+    }
+
+    /// The certificate chain and key that `tls://` listeners present (required to listen on
+    /// `tls://`).
+    pub fn tls_server(mut self, server: TlsServer) -> Self {
+        self.transports.tls_server = Some(server);
+        self
+    }
+
+    /// Which certificate authorities `tls://` connections trust (default: the operating
+    /// system's certificate store).
+    pub fn tls_client(mut self, client: TlsClient) -> Self {
+        self.transports.tls_client = Some(client);
+        self
+    }
+
+    /// Extra arguments for every `ssh` client this node starts for `ssh://` addresses, placed
+    /// before the destination (for instance `["-i", "/keys/id", "-o", "UserKnownHostsFile=/k"]`).
+    pub fn ssh_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.transports.ssh_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
     /// Creates the node.
     pub fn build(self) -> Node {
         let name = self.name.unwrap_or_else(default_name);
@@ -52,6 +122,7 @@ impl NodeBuilder {
             inner: Arc::new(Inner {
                 host,
                 link: self.link,
+                transports: self.transports,
                 outgoing: Mutex::new(HashMap::new()),
                 incoming: Mutex::new(Vec::new()),
                 stop: CancellationToken::new(),
@@ -105,6 +176,7 @@ pub struct Node {
 struct Inner {
     host: Arc<Host>,
     link: LinkConfig,
+    transports: Transports,
     /// Connections this node opened, by endpoint, shared by every proxy to that endpoint.
     outgoing: Mutex<HashMap<Endpoint, WeakConnection>>,
     /// Connections peers opened to this node, closed when the node goes away.
@@ -142,7 +214,7 @@ impl Node {
 
     /// Starts configuring a node.
     pub fn builder() -> NodeBuilder {
-        NodeBuilder { name: None, link: LinkConfig::default() }
+        NodeBuilder { name: None, link: LinkConfig::default(), transports: Transports::default() }
     }
 
     /// The node's name, as it appears in error traces.
@@ -181,22 +253,75 @@ impl Node {
         self.inner.host.table.names()
     }
 
-    /// Listens on an endpoint (`tcp://127.0.0.1:0` picks a free port) and serves every
-    /// published object there. Returns the bound endpoint.
+    /// Listens on an endpoint and serves every published object there. Returns the bound
+    /// endpoint.
+    ///
+    /// A node may listen on any number of endpoints at once (and serve its stdio too): every
+    /// one serves the same objects. Listening stops when the last clone of the node is dropped.
+    ///
+    /// | endpoint | listens on |
+    /// |---|---|
+    /// | `tcp://HOST:PORT` | a TCP port (`127.0.0.1:0` picks a free one) |
+    /// | `tls://HOST:PORT` | the same, with TLS ([`NodeBuilder::tls_server`] is required) |
+    /// | `unix:PATH` | a Unix socket, created (replacing a stale one) and removed when done |
+    /// | `memory://NAME` | in-process connections to `NAME` from any node of this process |
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), dopy::Error> {
+    /// let node = dopy::Node::new();
+    /// let tcp = node.listen("tcp://127.0.0.1:0").await?;
+    /// let memory = node.listen("memory://doc-listen").await?;
+    /// assert_eq!(memory.to_string(), "memory://doc-listen");
+    /// dopy::Node::new().connect(&memory.to_string()).await?;
+    /// # drop(tcp); Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidAddress`] for a malformed endpoint, [`Error::Io`] if it cannot be bound.
+    /// [`Error::InvalidAddress`] for a malformed endpoint or one that cannot be listened on
+    /// (`exec:`, `ssh://`; `tls://` without a certificate), [`Error::Io`] if it cannot be bound.
     pub async fn listen(&self, endpoint: &str) -> Result<Endpoint, Error> {
         let endpoint: Endpoint = endpoint.parse()?;
-        let Endpoint::Tcp { host, port } = &endpoint;
-        let listener = tcp::Listener::bind((host.as_str(), *port)).await?;
-        let local = listener.local_addr()?;
-        let bound = Endpoint::Tcp { host: local.ip().to_string(), port: local.port() };
+        let (listener, bound) = listen::Listener::bind(&endpoint, &self.inner.transports).await?;
         let span = tracing::info_span!("dopy.listen", endpoint = %bound);
         tracing::info!(parent: &span, node = %self.name(), "listening");
-        tokio::spawn(accept_loop(Arc::downgrade(&self.inner), listener, self.inner.stop.clone()).instrument(span));
+        tokio::spawn(
+            listen::accept_loop(Arc::downgrade(&self.inner), listener, self.inner.stop.clone()).instrument(span),
+        );
         Ok(bound)
+    }
+
+    /// Serves this node's objects over the process's own stdin/stdout until stdin closes (or
+    /// the peer says goodbye): what a server started by an `exec:` or `ssh://` address does.
+    ///
+    /// While it runs, nothing else may write to stdout; log to stderr. Listeners of the node
+    /// keep serving meanwhile.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[derive(Default)] struct Calculator;
+    /// # #[dopy::remote] impl Calculator { pub fn add(&self, a: i64, b: i64) -> i64 { a + b } }
+    /// #[tokio::main]
+    /// async fn main() -> Result<(), dopy::Error> {
+    ///     let node = dopy::Node::new();
+    ///     node.publish("calc", Calculator::default())?;
+    ///     node.serve_stdio().await // returns when the client goes away
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if stdin/stdout cannot be used; [`Error::Connect`] if the other end does
+    /// not complete the handshake.
+    pub async fn serve_stdio(&self) -> Result<(), Error> {
+        let raw = dopy_transport::stdio::stdio()?;
+        let conn = self.serve_stream(raw).await?;
+        conn.closed().await;
+        tracing::debug!(reason = conn.close_reason().unwrap_or_default(), "stdio connection ended");
+        Ok(())
     }
 
     /// Returns the connection to an endpoint, opening it if needed (one connection per
@@ -219,11 +344,7 @@ impl Node {
             endpoint: endpoint.to_string(),
             source,
         };
-        let raw = match endpoint {
-            Endpoint::Tcp { host, port } => {
-                tcp::connect((host.as_str(), *port)).await.map_err(|e| connect_err(e.into()))?
-            }
-        };
+        let raw = dial::dial(endpoint, &self.inner.transports, &self.inner.link).await.map_err(connect_err)?;
         let link = Link::establish(raw, &self.inner.link).await.map_err(|e| connect_err(e.into()))?;
         let conn = Connection::start(link, self.inner.host.clone(), endpoint.to_string(), true);
         let mut outgoing = self.inner.outgoing.lock().unwrap_or_else(|e| e.into_inner());
@@ -242,7 +363,8 @@ impl Node {
         self.inner.outgoing.lock().unwrap_or_else(|e| e.into_inner()).get(endpoint).and_then(WeakConnection::upgrade)
     }
 
-    /// A dynamic handle to the object an address names (`tcp://HOST:PORT/OBJECT`).
+    /// A dynamic handle to the object an address names (`tcp://HOST:PORT/OBJECT`,
+    /// `unix:PATH#OBJECT`, ...: see [`Address`]).
     ///
     /// The object's existence is checked by the first call, not here.
     ///
@@ -252,10 +374,7 @@ impl Node {
     pub async fn object(&self, address: &str) -> Result<DynObject, Error> {
         let addr: Address = address.parse()?;
         let Some(object) = addr.object else {
-            return Err(Error::InvalidAddress {
-                address: address.to_owned(),
-                reason: "expected an object name after the endpoint, e.g. `tcp://127.0.0.1:9600/calc`".into(),
-            });
+            return Err(Error::InvalidAddress { address: address.to_owned(), reason: addr.endpoint.object_hint() });
         };
         let conn = self.connect_to(&addr.endpoint).await?;
         Ok(DynObject::new(conn, Target::Name(object)))
@@ -287,31 +406,4 @@ impl Node {
         incoming.push(conn.clone());
         Ok(conn)
     }
-}
-
-async fn accept_loop(node: std::sync::Weak<Inner>, listener: tcp::Listener, stop: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = stop.cancelled() => break,
-        };
-        match accepted {
-            Ok(raw) => {
-                let Some(inner) = node.upgrade() else { break };
-                let node = Node { inner };
-                tokio::spawn(async move {
-                    let peer = raw.info.peer.clone();
-                    if let Err(e) = node.serve_stream(raw).await {
-                        tracing::info!(%peer, error = %e, "connection refused");
-                    }
-                });
-            }
-            Err(e) => {
-                // Out of descriptors and similar: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    tracing::info!("listener stopped");
 }

@@ -1,19 +1,33 @@
-//! The connection handshake: both ends write the magic and version, then read the other's.
+//! The connection handshake: both ends write the magic and version, then read the other's;
+//! then, if either end requires it, a mutual challenge–response proves both know a shared secret.
 //!
 //! ```text
+//! hello, 8 bytes each way:
 //! offset 0..4  magic    "DOPY" (0x44 0x4F 0x50 0x59)
 //! offset 4     version  protocol major version (currently 1)
-//! offset 5     flags    reserved, 0
+//! offset 5     flags    bit 0 AUTH: this side has a shared secret and requires the peer to prove it
 //! offset 6..8  reserved 0x00 0x00
+//!
+//! if either hello has AUTH (both must), each way:
+//! nonce  32 random bytes
+//! proof  32 bytes: HMAC-SHA256(secret, label(role of the prover) || connector nonce || acceptor nonce)
 //! ```
 //!
 //! Anything else (a shell banner printed by an ssh login, a stray `println!` of a child process)
-//! fails at once with an error that shows the first bytes received.
+//! fails at once with an error that shows the first bytes received. The secret never travels:
+//! each side proves it knows it by keying an HMAC over both fresh nonces, and checks the
+//! other's proof in constant time. The label names the prover's [`Role`], so a proof can never
+//! be reflected back to the side that made it.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub use crate::link::Role;
 
 /// The four magic bytes every dopy connection starts with.
 pub const MAGIC: [u8; 4] = *b"DOPY";
@@ -24,11 +38,65 @@ pub const VERSION: u8 = 1;
 /// Length of the hello each side sends.
 pub const HELLO_LEN: usize = 8;
 
+/// Flag bit of the hello's byte 5: this side requires (and offers) shared-secret authentication.
+pub const FLAG_AUTH: u8 = 0x01;
+
+/// Length of an authentication challenge (a fresh random nonce).
+pub const NONCE_LEN: usize = 32;
+
+/// Length of an authentication proof (an HMAC-SHA256 tag).
+pub const PROOF_LEN: usize = 32;
+
 /// How many unexpected bytes an error shows at most.
 const SHOWN_BYTES: usize = 64;
 
-/// The hello this implementation sends.
-pub const HELLO: [u8; HELLO_LEN] = [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, 0, 0, 0];
+/// The hello this implementation sends when no secret is configured.
+pub const HELLO: [u8; HELLO_LEN] = hello(0);
+
+/// The hello with the given flags byte.
+pub const fn hello(flags: u8) -> [u8; HELLO_LEN] {
+    [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, flags, 0, 0]
+}
+
+/// A shared secret for authentication. Its `Debug` output never shows the bytes.
+///
+/// # Examples
+///
+/// ```
+/// let secret = dopy_transport::handshake::Secret::new("open sesame");
+/// assert_eq!(format!("{secret:?}"), "Secret(..)");
+/// ```
+#[derive(Clone)]
+pub struct Secret(Arc<[u8]>);
+
+impl Secret {
+    /// Wraps the secret's bytes (a passphrase, or better, 32 random bytes).
+    pub fn new(bytes: impl AsRef<[u8]>) -> Secret {
+        Secret(bytes.as_ref().into())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Why authentication failed. Every variant means the connection was refused before any
+/// message was exchanged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The peer requires a shared secret and this side has none.
+    #[error("the peer requires a shared secret and none is configured here")]
+    NoSecret,
+    /// This side has a shared secret and the peer does not authenticate.
+    #[error("a shared secret is configured here and the peer does not authenticate")]
+    NotOffered,
+    /// The peer's proof does not match this side's secret.
+    #[error("the peer's proof does not match the shared secret (are the secrets the same?)")]
+    BadProof,
+}
 
 /// A handshake failure.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +116,9 @@ pub enum HandshakeError {
         /// The version this side speaks.
         ours: u8,
     },
+    /// Authentication failed: wrong, missing or unexpected shared secret.
+    #[error("unauthorized: {0}")]
+    Unauthorized(#[from] AuthError),
     /// The peer closed the stream before completing the handshake.
     #[error("the peer closed the connection during the handshake (received {})", Shown(.received))]
     Closed {
@@ -60,6 +131,13 @@ pub enum HandshakeError {
     /// The stream failed.
     #[error("i/o error during the handshake")]
     Io(#[from] std::io::Error),
+}
+
+impl HandshakeError {
+    /// Whether the connection was refused for authentication reasons.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, HandshakeError::Unauthorized(_))
+    }
 }
 
 /// Displays received bytes as an escaped string, e.g. `"Welcome to host\r\n..."`.
@@ -78,25 +156,121 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
-/// Performs the handshake on a fresh stream: writes our hello, reads and checks the peer's.
+/// The proof that the side in `prover`'s role knows `secret`, for the two nonces of one
+/// handshake: `HMAC-SHA256(secret, label || connector_nonce || acceptor_nonce)` where `label`
+/// is `"dopy-auth-v1 connector"` or `"dopy-auth-v1 acceptor"`.
+///
+/// # Examples
+///
+/// ```
+/// use dopy_transport::handshake::{proof, Role, Secret};
+///
+/// let secret = Secret::new("sesame");
+/// let (c, a) = ([1u8; 32], [2u8; 32]);
+/// // Each role proves differently, so one side's proof cannot be reflected as the other's.
+/// assert_ne!(proof(&secret, Role::Connector, &c, &a), proof(&secret, Role::Acceptor, &c, &a));
+/// ```
+pub fn proof(
+    secret: &Secret,
+    prover: Role,
+    connector_nonce: &[u8; NONCE_LEN],
+    acceptor_nonce: &[u8; NONCE_LEN],
+) -> [u8; PROOF_LEN] {
+    mac(secret, prover, connector_nonce, acceptor_nonce).finalize().into_bytes().into()
+}
+
+fn mac(
+    secret: &Secret,
+    prover: Role,
+    connector_nonce: &[u8; NONCE_LEN],
+    acceptor_nonce: &[u8; NONCE_LEN],
+) -> Hmac<Sha256> {
+    let label: &[u8] = match prover {
+        Role::Connector => b"dopy-auth-v1 connector",
+        Role::Acceptor => b"dopy-auth-v1 acceptor",
+    };
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret.0).expect("HMAC takes keys of any length");
+    mac.update(label);
+    mac.update(connector_nonce);
+    mac.update(acceptor_nonce);
+    mac
+}
+
+/// Performs the handshake on a fresh stream: writes our hello, reads and checks the peer's,
+/// then authenticates both ends if either has a secret.
+///
+/// `role` says which end this is; `secret`, if any, is required of the peer.
 ///
 /// # Errors
 ///
-/// [`HandshakeError`] when the peer sends anything but a matching hello within `timeout`.
-pub async fn run<R, W>(reader: &mut R, writer: &mut W, timeout: Duration) -> Result<(), HandshakeError>
+/// [`HandshakeError`] when the peer sends anything but a matching hello within `timeout`, or
+/// authentication fails ([`HandshakeError::Unauthorized`]).
+pub async fn run<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    role: Role,
+    secret: Option<&Secret>,
+    timeout: Duration,
+) -> Result<(), HandshakeError>
 where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
 {
     let exchange = async {
-        writer.write_all(&HELLO).await?;
+        let flags = if secret.is_some() { FLAG_AUTH } else { 0 };
+        writer.write_all(&hello(flags)).await?;
         writer.flush().await?;
-        read_hello(reader).await
+        let theirs = read_hello(reader).await?;
+        match (secret, theirs & FLAG_AUTH != 0) {
+            (None, false) => Ok(()),
+            (None, true) => Err(AuthError::NoSecret.into()),
+            (Some(_), false) => Err(AuthError::NotOffered.into()),
+            (Some(secret), true) => authenticate(reader, writer, role, secret).await,
+        }
     };
     tokio::time::timeout(timeout, exchange).await.map_err(|_| HandshakeError::Timeout(timeout))?
 }
 
-async fn read_hello<R: AsyncRead + Unpin + ?Sized>(reader: &mut R) -> Result<(), HandshakeError> {
+/// The challenge–response: both send a nonce, both prove with an HMAC over both nonces.
+async fn authenticate<R, W>(reader: &mut R, writer: &mut W, role: Role, secret: &Secret) -> Result<(), HandshakeError>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let mine: [u8; NONCE_LEN] = rand::random();
+    writer.write_all(&mine).await?;
+    writer.flush().await?;
+    let mut theirs = [0u8; NONCE_LEN];
+    read_exact(reader, &mut theirs).await?;
+    let (connector, acceptor, peer_role) = match role {
+        Role::Connector => (&mine, &theirs, Role::Acceptor),
+        Role::Acceptor => (&theirs, &mine, Role::Connector),
+    };
+    writer.write_all(&proof(secret, role, connector, acceptor)).await?;
+    writer.flush().await?;
+    let mut their_proof = [0u8; PROOF_LEN];
+    read_exact(reader, &mut their_proof).await?;
+    // `verify_slice` compares in constant time.
+    mac(secret, peer_role, connector, acceptor).verify_slice(&their_proof).map_err(|_| AuthError::BadProof)?;
+    Ok(())
+}
+
+/// Reads exactly `buf.len()` bytes; an early end of stream is [`HandshakeError::Closed`].
+async fn read_exact<R: AsyncRead + Unpin + ?Sized>(reader: &mut R, buf: &mut [u8]) -> Result<(), HandshakeError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = reader.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            return Err(HandshakeError::Closed { received: buf[..filled.min(SHOWN_BYTES)].to_vec() });
+        }
+        filled += n;
+    }
+    Ok(())
+}
+
+/// Reads and checks the peer's hello; returns its flags byte.
+async fn read_hello<R: AsyncRead + Unpin + ?Sized>(reader: &mut R) -> Result<u8, HandshakeError> {
     let mut got = Vec::with_capacity(SHOWN_BYTES);
     let mut buf = [0u8; SHOWN_BYTES];
     while got.len() < HELLO_LEN {
@@ -115,7 +289,7 @@ async fn read_hello<R: AsyncRead + Unpin + ?Sized>(reader: &mut R) -> Result<(),
     if got[4] != VERSION {
         return Err(HandshakeError::Version { theirs: got[4], ours: VERSION });
     }
-    Ok(())
+    Ok(got[5])
 }
 
 /// Collects a few more bytes (whatever arrives within a short moment) to show in the error.
@@ -135,12 +309,36 @@ async fn bad_magic<R: AsyncRead + Unpin + ?Sized>(reader: &mut R, mut got: Vec<u
 mod tests {
     use super::*;
 
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// Runs both ends of a handshake over an in-memory pipe.
+    async fn both(
+        connector: Option<&Secret>,
+        acceptor: Option<&Secret>,
+    ) -> (Result<(), HandshakeError>, Result<(), HandshakeError>) {
+        let (a, b) = tokio::io::duplex(1024);
+        let (mut ar, mut aw) = tokio::io::split(a);
+        let (mut br, mut bw) = tokio::io::split(b);
+        tokio::join!(
+            async {
+                let r = run(&mut ar, &mut aw, Role::Connector, connector, SECOND).await;
+                drop(aw);
+                r
+            },
+            async {
+                let r = run(&mut br, &mut bw, Role::Acceptor, acceptor, SECOND).await;
+                drop(bw);
+                r
+            },
+        )
+    }
+
     #[tokio::test]
     async fn banner_before_magic_is_shown_in_the_error() {
         let (mut a, mut b) = tokio::io::duplex(256);
         b.write_all(b"Welcome to Debian!\nDOPY\x01\0\0\0").await.unwrap();
         let (mut r, mut w) = tokio::io::split(&mut a);
-        let err = run(&mut r, &mut w, Duration::from_secs(1)).await.unwrap_err();
+        let err = run(&mut r, &mut w, Role::Connector, None, SECOND).await.unwrap_err();
         let text = err.to_string();
         assert!(text.contains("Welcome to Debian!\\n"), "{text}");
     }
@@ -150,7 +348,7 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(256);
         b.write_all(b"DOPY\x02\0\0\0").await.unwrap();
         let (mut r, mut w) = tokio::io::split(&mut a);
-        let err = run(&mut r, &mut w, Duration::from_secs(1)).await.unwrap_err();
+        let err = run(&mut r, &mut w, Role::Connector, None, SECOND).await.unwrap_err();
         assert!(matches!(err, HandshakeError::Version { theirs: 2, ours: 1 }));
     }
 
@@ -158,7 +356,48 @@ mod tests {
     async fn silence_times_out() {
         let (mut a, _b) = tokio::io::duplex(256);
         let (mut r, mut w) = tokio::io::split(&mut a);
-        let err = run(&mut r, &mut w, Duration::from_millis(20)).await.unwrap_err();
+        let err = run(&mut r, &mut w, Role::Connector, None, Duration::from_millis(20)).await.unwrap_err();
         assert!(matches!(err, HandshakeError::Timeout(_)));
+    }
+
+    #[tokio::test]
+    async fn same_secret_on_both_ends_passes() {
+        let s = Secret::new("sesame");
+        let (c, a) = both(Some(&s), Some(&s)).await;
+        c.unwrap();
+        a.unwrap();
+    }
+
+    #[tokio::test]
+    async fn different_secrets_are_refused_by_both_ends() {
+        let (c, a) = both(Some(&Secret::new("sesame")), Some(&Secret::new("open"))).await;
+        assert!(matches!(c, Err(HandshakeError::Unauthorized(AuthError::BadProof))), "{c:?}");
+        assert!(matches!(a, Err(HandshakeError::Unauthorized(AuthError::BadProof))), "{a:?}");
+    }
+
+    #[tokio::test]
+    async fn a_secret_on_one_end_only_is_refused_by_both() {
+        let s = Secret::new("sesame");
+        let (c, a) = both(None, Some(&s)).await;
+        assert!(matches!(c, Err(HandshakeError::Unauthorized(AuthError::NoSecret))), "{c:?}");
+        assert!(matches!(a, Err(HandshakeError::Unauthorized(AuthError::NotOffered))), "{a:?}");
+        let (c, a) = both(Some(&s), None).await;
+        assert!(matches!(c, Err(HandshakeError::Unauthorized(AuthError::NotOffered))), "{c:?}");
+        assert!(matches!(a, Err(HandshakeError::Unauthorized(AuthError::NoSecret))), "{a:?}");
+    }
+
+    #[tokio::test]
+    async fn two_connectors_cannot_authenticate_each_other() {
+        // A proof is bound to its role: replaying one end's proof to it is useless.
+        let s = Secret::new("sesame");
+        let (a, b) = tokio::io::duplex(1024);
+        let (mut ar, mut aw) = tokio::io::split(a);
+        let (mut br, mut bw) = tokio::io::split(b);
+        let (x, y) = tokio::join!(
+            run(&mut ar, &mut aw, Role::Connector, Some(&s), SECOND),
+            run(&mut br, &mut bw, Role::Connector, Some(&s), SECOND),
+        );
+        assert!(x.unwrap_err().is_unauthorized());
+        assert!(y.unwrap_err().is_unauthorized());
     }
 }

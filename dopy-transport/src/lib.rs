@@ -1,9 +1,19 @@
 //! Transports of dopy: bytes in, frames out.
 //!
-//! A transport turns a byte stream (a TCP socket, a Unix socket, a child process's stdio, an
-//! in-memory pipe) into a [`Link`]: a framed duplex carrying length-prefixed frames, after the
-//! dopy [handshake](handshake) has proved that the other end speaks the protocol. This crate
-//! knows nothing of objects or messages; `dopy-core` drives any `Link`.
+//! A transport turns a byte stream into a [`RawStream`]; [`Link::establish`] runs the dopy
+//! [`handshake`] on it (magic, version, optional shared-secret authentication) and
+//! frames it into a [`Link`]: a duplex carrying length-prefixed frames. This crate knows
+//! nothing of objects or messages; `dopy-core` drives any `Link`.
+//!
+//! | module | stream | address in `dopy` |
+//! |---|---|---|
+//! | [`tcp`] | a TCP socket | `tcp://HOST:PORT` |
+//! | [`tls`] | TLS over a TCP socket (rustls) | `tls://HOST:PORT` |
+//! | [`unix`] | a Unix domain socket | `unix:PATH` |
+//! | [`memory`] | an in-process pipe, paired or by name | `memory://NAME` |
+//! | [`exec`] | a child process's stdin/stdout | `exec:COMMAND ARGS...` |
+//! | [`ssh`] | a remote command's stdin/stdout through `ssh` | `ssh://[USER@]HOST[:PORT]` |
+//! | [`stdio`] | this process's own stdin/stdout | (`Node::serve_stdio`) |
 //!
 //! # Examples
 //!
@@ -23,16 +33,21 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+pub mod exec;
 pub mod frame;
 pub mod handshake;
 mod link;
 pub mod memory;
+pub mod ssh;
+pub mod stdio;
 pub mod tcp;
+pub mod tls;
+pub mod unix;
 
 pub use frame::FrameError;
-pub use handshake::HandshakeError;
+pub use handshake::{HandshakeError, Secret};
 pub use link::{
-    Attachment, BoxRead, BoxWrite, FrameReader, FrameWriter, Link, LinkConfig, LinkInfo, LinkParts, RawStream,
+    Attachment, BoxRead, BoxWrite, FrameReader, FrameWriter, Link, LinkConfig, LinkInfo, LinkParts, RawStream, Role,
 };
 
 /// An error while opening or using a transport.
@@ -45,8 +60,9 @@ pub enum TransportError {
     /// The handshake did not complete.
     #[error(transparent)]
     Handshake(#[from] HandshakeError),
-    /// The handshake did not complete and the transport knows why (a child process exited).
-    #[error("{error} ({detail})")]
+    /// The handshake did not complete and the transport knows more (a child process exited,
+    /// or printed something on stderr).
+    #[error("{error}; {detail}")]
     Closed {
         /// The handshake's error.
         #[source]
@@ -54,4 +70,15 @@ pub enum TransportError {
         /// What the transport knows (exit status, end of stderr).
         detail: String,
     },
+}
+
+impl TransportError {
+    /// Whether the connection was refused by authentication (a wrong, missing or unexpected
+    /// shared secret).
+    pub fn is_unauthorized(&self) -> bool {
+        match self {
+            TransportError::Handshake(e) | TransportError::Closed { error: e, .. } => e.is_unauthorized(),
+            TransportError::Io(_) => false,
+        }
+    }
 }

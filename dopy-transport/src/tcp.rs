@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 
-use crate::{LinkInfo, RawStream};
+use crate::{LinkInfo, RawStream, Role};
 
 /// Accepts TCP connections.
 #[derive(Debug)]
@@ -38,8 +38,20 @@ impl Listener {
     ///
     /// The operating system's error when accepting fails (for instance, out of descriptors).
     pub async fn accept(&self) -> io::Result<RawStream> {
+        wrap(self.accept_tcp().await?, Role::Acceptor)
+    }
+
+    /// Waits for the next connection and returns the bare socket (for a protocol layered on
+    /// top, such as TLS).
+    ///
+    /// # Errors
+    ///
+    /// As [`accept`](Listener::accept).
+    pub async fn accept_tcp(&self) -> io::Result<TcpStream> {
         let (stream, _) = self.inner.accept().await?;
-        wrap(stream)
+        // Calls are small and latency-bound; batching is done by the writer, not by Nagle.
+        stream.set_nodelay(true)?;
+        Ok(stream)
     }
 }
 
@@ -49,14 +61,23 @@ impl Listener {
 ///
 /// The operating system's error when no connection can be made.
 pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<RawStream> {
-    wrap(TcpStream::connect(addr).await?)
+    wrap(connect_tcp(addr).await?, Role::Connector)
 }
 
-fn wrap(stream: TcpStream) -> io::Result<RawStream> {
-    // Calls are small and latency-bound; batching is done by the writer, not by Nagle.
+/// Connects and returns the bare socket (for a protocol layered on top, such as TLS).
+///
+/// # Errors
+///
+/// As [`connect`].
+pub async fn connect_tcp(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+fn wrap(stream: TcpStream, role: Role) -> io::Result<RawStream> {
     let info =
         LinkInfo { transport: "tcp", local: stream.local_addr()?.to_string(), peer: stream.peer_addr()?.to_string() };
     let (reader, writer) = stream.into_split();
-    Ok(RawStream::new(Box::new(reader), Box::new(writer), info))
+    Ok(RawStream::new(Box::new(reader), Box::new(writer), info, role))
 }

@@ -1,0 +1,48 @@
+//! Connecting: from an endpoint to a connected byte stream, for every transport.
+
+use std::error::Error as StdError;
+
+use dopy_transport::ssh::SshTarget;
+use dopy_transport::tls::TlsClient;
+use dopy_transport::{exec, memory, ssh, tcp, unix, LinkConfig, RawStream};
+
+use super::Transports;
+use crate::Endpoint;
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Opens a byte stream to `endpoint` (the dopy handshake comes after).
+pub(super) async fn dial(
+    endpoint: &Endpoint,
+    transports: &Transports,
+    link: &LinkConfig,
+) -> Result<RawStream, BoxError> {
+    Ok(match endpoint {
+        Endpoint::Tcp { host, port } => tcp::connect((host.as_str(), *port)).await?,
+        Endpoint::Tls { host, port } => {
+            let client = match &transports.tls_client {
+                Some(client) => client.clone(),
+                None => TlsClient::with_native_roots()?,
+            };
+            tokio::time::timeout(link.handshake_timeout, client.connect(host, *port))
+                .await
+                .map_err(|_| format!("no TLS handshake within {:?}", link.handshake_timeout))??
+        }
+        Endpoint::Unix { path } => unix::connect(path).await?,
+        Endpoint::Memory { name } => memory::connect(name).await?,
+        Endpoint::Exec { command } => {
+            let mut child = tokio::process::Command::new(&command[0]);
+            child.args(&command[1..]);
+            exec::spawn(child)?
+        }
+        Endpoint::Ssh { user, host, port, command, options } => {
+            let mut target = SshTarget::new(host.clone());
+            target.user = user.clone();
+            target.port = *port;
+            target.command = command.clone();
+            target.options = options.clone();
+            target.extra_args = transports.ssh_args.clone();
+            ssh::connect(&target)?
+        }
+    })
+}

@@ -1,0 +1,128 @@
+//! Listening: one accept loop per endpoint, every accepted stream served by the same node.
+
+use std::io;
+use std::sync::Weak;
+use std::time::Duration;
+
+use dopy_transport::tls::TlsServer;
+use dopy_transport::{memory, tcp, unix, RawStream};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::{Inner, Node, Transports};
+use crate::{Endpoint, Error};
+
+/// A bound listener of any transport.
+#[derive(Debug)]
+pub(super) enum Listener {
+    Tcp(tcp::Listener),
+    Tls(tcp::Listener, TlsServer),
+    Unix(unix::Listener),
+    Memory(memory::Listener),
+}
+
+/// An accepted connection whose transport may still need a handshake of its own (TLS), done in
+/// the connection's task so that a slow client never holds up the accept loop.
+enum Accepted {
+    Ready(RawStream),
+    Tls(TcpStream, TlsServer),
+}
+
+impl Accepted {
+    async fn finish(self, timeout: Duration) -> io::Result<RawStream> {
+        match self {
+            Accepted::Ready(raw) => Ok(raw),
+            Accepted::Tls(tcp, server) => tokio::time::timeout(timeout, server.accept(tcp))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no TLS handshake in time"))?,
+        }
+    }
+}
+
+fn cannot_listen(endpoint: &Endpoint, reason: &str) -> Error {
+    Error::InvalidAddress { address: endpoint.to_string(), reason: reason.to_owned() }
+}
+
+fn bind_error(endpoint: &Endpoint, e: io::Error) -> Error {
+    Error::Io(io::Error::new(e.kind(), format!("cannot listen on {endpoint}: {e}")))
+}
+
+impl Listener {
+    /// Binds `endpoint`; returns the listener and the endpoint actually bound (the port picked
+    /// for port 0).
+    pub(super) async fn bind(endpoint: &Endpoint, transports: &Transports) -> Result<(Listener, Endpoint), Error> {
+        let failed = |e| bind_error(endpoint, e);
+        match endpoint {
+            Endpoint::Tcp { host, port } | Endpoint::Tls { host, port } => {
+                let tls = match endpoint {
+                    Endpoint::Tls { .. } => Some(transports.tls_server.clone().ok_or_else(|| {
+                        cannot_listen(
+                            endpoint,
+                            "this node has no TLS certificate: set one with `NodeBuilder::tls_server`",
+                        )
+                    })?),
+                    _ => None,
+                };
+                let listener = tcp::Listener::bind((host.as_str(), *port)).await.map_err(failed)?;
+                let local = listener.local_addr().map_err(failed)?;
+                let (host, port) = (local.ip().to_string(), local.port());
+                Ok(match tls {
+                    Some(tls) => (Listener::Tls(listener, tls), Endpoint::Tls { host, port }),
+                    None => (Listener::Tcp(listener), Endpoint::Tcp { host, port }),
+                })
+            }
+            Endpoint::Unix { path } => {
+                Ok((Listener::Unix(unix::Listener::bind(path).map_err(failed)?), endpoint.clone()))
+            }
+            Endpoint::Memory { name } => {
+                Ok((Listener::Memory(memory::Listener::bind(name).map_err(failed)?), endpoint.clone()))
+            }
+            Endpoint::Exec { .. } | Endpoint::Ssh { .. } => Err(cannot_listen(
+                endpoint,
+                "only tcp, tls, unix and memory endpoints can be listened on; a server started by `exec:` or `ssh://` \
+                 serves its stdio (`Node::serve_stdio`)",
+            )),
+        }
+    }
+
+    async fn accept(&mut self) -> io::Result<Accepted> {
+        Ok(match self {
+            Listener::Tcp(l) => Accepted::Ready(l.accept().await?),
+            Listener::Tls(l, server) => Accepted::Tls(l.accept_tcp().await?, server.clone()),
+            Listener::Unix(l) => Accepted::Ready(l.accept().await?),
+            Listener::Memory(l) => Accepted::Ready(l.accept().await?),
+        })
+    }
+}
+
+/// Accepts connections until the node goes away; each is served in a task of its own.
+pub(super) async fn accept_loop(node: Weak<Inner>, mut listener: Listener, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.cancelled() => break,
+        };
+        match accepted {
+            Ok(accepted) => {
+                let Some(inner) = node.upgrade() else { break };
+                let node = Node { inner };
+                tokio::spawn(async move {
+                    let raw = match accepted.finish(node.inner.link.handshake_timeout).await {
+                        Ok(raw) => raw,
+                        Err(e) => return tracing::info!(error = %e, "connection refused by the transport"),
+                    };
+                    let peer = raw.info.peer.clone();
+                    if let Err(e) = node.serve_stream(raw).await {
+                        tracing::info!(%peer, error = %e, "connection refused");
+                    }
+                });
+            }
+            Err(e) => {
+                // Out of descriptors and similar: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    tracing::info!("listener stopped");
+}
