@@ -5,10 +5,14 @@
 //! cargo bench --bench calls
 //! ```
 
+// criterion_group! generates undocumented items.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dopy::{Node, Value};
 
 /// The benchmark's object.
+#[derive(Debug)]
 pub struct Adder;
 
 /// Adds.

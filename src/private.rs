@@ -4,7 +4,7 @@
 pub use dopy_core::causes;
 pub use dopy_core::dispatch::{ArgList, BoxFuture, Dispatch, Dispatched, Invocation, Reply, Responder};
 pub use dopy_core::interface::{Interface, MethodInfo, ParamInfo, Receiver};
-pub use dopy_core::object::{DynObject, Proxy, RemoteObject, RemoteObject as Remote};
+pub use dopy_core::object::{DynObject, Proxy, RemoteObject};
 pub use serde::de::DeserializeOwned;
 pub use serde::Serialize;
 pub use serde::{Deserialize, Deserializer, Serializer};

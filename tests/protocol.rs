@@ -39,6 +39,7 @@ fn messages() -> Vec<(&'static str, Message)> {
                 args: Args::Typed(typed.into()),
                 flags: 0,
                 deadline: None,
+                chain: 0,
             }),
         ),
         (
@@ -51,6 +52,7 @@ fn messages() -> Vec<(&'static str, Message)> {
                 args: Args::Positional(vec![Value::Int(2), Value::Int(3)]),
                 flags: 1,
                 deadline: None,
+                chain: 0,
             }),
         ),
         (
@@ -63,6 +65,7 @@ fn messages() -> Vec<(&'static str, Message)> {
                 args: Args::Named(vec![("b".into(), Value::Int(2)), ("a".into(), Value::Int(10))]),
                 flags: 1,
                 deadline: Some(1_000_000),
+                chain: 0,
             }),
         ),
         (
@@ -98,6 +101,7 @@ fn messages() -> Vec<(&'static str, Message)> {
                 args: Args::Typed(vec![0x00].into()),
                 flags: 0,
                 deadline: None,
+                chain: 0,
             }),
         ),
         (

@@ -94,6 +94,7 @@ fn kind_name(kind: FaultKind) -> &'static str {
         FaultKind::Unauthorized => "unauthorized",
         FaultKind::Protocol => "protocol error",
         FaultKind::DynamicArgsRequired => "dynamic arguments required",
+        FaultKind::Reentrant => "re-entrant call",
     }
 }
 
@@ -140,6 +141,9 @@ pub enum Error<E = Value> {
     Cancelled(Box<Trace>),
     /// The peer refused this caller.
     Unauthorized(Box<Trace>),
+    /// The call came back (A → B → A) to an object its own call chain holds in a way that
+    /// would deadlock; it failed at once instead of waiting forever.
+    Reentrant(Box<Trace>),
     /// The peer violated the protocol or sent something that could not be decoded.
     Protocol {
         /// What was wrong.
@@ -204,6 +208,7 @@ impl<E> Error<E> {
             FaultKind::DeadlineExceeded => Error::DeadlineExceeded(trace(fault)),
             FaultKind::Cancelled => Error::Cancelled(trace(fault)),
             FaultKind::Unauthorized => Error::Unauthorized(trace(fault)),
+            FaultKind::Reentrant => Error::Reentrant(trace(fault)),
             FaultKind::Protocol => Error::Protocol { reason: fault.message },
         }
     }
@@ -219,7 +224,8 @@ impl<E> Error<E> {
             | Error::Overloaded(t)
             | Error::DeadlineExceeded(t)
             | Error::Cancelled(t)
-            | Error::Unauthorized(t) => Some(t),
+            | Error::Unauthorized(t)
+            | Error::Reentrant(t) => Some(t),
             _ => None,
         }
     }
@@ -244,6 +250,7 @@ impl<E> Error<E> {
             Error::DeadlineExceeded(t) => Error::DeadlineExceeded(t),
             Error::Cancelled(t) => Error::Cancelled(t),
             Error::Unauthorized(t) => Error::Unauthorized(t),
+            Error::Reentrant(t) => Error::Reentrant(t),
             Error::Protocol { reason } => Error::Protocol { reason },
             Error::Disconnected { reason } => Error::Disconnected { reason },
             Error::Connect { endpoint, source } => Error::Connect { endpoint, source },
@@ -263,7 +270,7 @@ impl<E> Error<E> {
     }
 }
 
-impl<E: fmt::Display> fmt::Display for Error<E> {
+impl<E> fmt::Display for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The first line names the kind and, for remote errors, the call; `{:#}` adds the trace.
         let remote = |f: &mut fmt::Formatter<'_>, what: &str, t: &Trace| {
@@ -275,8 +282,10 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             }
         };
         match self {
-            Error::Method { error, trace } => {
-                write!(f, "{}.{} failed: {error}", trace.call.object, trace.call.method)?;
+            // The serving side's message is the error's `Display`, also for a dynamic caller
+            // whose `E` is a `Value` (which would only show the error's data).
+            Error::Method { trace, .. } => {
+                write!(f, "{}.{} failed: {}", trace.call.object, trace.call.method, trace.message())?;
                 if f.alternate() {
                     // The message is already on the first line; print the rest of the trace.
                     let full = format!("{trace:#}");
@@ -292,6 +301,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Error::DeadlineExceeded(t) => remote(f, "deadline exceeded", t),
             Error::Cancelled(t) => remote(f, "cancelled", t),
             Error::Unauthorized(t) => remote(f, "unauthorized", t),
+            Error::Reentrant(t) => remote(f, "re-entrant call", t),
             Error::Protocol { reason } => write!(f, "protocol error: {reason}"),
             Error::Disconnected { reason } => write!(f, "disconnected: {reason}"),
             Error::Connect { endpoint, source } => {
@@ -305,7 +315,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
     }
 }
 
-impl<E: fmt::Debug + fmt::Display> std::error::Error for Error<E> {
+impl<E: fmt::Debug> std::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Connect { source, .. } => Some(&**source),

@@ -10,6 +10,7 @@
 //! Most users depend on the `dopy` crate, which re-exports what is meant for them.
 #![doc(test(attr(deny(warnings))))]
 
+mod chain;
 pub mod dispatch;
 pub mod error;
 pub mod interface;

@@ -101,6 +101,9 @@ pub struct Call {
     pub flags: u32,
     /// Time left for the call, in microseconds; `None` when the caller set no deadline.
     pub deadline: Option<u64>,
+    /// The call chain this call belongs to: calls made while serving a call carry its chain,
+    /// which lets an object refuse a re-entrant call that would deadlock (0: unknown).
+    pub chain: u64,
 }
 
 /// The result of a call, or the value half of one.
@@ -140,6 +143,8 @@ pub enum FaultKind {
     /// The callee only accepts dynamic arguments (a hand-written dispatcher); a typed proxy
     /// retries the call with dynamic arguments.
     DynamicArgsRequired,
+    /// The call came back to an object its own call chain holds, and waiting would deadlock.
+    Reentrant,
 }
 
 /// One hop an error crossed: where it happened.

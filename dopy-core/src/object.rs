@@ -175,7 +175,8 @@ impl DynObject {
                 let reply = if method == METHODS && !entry.forwards() {
                     inv.responder().encode(entry.interface())
                 } else {
-                    entry.call(inv).await
+                    // A local call is part of the caller's chain (or starts one).
+                    crate::chain::scope(crate::chain::for_outgoing_call(), entry.call(inv)).await
                 };
                 Ok(match reply {
                     Ok(Answer { payload, refs }) => (Outcome::Ok(payload), refs),
@@ -349,26 +350,28 @@ impl Serialize for DynObject {
 }
 
 impl<'de> Deserialize<'de> for DynObject {
+    /// Reads a reference's index and takes the object from the reference table of the message
+    /// being decoded (or from a [`Value::Ref`]).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Index(u32);
-        impl<'de> Deserialize<'de> for Index {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> serde::de::Visitor<'de> for V {
-                    type Value = Index;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str("an object reference")
-                    }
-                    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Index, D::Error> {
-                        u32::deserialize(d).map(Index)
-                    }
-                }
-                d.deserialize_newtype_struct(refs::REF_NAME, V)
+        struct RefVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for RefVisitor {
+            type Value = DynObject;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object reference")
+            }
+
+            // Resolved here, while the table (or the handed-off reference) is in place.
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<DynObject, D::Error> {
+                let i = u32::deserialize(d)?;
+                refs::in_get(i).ok_or_else(|| {
+                    serde::de::Error::custom(format!("object reference #{i} is not in the message's table"))
+                })
             }
         }
-        let Index(i) = Index::deserialize(deserializer)?;
-        refs::in_get(i)
-            .ok_or_else(|| serde::de::Error::custom(format!("object reference #{i} is not in the message's table")))
+
+        deserializer.deserialize_newtype_struct(refs::REF_NAME, RefVisitor)
     }
 }
 

@@ -272,6 +272,7 @@ impl Connection {
             args,
             flags: call_flags,
             deadline: None,
+            chain: crate::chain::for_outgoing_call(),
         });
         let (frame, exported) = shared.encode(msg, refs)?;
         if call_flags & flags::ONEWAY != 0 {
@@ -506,7 +507,7 @@ impl Shared {
     }
 
     fn handle_call(self: &Arc<Self>, call: Call) {
-        let Call { id, target, method, refs, mut args, flags: call_flags, .. } = call;
+        let Call { id, target, method, refs, mut args, flags: call_flags, chain, .. } = call;
         let oneway = call_flags & flags::ONEWAY != 0;
         let dynamic = call_flags & flags::DYNAMIC_RESULT != 0;
         let table = self.import_all(refs);
@@ -542,7 +543,7 @@ impl Shared {
             async move {
                 let started = Instant::now();
                 let method = inv.method().to_owned();
-                let reply = entry.call(inv).await;
+                let reply = crate::chain::scope(chain, entry.call(inv)).await;
                 let ok = reply.is_ok();
                 tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, ok, "call served");
                 if !oneway {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
+use crate::chain::{self, Found, Hold, Holders};
 use crate::dispatch::{Dispatch, Dispatched, Invocation, Reply};
 use crate::interface::Interface;
 use crate::message::Target;
@@ -20,6 +21,8 @@ pub struct Entry {
     object: Arc<tokio::sync::RwLock<dyn Dispatch>>,
     /// A forwarder (a reference handed on): introspection is forwarded too.
     forwards: bool,
+    /// The call chains holding the object, to refuse re-entrant calls that would deadlock.
+    holders: Holders,
 }
 
 impl fmt::Debug for Entry {
@@ -32,7 +35,13 @@ impl Entry {
     /// Wraps an object for serving.
     pub fn new<T: Dispatch>(label: impl Into<String>, object: T) -> Self {
         let interface = object.interface();
-        Entry { label: label.into(), interface, object: Arc::new(tokio::sync::RwLock::new(object)), forwards: false }
+        Entry {
+            label: label.into(),
+            interface,
+            object: Arc::new(tokio::sync::RwLock::new(object)),
+            forwards: false,
+            holders: Holders::default(),
+        }
     }
 
     /// Wraps a handle to an object elsewhere, so that calls to it are forwarded.
@@ -46,10 +55,15 @@ impl Entry {
     }
 
     /// Runs one call on the object: shared access first, exclusive if the method needs it;
-    /// panics become faults.
+    /// panics become faults; re-entrant calls that would deadlock fail at once.
     pub async fn call(&self, inv: Invocation) -> Reply {
-        let object = self.object();
-        let guard = object.clone().read_owned().await;
+        let chain = chain::current().unwrap_or(0);
+        let guard = match self.holders.check(chain, false) {
+            Found::Deadlock(why) => return Err(self.reentrant(&inv, &why)),
+            Found::Shared(guard) => guard,
+            Found::Free => Arc::new(self.object.clone().read_owned().await),
+        };
+        let token = self.holders.hold(chain, Hold::Shared(Arc::downgrade(&guard)));
         let inv = match panic::catch(|| guard.dispatch(inv)) {
             Err(fault) => return Err(fault),
             Ok(Dispatched::Ready(reply)) => return reply,
@@ -57,8 +71,13 @@ impl Entry {
             Ok(Dispatched::NotFound(inv)) => return Err(self.no_such_method(&inv)),
             Ok(Dispatched::RequiresMut(inv)) => inv,
         };
+        drop(token);
         drop(guard);
-        let mut guard = object.clone().write_owned().await;
+        if let Found::Deadlock(why) = self.holders.check(chain, true) {
+            return Err(self.reentrant(&inv, &why));
+        }
+        let mut guard = self.object.clone().write_owned().await;
+        let _token = self.holders.hold(chain, Hold::Exclusive(inv.method().to_owned()));
         let reply = match panic::catch(|| guard.dispatch_mut(inv)) {
             Err(fault) => Err(fault),
             Ok(Dispatched::Ready(reply)) => reply,
@@ -66,6 +85,13 @@ impl Entry {
             Ok(Dispatched::NotFound(inv) | Dispatched::RequiresMut(inv)) => Err(self.no_such_method(&inv)),
         };
         reply
+    }
+
+    fn reentrant(&self, inv: &Invocation, why: &str) -> Box<Fault> {
+        Box::new(Fault::new(
+            FaultKind::Reentrant,
+            format!("re-entrant call to `{}` on `{}` would deadlock: {why}", inv.method(), self.label),
+        ))
     }
 
     fn no_such_method(&self, inv: &Invocation) -> Box<Fault> {

@@ -1,8 +1,9 @@
 //! Our model of a `#[dopy::remote]` impl block, built from syn's.
 //!
 //! Building the model only rejects what makes it impossible to build (a trait impl, a generic
-//! impl, malformed `#[dopy]` attributes). The rules about remote method signatures are checked
-//! afterwards, all at once, by `valid.rs`.
+//! impl). A method with malformed `#[dopy]` attributes is left out of the model and its errors
+//! kept for validation, which checks the rules of remote methods afterwards, all at once
+//! (`valid.rs`).
 
 use proc_macro2::{Group, Ident, TokenStream, TokenTree};
 use quote::ToTokens;
@@ -10,7 +11,6 @@ use syn::ext::IdentExt;
 use syn::{FnArg, GenericArgument, ImplItem, ImplItemFn, ItemImpl, PathArguments, ReturnType, Type, Visibility};
 
 use crate::attr::{self, MethodAttrs};
-use crate::ctxt::Errors;
 
 /// An inherent impl block whose `pub` methods are remote.
 pub(crate) struct Service<'a> {
@@ -22,6 +22,8 @@ pub(crate) struct Service<'a> {
     pub(crate) docs: String,
     /// The remote methods, in source order.
     pub(crate) methods: Vec<Method<'a>>,
+    /// Errors of malformed `#[dopy]` attributes (those methods are not in `methods`).
+    pub(crate) attr_errors: Vec<syn::Error>,
 }
 
 /// One remote method.
@@ -67,44 +69,43 @@ pub(crate) enum Output {
     /// Nothing (`()`).
     Unit,
     /// A plain value.
-    Plain(Type),
+    Plain(Box<Type>),
     /// `Result<T, E>`: a value or the method's own error.
-    Result(Type, Type),
+    Result(Box<Type>, Box<Type>),
 }
 
 impl<'a> Service<'a> {
     /// Builds the model of an impl block.
     pub(crate) fn from_syn(item: &'a ItemImpl) -> syn::Result<Self> {
         let ident = proxy_base(item)?;
-        let mut errors = Errors::default();
+        let mut attr_errors = Vec::new();
         let mut methods = Vec::new();
         for impl_item in &item.items {
             match impl_item {
-                ImplItem::Fn(method) => {
-                    if let Some(Some(method)) = errors.check(Method::from_syn(method, &item.self_ty)) {
-                        methods.push(method);
-                    }
-                }
-                ImplItem::Const(c) => errors.check(no_dopy_attr(&c.attrs)).unwrap_or_default(),
-                ImplItem::Type(t) => errors.check(no_dopy_attr(&t.attrs)).unwrap_or_default(),
-                ImplItem::Macro(m) => errors.check(no_dopy_attr(&m.attrs)).unwrap_or_default(),
+                ImplItem::Fn(method) => match Method::from_syn(method, &item.self_ty) {
+                    Ok(Some(method)) => methods.push(method),
+                    Ok(None) => {}
+                    Err(error) => attr_errors.push(error),
+                },
+                ImplItem::Const(c) => attr_errors.extend(no_dopy_attr(&c.attrs).err()),
+                ImplItem::Type(t) => attr_errors.extend(no_dopy_attr(&t.attrs).err()),
+                ImplItem::Macro(m) => attr_errors.extend(no_dopy_attr(&m.attrs).err()),
                 _ => {}
             }
         }
-        errors.finish()?;
-        Ok(Service { original: item, ident, docs: attr::docs(&item.attrs), methods })
+        Ok(Service { original: item, ident, docs: attr::docs(&item.attrs), methods, attr_errors })
     }
 }
 
 /// The identifier the proxy is named after, or why this impl block cannot be remote.
 pub(crate) fn proxy_base(item: &ItemImpl) -> syn::Result<&Ident> {
+    const GENERIC: &str = "generic impl blocks are not supported by #[dopy::remote]";
     if let Some((_, path, _)) = &item.trait_ {
         return Err(syn::Error::new_spanned(
             path,
             "#[dopy::remote] goes on an inherent impl block (`impl Calculator { .. }`), not on a trait impl",
         ));
     }
-    const GENERIC: &str = "generic impl blocks are not supported by #[dopy::remote]";
     if !item.generics.params.is_empty() {
         return Err(syn::Error::new_spanned(&item.generics, GENERIC));
     }
@@ -214,16 +215,17 @@ impl Output {
         }
         if let Type::Path(path) = &**ty {
             let last = path.path.segments.last().filter(|_| path.qself.is_none());
-            if let Some(PathArguments::AngleBracketed(args)) = last.filter(|s| s.ident == "Result").map(|s| &s.arguments)
+            if let Some(PathArguments::AngleBracketed(args)) =
+                last.filter(|s| s.ident == "Result").map(|s| &s.arguments)
             {
                 if let [GenericArgument::Type(ok), GenericArgument::Type(err)] =
                     args.args.iter().collect::<Vec<_>>().as_slice()
                 {
-                    return Output::Result(replace_self(ok, self_ty), replace_self(err, self_ty));
+                    return Output::Result(Box::new(replace_self(ok, self_ty)), Box::new(replace_self(err, self_ty)));
                 }
             }
         }
-        Output::Plain(replace_self(ty, self_ty))
+        Output::Plain(Box::new(replace_self(ty, self_ty)))
     }
 
     /// The success type (`None` for `()`).
@@ -288,7 +290,10 @@ mod tests {
     fn replaces_self_everywhere() {
         let self_ty: Type = parse_quote!(crate::Calculator);
         assert_eq!(s(&replace_self(&parse_quote!(Vec<Self>), &self_ty)), "Vec<crate::Calculator>");
-        assert_eq!(s(&replace_self(&parse_quote!((Self, [Self; 2])), &self_ty)), "(crate::Calculator, [crate::Calculator; 2])");
+        assert_eq!(
+            s(&replace_self(&parse_quote!((Self, [Self; 2])), &self_ty)),
+            "(crate::Calculator, [crate::Calculator; 2])"
+        );
         assert_eq!(s(&replace_self(&parse_quote!(u8), &self_ty)), "u8");
     }
 

@@ -178,27 +178,59 @@ mod tests {
         assert_eq!(parsed.name.unwrap().value(), "plus");
         assert!(parsed.oneway.is_some());
         assert!(parsed.skip.is_none());
-        assert!(method_attrs(&attrs(parse_quote!(#[doc = "x"] fn f() {}))).unwrap().name.is_none());
+        assert!(method_attrs(&attrs(parse_quote!(
+            #[doc = "x"]
+            fn f() {}
+        )))
+        .unwrap()
+        .name
+        .is_none());
     }
 
     #[test]
     fn rejects_duplicates_unknown_keys_and_reserved_names() {
-        assert_eq!(error(parse_quote!(#[dopy(skip, skip)] fn f() {})), "duplicate #[dopy] key `skip`");
         assert_eq!(
-            error(parse_quote!(#[dopy(name = "a")] #[dopy(name = "b")] fn f() {})),
+            error(parse_quote!(
+                #[dopy(skip, skip)]
+                fn f() {}
+            )),
+            "duplicate #[dopy] key `skip`"
+        );
+        assert_eq!(
+            error(parse_quote!(
+                #[dopy(name = "a")]
+                #[dopy(name = "b")]
+                fn f() {}
+            )),
             "duplicate #[dopy] key `name`"
         );
         assert_eq!(
-            error(parse_quote!(#[dopy(foo)] fn f() {})),
+            error(parse_quote!(
+                #[dopy(foo)]
+                fn f() {}
+            )),
             "unknown #[dopy] key `foo`; expected `name`, `skip` or `oneway`"
         );
         assert_eq!(
-            error(parse_quote!(#[dopy(name = "dopy.methods")] fn f() {})),
+            error(parse_quote!(
+                #[dopy(name = "dopy.methods")]
+                fn f() {}
+            )),
             "remote names starting with `dopy.` are reserved for built-in methods"
         );
-        assert_eq!(error(parse_quote!(#[dopy(name = "")] fn f() {})), "a remote name cannot be empty");
         assert_eq!(
-            error(parse_quote!(#[dopy(skip, oneway)] #[dopy(foo)] fn f() {})),
+            error(parse_quote!(
+                #[dopy(name = "")]
+                fn f() {}
+            )),
+            "a remote name cannot be empty"
+        );
+        assert_eq!(
+            error(parse_quote!(
+                #[dopy(skip, oneway)]
+                #[dopy(foo)]
+                fn f() {}
+            )),
             "unknown #[dopy] key `foo`; expected `name`, `skip` or `oneway` \
              | a #[dopy(skip)] method is local: it cannot be `oneway`"
         );
@@ -220,7 +252,12 @@ mod tests {
 
     #[test]
     fn strips_only_dopy_attributes() {
-        let mut attrs = attrs(parse_quote!(#[dopy(skip)] #[inline] #[cfg(test)] fn f() {}));
+        let mut attrs = attrs(parse_quote!(
+            #[dopy(skip)]
+            #[inline]
+            #[cfg(test)]
+            fn f() {}
+        ));
         strip(&mut attrs);
         assert_eq!(attrs.len(), 2);
     }

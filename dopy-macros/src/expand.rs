@@ -5,7 +5,7 @@
 //! - the impl block itself, without our `#[dopy(..)]` attributes;
 //! - `pub struct CalculatorProxy` with one `async` method per remote method ([`proxy`]);
 //! - inside `const _: () = { .. };`: the static interface table ([`table`]), the `Dispatch`
-//!   impl ([`dispatch`]), the `Remote` impl, and trait-bound checks spanned at the user's types.
+//!   impl ([`dispatch`]), the `RemoteObject` impl, and trait-bound checks spanned at the user's types.
 //!
 //! Generated code names nothing but `::core` and `::dopy::__private` items.
 
@@ -29,8 +29,11 @@ pub(crate) fn private() -> TokenStream {
 }
 
 /// A local variable of generated code, invisible to the user's code (mixed-site hygiene).
-pub(crate) fn local(name: &str) -> Ident {
-    Ident::new(name, Span::mixed_site())
+///
+/// Diagnostics about it are shown at `at` (usually the user's method name): a type error that
+/// involves it is then reported in the user's code rather than at the attribute.
+pub(crate) fn local(name: &str, at: Span) -> Ident {
+    Ident::new(name, Span::mixed_site().located_at(at))
 }
 
 /// Expands `#[dopy::remote]` on an item, falling back to errors plus stubs when it is invalid.
@@ -83,7 +86,7 @@ fn expand(service: &Service<'_>) -> TokenStream {
             #table
             #dispatch
             #[automatically_derived]
-            impl #p::Remote for #self_ty {
+            impl #p::RemoteObject for #self_ty {
                 type Proxy = #proxy;
             }
             #checks
@@ -109,14 +112,15 @@ pub(crate) fn stripped(item: &ItemImpl) -> ItemImpl {
 /// Trait-bound checks in a function that is never called: a parameter, result or error type
 /// that cannot travel gets its "trait bound not satisfied" error at its own span.
 fn bound_checks(service: &Service<'_>) -> TokenStream {
+    let at = |ty: &syn::Type| ty.span();
     let checks = service.methods.iter().enumerate().map(|(i, m)| {
         let cfgs = attr::cfgs(&m.original.attrs);
         let params = m.args.iter().map(|a| {
             let ty = &a.ty;
-            quote_spanned!(ty.span()=> ::dopy::__private::assert_param::<#ty>();)
+            quote_spanned!(at(ty)=> ::dopy::__private::assert_param::<#ty>();)
         });
-        let result = m.output.ok_type().map(|ty| quote_spanned!(ty.span()=> ::dopy::__private::assert_result::<#ty>();));
-        let error = m.output.error_type().map(|ty| quote_spanned!(ty.span()=> ::dopy::__private::assert_error::<#ty>();));
+        let result = m.output.ok_type().map(|ty| quote_spanned!(at(ty)=> ::dopy::__private::assert_result::<#ty>();));
+        let error = m.output.error_type().map(|ty| quote_spanned!(at(ty)=> ::dopy::__private::assert_error::<#ty>();));
         let name = quote::format_ident!("__dopy_check_{}", i);
         quote! {
             #(#cfgs)*

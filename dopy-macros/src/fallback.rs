@@ -31,7 +31,7 @@ pub(crate) fn expand(item: &ItemImpl, service: Option<&Service<'_>>, error: syn:
         #methods
         const _: () = {
             #[automatically_derived]
-            impl #p::Remote for #self_ty {
+            impl #p::RemoteObject for #self_ty {
                 type Proxy = #proxy;
             }
 

@@ -14,6 +14,9 @@ impl Service<'_> {
     /// Checks every method, then the rules that span methods (unique remote names).
     pub(crate) fn validate(&self) -> syn::Result<()> {
         let mut errors = Errors::default();
+        for error in &self.attr_errors {
+            errors.push(error.clone());
+        }
         for method in &self.methods {
             errors.check(method.validate());
         }
@@ -23,6 +26,8 @@ impl Service<'_> {
                 Entry::Vacant(slot) => {
                     slot.insert(method);
                 }
+                // `#[cfg(unix)] fn f` next to `#[cfg(windows)] fn f` is fine: both are never there.
+                Entry::Occupied(first) if has_cfg(first.get()) && has_cfg(method) => {}
                 Entry::Occupied(first) => errors.push(syn::Error::new_spanned(
                     method.ident(),
                     format!(
@@ -93,7 +98,10 @@ impl Method<'_> {
         }
         if let ReturnType::Type(_, ty) = &sig.output {
             if contains_ident(ty, "impl") {
-                errors.push(syn::Error::new_spanned(ty, "remote methods cannot return `impl Trait`: name a concrete type"));
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    "remote methods cannot return `impl Trait`: name a concrete type",
+                ));
             } else if contains_punct(ty, '&') {
                 errors.push(syn::Error::new_spanned(
                     ty,
@@ -108,6 +116,10 @@ impl Method<'_> {
         }
         errors.finish()
     }
+}
+
+fn has_cfg(method: &Method<'_>) -> bool {
+    crate::attr::cfgs(&method.original.attrs).next().is_some()
 }
 
 fn contains_ident(ty: &Type, word: &str) -> bool {
@@ -153,6 +165,10 @@ mod tests {
                 #[dopy(skip)]
                 pub fn new() -> Self { Calc }
                 fn helper(self, x: &str) {}
+                #[cfg(unix)]
+                pub fn os(&self) -> u8 { 1 }
+                #[cfg(windows)]
+                pub fn os(&self) -> u8 { 2 }
             }
         });
         assert!(found.is_empty(), "{found:?}");
@@ -191,8 +207,18 @@ mod tests {
     #[test]
     fn rejects_trait_and_generic_impls() {
         let generic = "generic impl blocks are not supported by #[dopy::remote]";
-        assert_eq!(errors(parse_quote!(impl<T> Calc<T> {})), [generic]);
-        assert_eq!(errors(parse_quote!(impl<'a> Calc<'a> {})), [generic]);
+        assert_eq!(
+            errors(parse_quote!(
+                impl<T> Calc<T> {}
+            )),
+            [generic]
+        );
+        assert_eq!(
+            errors(parse_quote!(
+                impl<'a> Calc<'a> {}
+            )),
+            [generic]
+        );
         assert_eq!(errors(parse_quote!(impl Calc<u8> {})), [generic]);
         assert!(errors(parse_quote!(impl Clone for Calc {}))[0].contains("not on a trait impl"));
     }

@@ -3,8 +3,8 @@
 //! `&self` methods run from `dispatch`; `&mut self` methods make `dispatch` answer
 //! `RequiresMut`, and run from `dispatch_mut`, which the caller invokes with exclusive access.
 
-use proc_macro2::{Ident, TokenStream};
-use quote::quote;
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 
 use super::{local, private};
@@ -15,7 +15,7 @@ use crate::attr;
 pub(crate) fn impl_dispatch(service: &Service<'_>) -> TokenStream {
     let p = private();
     let self_ty = &service.original.self_ty;
-    let call = local("__call");
+    let call = local("__call", Span::call_site());
     let exclusive = |m: &&Method<'_>| matches!(m.receiver, Receiver::Exclusive);
     let shared: Vec<TokenStream> = service
         .methods
@@ -53,8 +53,15 @@ pub(crate) fn impl_dispatch(service: &Service<'_>) -> TokenStream {
             }
         }
     });
+    // Dispatching calls the user's methods; their deprecation is for callers, not for us.
+    let deprecated = service
+        .methods
+        .iter()
+        .any(|m| m.original.attrs.iter().any(|a| a.path().is_ident("deprecated")))
+        .then(|| quote!(#[allow(deprecated)]));
     quote! {
         #[automatically_derived]
+        #deprecated
         impl #p::Dispatch for #self_ty {
             fn interface(&self) -> #p::Interface {
                 __DOPY_INTERFACE
@@ -74,9 +81,12 @@ fn arm(m: &Method<'_>, call: &Ident) -> TokenStream {
     let p = private();
     let cfgs = attr::cfgs(&m.original.attrs);
     let name = &m.remote_name;
-    let resp = local("__resp");
-    let fault = local("__fault");
-    let vars: Vec<Ident> = (0..m.args.len()).map(|i| local(&format!("__arg{i}"))).collect();
+    // Calls that may fail to type-check are spanned at the method's name, so that their errors
+    // show in the user's signature rather than at the attribute.
+    let at = m.ident().span();
+    let resp = local("__resp", at);
+    let fault = local("__fault", at);
+    let vars: Vec<Ident> = (0..m.args.len()).map(|i| local(&format!("__arg{i}"), at)).collect();
     let decode = if m.args.is_empty() {
         // Still decode, so that a call with arguments is refused rather than silently accepted.
         quote! {
@@ -87,23 +97,28 @@ fn arm(m: &Method<'_>, call: &Ident) -> TokenStream {
     } else {
         let types = m.args.iter().map(|a| &a.ty);
         let names = m.args.iter().map(|a| a.ident.map(|i| i.unraw().to_string()).unwrap_or_default());
-        let args = local("__args");
+        let args = local("__args", at);
+        // Spanned at the method's name: a parameter type that cannot be decoded is reported in
+        // the user's signature (and precisely at the type by the bound checks).
+        let decode = quote_spanned! {at=>
+            ::dopy::__private::Invocation::decode_args::<(#(#types,)*)>(&mut #call, &[#(#names),*])
+        };
         quote! {
-            let (#(#vars,)*) = match #call.decode_args::<(#(#types,)*)>(&[#(#names),*]) {
+            let (#(#vars,)*) = match #decode {
                 #p::Result::Ok(#args) => #args,
                 #p::Result::Err(#fault) => return #p::Dispatched::Ready(#p::Result::Err(#fault)),
             };
         }
     };
     let ident = m.ident();
-    let invoke = match m.is_async() {
-        true => quote!(Self::#ident(self, #(#vars),*).await),
-        false => quote!(Self::#ident(self, #(#vars),*)),
-    };
-    let reply = reply(&m.output, &invoke, &resp);
-    let run = match m.is_async() {
-        true => quote!(#p::Dispatched::Pending(#p::Box::pin(async move { #reply }))),
-        false => quote!(#p::Dispatched::Ready({ #reply })),
+    let dot_await = m.is_async().then(|| quote_spanned!(at=> .await));
+    let invoke = quote_spanned!(at=> Self::#ident(self, #(#vars),*) #dot_await);
+    let reply = reply(&m.output, &invoke, &resp, at);
+    let run = if m.is_async() {
+        // Spanned at the method's name: a future that is not `Send` is reported there.
+        quote_spanned!(at=> ::dopy::__private::Dispatched::Pending(::dopy::__private::Box::pin(async move { #reply })))
+    } else {
+        quote!(#p::Dispatched::Ready({ #reply }))
     };
     quote! {
         #(#cfgs)*
@@ -116,23 +131,35 @@ fn arm(m: &Method<'_>, call: &Ident) -> TokenStream {
 }
 
 /// Runs the method and encodes what it returned.
-fn reply(output: &Output, invoke: &TokenStream, resp: &Ident) -> TokenStream {
+///
+/// The encoding call is spanned at the method's name, where a result type that cannot be
+/// encoded is reported.
+fn reply(output: &Output, invoke: &TokenStream, resp: &Ident, span: Span) -> TokenStream {
     let p = private();
     match output {
         Output::Unit => quote! {
             #invoke;
             #resp.ok(&())
         },
-        Output::Plain(_) => quote!(#resp.ok(&#invoke)),
-        Output::Result(..) => {
-            let (result, error, causes) = (local("__result"), local("__error"), local("__causes"));
+        Output::Plain(ty) => {
+            let result = local("__result", span);
+            let reply = quote_spanned!(span=> ::dopy::__private::Responder::ok::<#ty>(&#resp, &#result));
+            quote! {
+                let #result = #invoke;
+                #reply
+            }
+        }
+        Output::Result(ty, err) => {
+            let (result, error, causes) = (local("__result", span), local("__error", span), local("__causes", span));
+            let reply =
+                quote_spanned!(span=> ::dopy::__private::Responder::result::<#ty, #err>(&#resp, &#result, #causes));
             quote! {
                 let #result = #invoke;
                 let #causes = match &#result {
                     #p::Result::Err(#error) => #p::causes!(#error),
                     #p::Result::Ok(_) => #p::Vec::new(),
                 };
-                #resp.result(&#result, #causes)
+                #reply
             }
         }
     }

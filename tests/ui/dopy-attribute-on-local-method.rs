@@ -1,0 +1,13 @@
+struct Calculator;
+
+#[dopy::remote]
+impl Calculator {
+    #[dopy(name = "helper")]
+    fn helper(&self) {}
+
+    pub fn run(&self) {
+        self.helper();
+    }
+}
+
+fn main() {}

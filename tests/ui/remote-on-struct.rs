@@ -1,0 +1,6 @@
+#[dopy::remote]
+pub struct Calculator;
+
+fn main() {
+    let _ = Calculator;
+}

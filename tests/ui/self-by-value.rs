@@ -1,0 +1,8 @@
+struct Store;
+
+#[dopy::remote]
+impl Store {
+    pub fn consume(self) {}
+}
+
+fn main() {}
