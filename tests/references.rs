@@ -383,3 +383,36 @@ fn method_error<T: std::fmt::Debug>(r: Result<T, Error<String>>) -> String {
         other => panic!("expected a method error, got {other:?}"),
     }
 }
+
+/// A published object with a drop counter.
+pub struct Named {
+    _live: Tracked,
+}
+
+/// A named object.
+#[dopy::remote]
+impl Named {
+    /// Answers.
+    pub fn hello(&self) -> String {
+        "hello".into()
+    }
+}
+
+/// Named published objects are not reference-counted: they outlive their clients' connections
+/// and go when unpublished.
+#[tokio::test]
+async fn named_objects_live_until_unpublished() {
+    let live = Live::default();
+    let (server, url) = serve("server", Named { _live: live.track() }).await;
+    for _ in 0..3 {
+        let obj = Node::new().object(&url).await.unwrap();
+        assert_eq!(obj.call("hello", []).await.unwrap(), Value::from("hello"));
+        obj.connection().unwrap().close();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(live.get(), 1);
+    assert!(server.unpublish("store"));
+    live.settles_at(0).await;
+    let err = Node::new().object(&url).await.unwrap().call("hello", []).await.unwrap_err();
+    assert!(matches!(err, Error::NoSuchObject(_)), "{err}");
+}
