@@ -81,10 +81,18 @@ pub(crate) fn spawn_as(mut command: Command, transport: &'static str, label: Str
     Ok(RawStream::new(Box::new(stdout), Box::new(stdin), info, Role::Connector).with_attachment(Box::new(process)))
 }
 
-/// The command line as a person would type it (for messages).
+/// The command line as a person would type it in a shell (for messages).
 fn command_line(command: &std::process::Command) -> String {
     let words = std::iter::once(command.get_program()).chain(command.get_args());
-    words.map(OsStr::to_string_lossy).collect::<Vec<_>>().join(" ")
+    let quoted = words.map(OsStr::to_string_lossy).map(|word| {
+        let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+        if plain {
+            word.into_owned()
+        } else {
+            format!("'{}'", word.replace('\'', r"'\''"))
+        }
+    });
+    quoted.collect::<Vec<_>>().join(" ")
 }
 
 /// The end of a child's stderr: a bounded ring of bytes.

@@ -103,7 +103,7 @@ pub enum AuthError {
 #[non_exhaustive]
 pub enum HandshakeError {
     /// The peer sent something other than the dopy magic.
-    #[error("the peer does not speak dopy: expected magic \"DOPY\", received {}", Shown(.received))]
+    #[error("the peer does not speak dopy: expected magic \"DOPY\", received {}{}", Shown(.received), tls_hint(.received))]
     BadMagic {
         /// The first bytes received (at most 64).
         received: Vec<u8>,
@@ -137,6 +137,14 @@ impl HandshakeError {
     /// Whether the connection was refused for authentication reasons.
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, HandshakeError::Unauthorized(_))
+    }
+}
+
+/// A hint for bytes that look like a TLS record (a TLS server answering a plain client).
+fn tls_hint(received: &[u8]) -> &'static str {
+    match received {
+        [0x15 | 0x16, 0x03, ..] => " (a TLS record: is this a tls:// endpoint?)",
+        _ => "",
     }
 }
 
