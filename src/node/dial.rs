@@ -1,6 +1,7 @@
 //! Connecting: from an endpoint to a connected byte stream, for every transport.
 
 use std::error::Error as StdError;
+use std::sync::OnceLock;
 
 use dopy_transport::ssh::SshTarget;
 use dopy_transport::tls::TlsClient;
@@ -22,7 +23,7 @@ pub(super) async fn dial(
         Endpoint::Tls { host, port } => {
             let client = match &transports.tls_client {
                 Some(client) => client.clone(),
-                None => TlsClient::with_native_roots()?,
+                None => native_roots()?,
             };
             tokio::time::timeout(link.handshake_timeout, client.connect(host, *port))
                 .await
@@ -45,4 +46,10 @@ pub(super) async fn dial(
             ssh::connect(&target)?
         }
     })
+}
+
+/// A TLS client trusting the system's certificate store, loaded once per process.
+fn native_roots() -> Result<TlsClient, BoxError> {
+    static NATIVE: OnceLock<Result<TlsClient, String>> = OnceLock::new();
+    NATIVE.get_or_init(|| TlsClient::with_native_roots().map_err(|e| e.to_string())).clone().map_err(Into::into)
 }
