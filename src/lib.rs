@@ -83,6 +83,9 @@ pub use dopy_transport as transport;
 ///
 /// - `#[dopy(name = "remote_name")]`: the name callers use (default: the method's name);
 /// - `#[dopy(skip)]`: keep a `pub` method local;
-/// - `#[dopy(oneway)]`: no reply is sent; the proxy returns once the call is sent (methods
-///   returning `()` only).
+/// - `#[dopy(oneway)]`: no reply is sent; the proxy returns once the call is written to the
+///   transport (methods returning `()` only); introspection shows it as oneway.
+/// - `#[dopy(no_cancel)]`: the method runs to the end even when its caller cancels (drops the
+///   call's future) or the call's deadline passes; other methods are stopped at their next
+///   `.await`.
 pub use dopy_macros::remote;

@@ -11,18 +11,31 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, Weak};
+use std::time::Instant;
 
 use tokio::sync::OwnedRwLockReadGuard;
 
 use crate::dispatch::Dispatch;
 
+/// What a call being served passes on to the calls it makes: its chain and its deadline.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scope {
+    chain: u64,
+    deadline: Option<Instant>,
+}
+
 tokio::task_local! {
-    static CHAIN: u64;
+    static SCOPE: Scope;
 }
 
 /// The chain of the call being served by the current task, if any.
 pub(crate) fn current() -> Option<u64> {
-    CHAIN.try_with(|c| *c).ok()
+    SCOPE.try_with(|s| s.chain).ok().filter(|c| *c != 0)
+}
+
+/// The deadline of the call being served by the current task, if any.
+pub(crate) fn deadline() -> Option<Instant> {
+    SCOPE.try_with(|s| s.deadline).ok().flatten()
 }
 
 /// The chain for a call made now: the current one, or a fresh one for a root call.
@@ -38,13 +51,10 @@ fn fresh() -> u64 {
     prefix | (NEXT.fetch_add(1, Ordering::Relaxed) & 0xFFFF_FFFF)
 }
 
-/// Runs `fut` as part of chain `chain` (0: no chain known; detection is off).
-pub(crate) async fn scope<F: std::future::Future>(chain: u64, fut: F) -> F::Output {
-    if chain == 0 {
-        fut.await
-    } else {
-        CHAIN.scope(chain, fut).await
-    }
+/// Runs `fut` as part of chain `chain` (0: detection off) with `deadline` applying to the
+/// calls it makes.
+pub(crate) async fn scope<F: std::future::Future>(chain: u64, deadline: Option<Instant>, fut: F) -> F::Output {
+    SCOPE.scope(Scope { chain, deadline }, fut).await
 }
 
 /// A read guard shared by the calls of one chain.

@@ -78,6 +78,9 @@ pub struct MethodInfo {
     pub is_async: bool,
     /// Whether the method is oneway (no reply is sent).
     pub oneway: bool,
+    /// Whether the method runs to the end even when its caller cancels or its deadline passes
+    /// (`#[dopy(no_cancel)]`).
+    pub no_cancel: bool,
 }
 
 impl MethodInfo {
@@ -92,6 +95,7 @@ impl MethodInfo {
         receiver: Receiver,
         is_async: bool,
         oneway: bool,
+        no_cancel: bool,
     ) -> Self {
         MethodInfo {
             name: Cow::Borrowed(name),
@@ -105,6 +109,7 @@ impl MethodInfo {
             receiver,
             is_async,
             oneway,
+            no_cancel,
         }
     }
 

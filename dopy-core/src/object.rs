@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -12,7 +13,7 @@ use crate::dispatch::{Answer, Dispatch, Dispatched, Invocation, Reply};
 use crate::error::CallSite;
 use crate::interface::{Interface, METHODS};
 use crate::message::{flags, Args, Fault, FaultKind, Outcome, Payload, Target};
-use crate::peer::{Connection, Import};
+use crate::peer::{Connection, Import, Request};
 use crate::refs;
 use crate::table::Entry;
 use crate::value::{from_value, to_value, Value};
@@ -46,6 +47,8 @@ enum Via {
 #[derive(Clone)]
 pub struct DynObject {
     via: Via,
+    /// The default time limit of calls made through this handle.
+    timeout: Option<Duration>,
     /// Set once the object answered that it takes dynamic arguments only (a hand-written
     /// dispatcher): typed calls then send their arguments as values.
     dynamic_only: Arc<AtomicBool>,
@@ -107,7 +110,29 @@ impl DynObject {
     }
 
     fn from_via(via: Via) -> Self {
-        DynObject { via, dynamic_only: Arc::new(AtomicBool::new(false)) }
+        DynObject { via, timeout: None, dynamic_only: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// A handle whose calls fail with [`Error::DeadlineExceeded`] (and are cancelled on the
+    /// serving side) when no reply comes within `timeout`. The time left travels with each call
+    /// and also limits the calls made while serving it. There is no default limit.
+    pub fn with_timeout(&self, timeout: Duration) -> DynObject {
+        DynObject { timeout: Some(timeout), ..self.clone() }
+    }
+
+    /// The default time limit of calls made through this handle.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// When a call made now must be answered: this handle's limit, or less if the call is made
+    /// while serving a call with less time left.
+    fn deadline(&self) -> Option<Instant> {
+        let own = self.timeout.map(|t| Instant::now() + t);
+        match (own, crate::chain::deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub(crate) fn unresolved_index(&self) -> Option<u32> {
@@ -168,15 +193,36 @@ impl DynObject {
         refs: Vec<DynObject>,
         call_flags: u32,
     ) -> Result<(Outcome, Vec<DynObject>), Error<E>> {
+        let deadline = self.deadline();
         match &self.via {
-            Via::Remote { conn, target, .. } => conn.call(target.clone(), method, args, refs, call_flags).await,
+            Via::Remote { conn, target, .. } => {
+                let request = Request {
+                    target: target.clone(),
+                    method: method.to_owned(),
+                    args,
+                    refs,
+                    flags: call_flags,
+                    deadline,
+                };
+                conn.call(request).await
+            }
             Via::Local(entry) => {
                 let inv = Invocation::new(method.to_owned(), args, call_flags & flags::DYNAMIC_RESULT != 0, refs);
                 let reply = if method == METHODS && !entry.forwards() {
                     inv.responder().encode(entry.interface())
                 } else {
                     // A local call is part of the caller's chain (or starts one).
-                    crate::chain::scope(crate::chain::for_outgoing_call(), entry.call(inv)).await
+                    let call = crate::chain::scope(crate::chain::for_outgoing_call(), deadline, entry.call(inv));
+                    match deadline {
+                        None => call.await,
+                        Some(d) => match tokio::time::timeout_at(d.into(), call).await {
+                            Ok(reply) => reply,
+                            Err(_) => Err(Box::new(Fault::new(
+                                FaultKind::DeadlineExceeded,
+                                format!("`{method}` did not finish before the deadline; it was stopped"),
+                            ))),
+                        },
+                    }
                 };
                 Ok(match reply {
                     Ok(Answer { payload, refs }) => (Outcome::Ok(payload), refs),
@@ -388,6 +434,12 @@ pub trait Proxy: Clone + Send + Sync + 'static {
 
     /// The dynamic handle inside.
     fn object(&self) -> &DynObject;
+
+    /// A proxy whose calls fail with `DeadlineExceeded` (and are cancelled on the serving side)
+    /// when no reply comes within `timeout`; see [`DynObject::with_timeout`].
+    fn with_timeout(&self, timeout: Duration) -> Self {
+        Self::from_object(self.object().with_timeout(timeout))
+    }
 }
 
 impl Proxy for DynObject {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dopy_transport::{Attachment, FrameError, FrameReader, FrameWriter, Link, LinkInfo, LinkParts};
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::dispatch::{Answer, Invocation, Reply};
+use crate::error::CallSite;
 use crate::interface::METHODS;
 use crate::message::{flags, Args, Call, Fault, FaultKind, Hop, Message, Outcome, Payload, Target};
 use crate::object::DynObject;
@@ -43,13 +44,31 @@ pub struct Host {
     pub name: String,
     /// Largest frame payload sent or accepted.
     pub max_frame: usize,
+    /// Most calls in flight per connection, each way: this side's calls beyond it wait for a
+    /// slot (at most [`overload_wait`](Host::overload_wait)), the peer's get `Overloaded`.
+    pub max_in_flight: usize,
+    /// How long a call waits for a slot when [`max_in_flight`](Host::max_in_flight) calls are in
+    /// flight, before failing with `Overloaded`.
+    pub overload_wait: Duration,
 }
 
+/// Default of [`Host::max_in_flight`].
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+/// Default of [`Host::overload_wait`].
+pub const DEFAULT_OVERLOAD_WAIT: Duration = Duration::from_secs(5);
+
 impl Host {
-    /// Creates a host with an empty object table.
+    /// Creates a host with an empty object table and default limits.
     pub fn new(name: impl Into<String>, max_frame: usize) -> Self {
         crate::panic::install_hook();
-        Host { table: ObjectTable::new(), name: name.into(), max_frame }
+        Host {
+            table: ObjectTable::new(),
+            name: name.into(),
+            max_frame,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            overload_wait: DEFAULT_OVERLOAD_WAIT,
+        }
     }
 }
 
@@ -57,6 +76,8 @@ impl Host {
 enum Out {
     /// A frame to send.
     Frame(Bytes),
+    /// A frame to send, and who to tell once it is written (a oneway call).
+    Acked(Bytes, oneshot::Sender<()>),
     /// A last frame (`Goodbye` or `Abort`): send it, then close the stream.
     Last(Bytes),
 }
@@ -88,6 +109,14 @@ struct Shared {
     /// Cancelled when the connection ends, for whatever reason.
     closed: CancellationToken,
     close_reason: Mutex<Option<String>>,
+    /// Slots for this side's calls in flight ([`Host::max_in_flight`]).
+    slots: Arc<tokio::sync::Semaphore>,
+    /// The peer's calls being served, each with the token that stops it (`Cancel`).
+    running: Mutex<HashMap<u64, CancellationToken>>,
+    /// The peer's calls being served right now (for [`Host::max_in_flight`]).
+    serving: std::sync::atomic::AtomicUsize,
+    /// Replies that arrived for calls nobody waits for any more (cancelled or timed out).
+    late: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -149,6 +178,7 @@ impl Connection {
         let LinkParts { reader, writer, info, attachment } = link.into_parts();
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            slots: Arc::new(tokio::sync::Semaphore::new(host.max_in_flight)),
             host,
             attachment,
             info,
@@ -160,6 +190,9 @@ impl Connection {
             owner: Mutex::new(Weak::new()),
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
+            running: Mutex::new(HashMap::new()),
+            serving: std::sync::atomic::AtomicUsize::new(0),
+            late: AtomicU64::new(0),
         });
         let span = tracing::debug_span!("dopy.connection", link = %shared.info);
         tracing::debug!(parent: &span, "connection open");
@@ -223,6 +256,12 @@ impl Connection {
         lock(&self.shared.refs).imported()
     }
 
+    /// How many replies arrived for calls nobody waited for any more (cancelled or timed out):
+    /// they are discarded, never delivered to another call.
+    pub fn late_replies(&self) -> u64 {
+        self.shared.late.load(Ordering::Relaxed)
+    }
+
     /// Sends a `Ping` and waits for the `Pong`: the round-trip time of the connection.
     ///
     /// # Errors
@@ -234,7 +273,7 @@ impl Connection {
         let nonce = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (frame, _) = shared.encode(Message::Ping { nonce }, Vec::new())?;
         let rx = shared.register(nonce)?;
-        let guard = PendingGuard { shared, id: nonce };
+        let guard = PendingGuard { shared, id: nonce, armed: false };
         shared.send(Out::Frame(frame))?;
         let answer = rx.await;
         drop(guard);
@@ -247,44 +286,98 @@ impl Connection {
 
     /// Sends a call and waits for its outcome and the references the outcome carries.
     ///
-    /// `refs` is the reference table of typed `args`.
+    /// `refs` is the reference table of typed `args`. With a `deadline`, the time left travels
+    /// with the call (and applies to the calls made while serving it); when it passes, the call
+    /// is cancelled. Dropping the returned future cancels the call too (`Cancel` is sent).
     ///
     /// # Errors
     ///
     /// [`Error::Codec`] if the call exceeds the frame limit (nothing is sent; the connection
-    /// stays usable), [`Error::Disconnected`] if the connection ends first.
-    pub async fn call<E>(
-        &self,
-        target: Target,
-        method: &str,
-        args: Args,
-        refs: Vec<DynObject>,
-        call_flags: u32,
-    ) -> Result<(Outcome, Vec<DynObject>), Error<E>> {
+    /// stays usable), [`Error::Overloaded`] if no slot frees up in time,
+    /// [`Error::DeadlineExceeded`], or [`Error::Disconnected`] if the connection ends first.
+    pub async fn call<E>(&self, request: Request) -> Result<(Outcome, Vec<DynObject>), Error<E>> {
+        let Request { target, method, args, refs, flags: call_flags, deadline } = request;
         let shared = &self.shared;
         let started = Instant::now();
+        let local_fault = |kind, message: String| {
+            let site =
+                CallSite { endpoint: shared.endpoint.clone(), object: target.to_string(), method: method.clone() };
+            Error::from_fault(Fault::new(kind, message), site, |_| None)
+        };
+        let wait = match deadline {
+            Some(d) => shared.host.overload_wait.min(d.saturating_duration_since(started)),
+            None => shared.host.overload_wait,
+        };
+        let Ok(Ok(_permit)) = tokio::time::timeout(wait, shared.slots.clone().acquire_owned()).await else {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(local_fault(
+                    FaultKind::DeadlineExceeded,
+                    format!("no slot for `{method}` before the deadline"),
+                ));
+            }
+            return Err(local_fault(
+                FaultKind::Overloaded,
+                format!(
+                    "{} calls already in flight on this connection; none finished within {wait:?}",
+                    shared.host.max_in_flight
+                ),
+            ));
+        };
+        let remaining = match deadline {
+            None => None,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(u64::try_from(left.as_micros()).unwrap_or(u64::MAX).max(1)),
+                _ => {
+                    return Err(local_fault(
+                        FaultKind::DeadlineExceeded,
+                        format!("the deadline of `{method}` passed before it was sent"),
+                    ))
+                }
+            },
+        };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let msg = Message::Call(Call {
             id,
-            target,
-            method: method.to_owned(),
+            target: target.clone(),
+            method: method.clone(),
             refs: Vec::new(),
             args,
             flags: call_flags,
-            deadline: None,
+            deadline: remaining,
             chain: crate::chain::for_outgoing_call(),
         });
         let (frame, exported) = shared.encode(msg, refs)?;
         if call_flags & flags::ONEWAY != 0 {
-            shared.send_or_unexport::<E>(frame, exported)?;
-            return Ok((Outcome::Ok(Payload::Dynamic(Value::Unit)), Vec::new()));
+            // Returns once the frame is written to the transport.
+            let (ack, written) = oneshot::channel();
+            if shared.send::<E>(Out::Acked(frame, ack)).is_err() {
+                shared.unexport(&exported);
+                return Err(shared.disconnected());
+            }
+            return match written.await {
+                Ok(()) => Ok((Outcome::Ok(Payload::Dynamic(Value::Unit)), Vec::new())),
+                Err(_) => Err(shared.disconnected()),
+            };
         }
         let rx = shared.register(id)?;
-        // If this future is dropped before the reply arrives, forget the slot.
-        let guard = PendingGuard { shared, id };
+        // If this future is dropped before the reply arrives: forget the slot, tell the peer.
+        let mut guard = PendingGuard { shared, id, armed: true };
         shared.send_or_unexport(frame, exported)?;
-        let outcome = rx.await;
-        std::mem::forget(guard);
+        let outcome = match deadline {
+            None => rx.await,
+            Some(d) => match tokio::time::timeout_at(d.into(), rx).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    drop(guard);
+                    let waited = started.elapsed();
+                    return Err(local_fault(
+                        FaultKind::DeadlineExceeded,
+                        format!("no reply to `{method}` within {waited:?}; the call was cancelled"),
+                    ));
+                }
+            },
+        };
+        guard.armed = false;
         tracing::debug!(
             target: "dopy::call",
             endpoint = %shared.endpoint,
@@ -302,15 +395,38 @@ impl Connection {
     }
 }
 
+/// A call to send: see [`Connection::call`].
+#[derive(Debug)]
+pub struct Request {
+    /// The object called.
+    pub target: Target,
+    /// The method's remote name.
+    pub method: String,
+    /// The arguments.
+    pub args: Args,
+    /// The reference table of typed arguments.
+    pub refs: Vec<DynObject>,
+    /// A bit set of [`flags`].
+    pub flags: u32,
+    /// When the caller stops waiting.
+    pub deadline: Option<Instant>,
+}
+
+/// Removes a call's reply slot when its future goes before the reply: the caller was
+/// cancelled (dropped) or timed out, so the peer is told to stop (`Cancel`).
 struct PendingGuard<'a> {
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     id: u64,
+    armed: bool,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        if let Some(map) = lock(&self.shared.pending).as_mut() {
-            map.remove(&self.id);
+        let removed = lock(&self.shared.pending).as_mut().and_then(|map| map.remove(&self.id));
+        if self.armed && removed.is_some() {
+            if let Ok((frame, _)) = self.shared.encode::<Value>(Message::Cancel { id: self.id }, Vec::new()) {
+                let _ = self.shared.send::<Value>(Out::Frame(frame));
+            }
         }
     }
 }
@@ -474,7 +590,10 @@ impl Shared {
                     Some(slot) => {
                         let _ = slot.send(Ok((outcome, table)));
                     }
-                    None => tracing::debug!(id, "reply to a call nobody waits for (cancelled or late)"),
+                    None => {
+                        self.late.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(id, "reply to a call nobody waits for (cancelled or late): discarded");
+                    }
                 }
             }
             Message::Ping { nonce } => {
@@ -492,7 +611,11 @@ impl Shared {
                 let dropped = lock(&self.refs).release(object, count);
                 drop(dropped);
             }
-            Message::Cancel { .. } => {}
+            Message::Cancel { id } => {
+                if let Some(token) = lock(&self.running).remove(&id) {
+                    token.cancel();
+                }
+            }
             Message::Goodbye => return Err("the peer said goodbye".into()),
             Message::Abort { reason } => return Err(format!("the peer aborted the connection: {reason}")),
         }
@@ -507,7 +630,8 @@ impl Shared {
     }
 
     fn handle_call(self: &Arc<Self>, call: Call) {
-        let Call { id, target, method, refs, mut args, flags: call_flags, chain, .. } = call;
+        let Call { id, target, method, refs, mut args, flags: call_flags, chain, deadline } = call;
+        let deadline = deadline.map(|us| Instant::now() + Duration::from_micros(us));
         let oneway = call_flags & flags::ONEWAY != 0;
         let dynamic = call_flags & flags::DYNAMIC_RESULT != 0;
         let table = self.import_all(refs);
@@ -537,13 +661,54 @@ impl Shared {
             }
             return;
         }
+        if self.serving.fetch_add(1, Ordering::AcqRel) >= self.host.max_in_flight {
+            self.serving.fetch_sub(1, Ordering::AcqRel);
+            if !oneway {
+                let fault = Fault::new(
+                    FaultKind::Overloaded,
+                    format!("{} calls from this peer are already being served", self.host.max_in_flight),
+                );
+                self.reply(id, Err(Box::new(self.with_hop(fault, entry.label(), inv.method()))));
+            }
+            return;
+        }
+        // A `no_cancel` method runs to the end even if its caller gives up.
+        let cancellable = !entry.no_cancel(inv.method());
+        let stop = CancellationToken::new();
+        if cancellable {
+            lock(&self.running).insert(id, stop.clone());
+        }
         let shared = self.clone();
         let span = tracing::debug_span!("dopy.serve", object = entry.label(), method = inv.method(), id);
         tokio::spawn(
             async move {
                 let started = Instant::now();
                 let method = inv.method().to_owned();
-                let reply = crate::chain::scope(chain, entry.call(inv)).await;
+                let run = crate::chain::scope(chain, deadline, entry.call(inv));
+                let reply = if cancellable {
+                    let expired = async {
+                        match deadline {
+                            Some(d) => tokio::time::sleep_until(d.into()).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        reply = run => Some(reply),
+                        _ = stop.cancelled() => None,
+                        _ = expired => Some(Err(Box::new(Fault::new(
+                            FaultKind::DeadlineExceeded,
+                            format!("the deadline passed while `{method}` was running; it was stopped"),
+                        )))),
+                    }
+                } else {
+                    Some(run.await)
+                };
+                lock(&shared.running).remove(&id);
+                shared.serving.fetch_sub(1, Ordering::AcqRel);
+                let Some(reply) = reply else {
+                    tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "call cancelled by the caller");
+                    return;
+                };
                 let ok = reply.is_ok();
                 tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, ok, "call served");
                 if !oneway {
@@ -634,10 +799,15 @@ async fn write_loop(mut rx: mpsc::UnboundedReceiver<Out>, mut writer: FrameWrite
             _ = closed.cancelled() => None,
         };
         let Some(mut out) = first else { break };
+        let mut acks = Vec::new();
         // Batch: queue everything already waiting, then flush once.
         loop {
             let (frame, last) = match out {
                 Out::Frame(f) => (f, false),
+                Out::Acked(f, ack) => {
+                    acks.push(ack);
+                    (f, false)
+                }
                 Out::Last(f) => (f, true),
             };
             if writer.feed(frame).await.is_err() {
@@ -654,6 +824,9 @@ async fn write_loop(mut rx: mpsc::UnboundedReceiver<Out>, mut writer: FrameWrite
         }
         if SinkExt::<Bytes>::flush(&mut writer).await.is_err() {
             break;
+        }
+        for ack in acks {
+            let _ = ack.send(());
         }
     }
     // Send a pending Goodbye/Abort if the loop ended on cancellation.

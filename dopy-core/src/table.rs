@@ -49,6 +49,11 @@ impl Entry {
         Entry { forwards: true, ..Entry::new(label, object) }
     }
 
+    /// Whether `method` must run to the end even if its caller cancels (`#[dopy(no_cancel)]`).
+    pub fn no_cancel(&self, method: &str) -> bool {
+        self.interface.methods.iter().any(|m| m.no_cancel && m.name == method)
+    }
+
     /// Whether this entry forwards calls to an object elsewhere.
     pub fn forwards(&self) -> bool {
         self.forwards

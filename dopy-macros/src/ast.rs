@@ -185,6 +185,11 @@ impl<'a> Method<'a> {
     pub(crate) fn is_oneway(&self) -> bool {
         self.attrs.oneway.is_some()
     }
+
+    /// Whether the method runs to the end even if its caller cancels.
+    pub(crate) fn is_no_cancel(&self) -> bool {
+        self.attrs.no_cancel.is_some()
+    }
 }
 
 impl<'a> Receiver<'a> {

@@ -13,6 +13,7 @@ mod kw {
     syn::custom_keyword!(name);
     syn::custom_keyword!(skip);
     syn::custom_keyword!(oneway);
+    syn::custom_keyword!(no_cancel);
 }
 
 /// The name of our helper attribute.
@@ -27,6 +28,8 @@ pub(crate) struct MethodAttrs {
     pub(crate) skip: Option<kw::skip>,
     /// `oneway`: no reply is sent.
     pub(crate) oneway: Option<kw::oneway>,
+    /// `no_cancel`: the method runs to the end even if its caller cancels or times out.
+    pub(crate) no_cancel: Option<kw::no_cancel>,
 }
 
 /// One key inside `#[dopy(..)]`.
@@ -34,6 +37,7 @@ enum Key {
     Name(kw::name, LitStr),
     Skip(kw::skip),
     Oneway(kw::oneway),
+    NoCancel(kw::no_cancel),
 }
 
 impl Parse for Key {
@@ -47,11 +51,13 @@ impl Parse for Key {
             Ok(Key::Skip(input.parse()?))
         } else if lookahead.peek(kw::oneway) {
             Ok(Key::Oneway(input.parse()?))
+        } else if lookahead.peek(kw::no_cancel) {
+            Ok(Key::NoCancel(input.parse()?))
         } else if input.peek(syn::Ident) {
             let unknown: syn::Ident = input.parse()?;
             Err(syn::Error::new_spanned(
                 &unknown,
-                format!("unknown #[dopy] key `{unknown}`; expected `name`, `skip` or `oneway`"),
+                format!("unknown #[dopy] key `{unknown}`; expected `name`, `skip`, `oneway` or `no_cancel`"),
             ))
         } else {
             Err(lookahead.error())
@@ -80,6 +86,7 @@ pub(crate) fn method_attrs(attrs: &[Attribute]) -> syn::Result<MethodAttrs> {
                 Key::Name(kw, lit) => errors.check(set(&mut out.name, lit, &kw, "name")),
                 Key::Skip(kw) => errors.check(set(&mut out.skip, kw, &kw, "skip")),
                 Key::Oneway(kw) => errors.check(set(&mut out.oneway, kw, &kw, "oneway")),
+                Key::NoCancel(kw) => errors.check(set(&mut out.no_cancel, kw, &kw, "no_cancel")),
             };
         }
     }
@@ -92,6 +99,9 @@ pub(crate) fn method_attrs(attrs: &[Attribute]) -> syn::Result<MethodAttrs> {
         }
         if let Some(kw) = &out.oneway {
             errors.push(syn::Error::new_spanned(kw, "a #[dopy(skip)] method is local: it cannot be `oneway`"));
+        }
+        if let Some(kw) = &out.no_cancel {
+            errors.push(syn::Error::new_spanned(kw, "a #[dopy(skip)] method is local: it cannot be `no_cancel`"));
         }
     }
     errors.finish().map(|()| out)
@@ -209,7 +219,7 @@ mod tests {
                 #[dopy(foo)]
                 fn f() {}
             )),
-            "unknown #[dopy] key `foo`; expected `name`, `skip` or `oneway`"
+            "unknown #[dopy] key `foo`; expected `name`, `skip`, `oneway` or `no_cancel`"
         );
         assert_eq!(
             error(parse_quote!(
@@ -231,7 +241,7 @@ mod tests {
                 #[dopy(foo)]
                 fn f() {}
             )),
-            "unknown #[dopy] key `foo`; expected `name`, `skip` or `oneway` \
+            "unknown #[dopy] key `foo`; expected `name`, `skip`, `oneway` or `no_cancel` \
              | a #[dopy(skip)] method is local: it cannot be `oneway`"
         );
     }

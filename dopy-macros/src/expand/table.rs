@@ -53,6 +53,7 @@ fn method_info(m: &Method<'_>) -> TokenStream {
     };
     let is_async = m.is_async();
     let oneway = m.is_oneway();
+    let no_cancel = m.is_no_cancel();
     quote! {
         #(#cfgs)*
         #p::MethodInfo::from_static(
@@ -67,6 +68,7 @@ fn method_info(m: &Method<'_>) -> TokenStream {
             #receiver,
             #is_async,
             #oneway,
+            #no_cancel,
         )
     }
 }
