@@ -25,6 +25,9 @@ pub struct NodeBuilder {
     name: Option<String>,
     link: LinkConfig,
     transports: Transports,
+    /// `None`: the default of [`Host`].
+    max_in_flight: Option<usize>,
+    overload_wait: Option<Duration>,
 }
 
 /// Transport settings shared by every connection of a node.
@@ -51,6 +54,21 @@ impl NodeBuilder {
     /// frame has its connection closed with a protocol error.
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.link.max_frame = bytes;
+        self
+    }
+
+    /// Most calls in flight per connection, each way (default 1024). This node's calls beyond it
+    /// wait for a slot (see [`overload_wait`](NodeBuilder::overload_wait)) and then fail with
+    /// [`Error::Overloaded`]; a peer's calls beyond it are refused with `Overloaded` at once.
+    pub fn max_in_flight(mut self, calls: usize) -> Self {
+        self.max_in_flight = Some(calls.max(1));
+        self
+    }
+
+    /// How long a call waits for a slot when [`max_in_flight`](NodeBuilder::max_in_flight) calls
+    /// are already in flight, before failing with [`Error::Overloaded`] (default 5 s).
+    pub fn overload_wait(mut self, wait: Duration) -> Self {
+        self.overload_wait = Some(wait);
         self
     }
 
@@ -117,7 +135,10 @@ impl NodeBuilder {
     /// Creates the node.
     pub fn build(self) -> Node {
         let name = self.name.unwrap_or_else(default_name);
-        let host = Arc::new(Host::new(name, self.link.max_frame));
+        let mut host = Host::new(name, self.link.max_frame);
+        host.max_in_flight = self.max_in_flight.unwrap_or(host.max_in_flight);
+        host.overload_wait = self.overload_wait.unwrap_or(host.overload_wait);
+        let host = Arc::new(host);
         Node {
             inner: Arc::new(Inner {
                 host,
@@ -214,7 +235,13 @@ impl Node {
 
     /// Starts configuring a node.
     pub fn builder() -> NodeBuilder {
-        NodeBuilder { name: None, link: LinkConfig::default(), transports: Transports::default() }
+        NodeBuilder {
+            name: None,
+            link: LinkConfig::default(),
+            transports: Transports::default(),
+            max_in_flight: None,
+            overload_wait: None,
+        }
     }
 
     /// The node's name, as it appears in error traces.
@@ -229,13 +256,30 @@ impl Node {
     /// [`Error::NameTaken`] if an object is already published under `name`;
     /// [`Error::InvalidAddress`] if the name is empty or uses the reserved `dopy.` prefix.
     pub fn publish<T: Dispatch>(&self, name: &str, object: T) -> Result<(), Error> {
+        self.publish_entry(name, Entry::new(name, object))
+    }
+
+    /// Makes an object reachable by name as a *serial* object (an actor): it takes one call at a
+    /// time, in arrival order, so calls from one proxy run in the order they were sent.
+    ///
+    /// By default ([`publish`](Node::publish)) objects are concurrent: `&self` calls run in
+    /// parallel and `&mut self` calls run alone.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Node::publish).
+    pub fn publish_serial<T: Dispatch>(&self, name: &str, object: T) -> Result<(), Error> {
+        self.publish_entry(name, Entry::serial(name, object))
+    }
+
+    fn publish_entry(&self, name: &str, entry: Entry) -> Result<(), Error> {
         if name.is_empty() || name.starts_with(dopy_core::interface::RESERVED_PREFIX) {
             return Err(Error::InvalidAddress {
                 address: name.to_owned(),
                 reason: "object names must be non-empty and must not start with `dopy.`".into(),
             });
         }
-        if self.inner.host.table.publish(name, Entry::new(name, object)) {
+        if self.inner.host.table.publish(name, entry) {
             tracing::debug!(node = %self.name(), name, "published");
             Ok(())
         } else {

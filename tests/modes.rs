@@ -1,6 +1,9 @@
-//! Concurrency, deadlines, cancellation, oneway calls and late replies.
+//! Concurrency, deadlines, cancellation, oneway calls, serial objects, overload and late replies.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+// Test fixtures are not public API.
+#![allow(missing_debug_implementations)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -217,4 +220,101 @@ async fn oneway_calls_send_no_reply() {
     let iface = w.object().methods().await.unwrap();
     assert!(iface.method("record").unwrap().oneway);
     assert_eq!(w.object().call("echo", [Value::from(3)]).await.unwrap(), Value::UInt(3));
+}
+
+/// Records the order in which its calls run.
+#[derive(Default)]
+pub struct Journal {
+    order: std::sync::Mutex<Vec<u32>>,
+}
+
+/// A journal.
+#[dopy::remote]
+impl Journal {
+    /// Notes `n` with shared access, yielding halfway (so concurrent calls would interleave).
+    pub async fn note(&self, n: u32) {
+        tokio::task::yield_now().await;
+        self.order.lock().unwrap().push(n);
+    }
+
+    /// Notes `n` with exclusive access.
+    pub async fn note_mut(&mut self, n: u32) {
+        tokio::task::yield_now().await;
+        self.order.get_mut().unwrap().push(n);
+    }
+
+    /// Everything noted, in order.
+    pub fn order(&self) -> Vec<u32> {
+        self.order.lock().unwrap().clone()
+    }
+}
+
+/// A serial object runs 1,000 mixed `&self` and `&mut self` calls sent at once from one proxy
+/// one at a time, in the order they were sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_object_runs_calls_in_the_order_sent() {
+    let node = Node::new();
+    node.publish_serial("journal", Journal::default()).unwrap();
+    let addr = node.listen("tcp://127.0.0.1:0").await.unwrap();
+    let j: JournalProxy = Node::new().proxy(&format!("{addr}/journal")).await.unwrap();
+    let mut calls: Vec<_> = (0..1000u32)
+        .map(|n| {
+            let j = j.clone();
+            Box::pin(async move {
+                if n % 3 == 0 {
+                    j.note_mut(n).await
+                } else {
+                    j.note(n).await
+                }
+            })
+        })
+        .collect();
+    // Poll each call once, in order: that sends it; then wait for all of them.
+    for call in &mut calls {
+        std::future::poll_fn(|cx| {
+            let _ = std::future::Future::poll(call.as_mut(), cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+    }
+    for r in futures_util::future::join_all(calls).await {
+        r.unwrap();
+    }
+    assert_eq!(j.order().await.unwrap(), (0..1000).collect::<Vec<_>>());
+}
+
+/// With at most N calls in flight on a connection, call N+1 waits (bounded) and then gets
+/// `Overloaded`; a server refuses a peer's call N+1 at once; both recover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_at_n_plus_one_calls_in_flight() {
+    let (_server, url) = serve(Worker::default()).await;
+    let client = Node::builder().max_in_flight(4).overload_wait(Duration::from_millis(100)).build();
+    let w: WorkerProxy = client.proxy(&url).await.unwrap();
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn({
+                let w = w.clone();
+                async move { w.sleep(500).await }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let err = w.echo(5).await.unwrap_err();
+    assert!(matches!(err, Error::Overloaded(_)), "{err}");
+    assert!(err.to_string().contains("4 calls already in flight"), "{err}");
+    for s in slow {
+        assert_eq!(s.await.unwrap().unwrap(), 500);
+    }
+    assert_eq!(w.echo(6).await.unwrap(), 6, "recovered");
+
+    let server = Node::builder().max_in_flight(4).build();
+    server.publish("worker", Worker::default()).unwrap();
+    let addr = server.listen("tcp://127.0.0.1:0").await.unwrap();
+    let w: WorkerProxy = Node::new().proxy(&format!("{addr}/worker")).await.unwrap();
+    let calls = (0..5).map(|_| w.sleep(300));
+    let results = futures_util::future::join_all(calls).await;
+    let refused = results.iter().filter(|r| matches!(r, Err(Error::Overloaded(_)))).count();
+    assert_eq!(refused, 1, "{results:?}");
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 4);
+    assert_eq!(w.echo(7).await.unwrap(), 7, "recovered");
 }

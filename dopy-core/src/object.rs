@@ -212,7 +212,7 @@ impl DynObject {
                     inv.responder().encode(entry.interface())
                 } else {
                     // A local call is part of the caller's chain (or starts one).
-                    let call = crate::chain::scope(crate::chain::for_outgoing_call(), deadline, entry.call(inv));
+                    let call = crate::chain::scope(crate::chain::for_outgoing_call(), deadline, entry.call(inv, None));
                     match deadline {
                         None => call.await,
                         Some(d) => match tokio::time::timeout_at(d.into(), call).await {
@@ -474,6 +474,14 @@ impl<T: RemoteObject> Remote<T> {
     /// Wraps a local object so that it can be passed by reference.
     pub fn new(object: T) -> Self {
         Remote { proxy: <T::Proxy as Proxy>::from_object(DynObject::local(object)) }
+    }
+
+    /// Wraps a local object that takes one call at a time, in arrival order (an actor), so that
+    /// it can be passed by reference.
+    pub fn serial(object: T) -> Self {
+        let label = object.interface().name.into_owned();
+        let entry = Arc::new(Entry::serial(label, object));
+        Remote { proxy: <T::Proxy as Proxy>::from_object(DynObject::from_entry(entry)) }
     }
 
     /// The typed proxy.

@@ -308,7 +308,13 @@ impl Connection {
             Some(d) => shared.host.overload_wait.min(d.saturating_duration_since(started)),
             None => shared.host.overload_wait,
         };
-        let Ok(Ok(_permit)) = tokio::time::timeout(wait, shared.slots.clone().acquire_owned()).await else {
+        // Take a free slot without yielding, so that a call is sent when first polled (calls
+        // polled in order are sent in order); wait only when all slots are taken.
+        let permit = match shared.slots.clone().try_acquire_owned() {
+            Ok(permit) => Ok(Ok(permit)),
+            Err(_) => tokio::time::timeout(wait, shared.slots.clone().acquire_owned()).await,
+        };
+        let Ok(Ok(_permit)) = permit else {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(local_fault(
                     FaultKind::DeadlineExceeded,
@@ -672,6 +678,8 @@ impl Shared {
             }
             return;
         }
+        // A serial object takes calls in the order they arrive: take the place in line now.
+        let ticket = entry.ticket();
         // A `no_cancel` method runs to the end even if its caller gives up.
         let cancellable = !entry.no_cancel(inv.method());
         let stop = CancellationToken::new();
@@ -684,7 +692,7 @@ impl Shared {
             async move {
                 let started = Instant::now();
                 let method = inv.method().to_owned();
-                let run = crate::chain::scope(chain, deadline, entry.call(inv));
+                let run = crate::chain::scope(chain, deadline, entry.call(inv, ticket));
                 let reply = if cancellable {
                     let expired = async {
                         match deadline {

@@ -5,11 +5,16 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use crate::chain::{self, Found, Hold, Holders};
+
+mod serial;
+
 use crate::dispatch::{Dispatch, Dispatched, Invocation, Reply};
 use crate::interface::Interface;
 use crate::message::Target;
 use crate::message::{Fault, FaultKind};
 use crate::panic::{self, CatchUnwind};
+use serial::Serial;
+pub use serial::Ticket;
 
 /// A served object: its lock, its interface (read once, at publication) and its label.
 pub struct Entry {
@@ -23,6 +28,8 @@ pub struct Entry {
     forwards: bool,
     /// The call chains holding the object, to refuse re-entrant calls that would deadlock.
     holders: Holders,
+    /// For a serial object, the queue of calls.
+    serial: Option<Arc<Serial>>,
 }
 
 impl fmt::Debug for Entry {
@@ -41,7 +48,24 @@ impl Entry {
             object: Arc::new(tokio::sync::RwLock::new(object)),
             forwards: false,
             holders: Holders::default(),
+            serial: None,
         }
+    }
+
+    /// Wraps an object that takes one call at a time, in arrival order (an actor).
+    pub fn serial<T: Dispatch>(label: impl Into<String>, object: T) -> Self {
+        Entry { serial: Some(Arc::default()), ..Entry::new(label, object) }
+    }
+
+    /// Whether the object takes one call at a time, in arrival order.
+    pub fn is_serial(&self) -> bool {
+        self.serial.is_some()
+    }
+
+    /// For a serial object, a place in its queue (take it when the call arrives); `None` for a
+    /// concurrent object.
+    pub fn ticket(&self) -> Option<Ticket> {
+        self.serial.as_ref().map(Serial::ticket)
     }
 
     /// Wraps a handle to an object elsewhere, so that calls to it are forwarded.
@@ -60,9 +84,28 @@ impl Entry {
     }
 
     /// Runs one call on the object: shared access first, exclusive if the method needs it;
-    /// panics become faults; re-entrant calls that would deadlock fail at once.
-    pub async fn call(&self, inv: Invocation) -> Reply {
+    /// panics become faults; re-entrant calls that would deadlock fail at once. A serial object
+    /// runs the call when `ticket` (taken on arrival; a fresh one if `None`) comes up.
+    pub async fn call(&self, inv: Invocation, ticket: Option<Ticket>) -> Reply {
         let chain = chain::current().unwrap_or(0);
+        let ticket = ticket.or_else(|| self.ticket());
+        let _turn = match &ticket {
+            None => None,
+            Some(ticket) => {
+                // A serial object's calls wait for each other: coming back to it from a call of
+                // the same chain would wait for itself.
+                if let Found::Deadlock(_) | Found::Shared(_) = self.holders.check(chain, true) {
+                    let why = "it is serial and busy with a call of this call chain";
+                    return Err(self.reentrant(&inv, why));
+                }
+                ticket.turn().await;
+                Some(())
+            }
+        };
+        self.run(inv, chain).await
+    }
+
+    async fn run(&self, inv: Invocation, chain: u64) -> Reply {
         let guard = match self.holders.check(chain, false) {
             Found::Deadlock(why) => return Err(self.reentrant(&inv, &why)),
             Found::Shared(guard) => guard,
