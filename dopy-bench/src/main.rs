@@ -1,0 +1,251 @@
+//! Side-by-side benchmark of dopy against the wire itself (a hand-rolled framed echo) and tarpc:
+//! one process, one 2-worker tokio runtime, loopback TCP, one table with dopy's ratios.
+//!
+//! ```sh
+//! cargo run --release -p dopy-bench              # the full run (about a minute)
+//! cargo run --release -p dopy-bench -- --quick   # every workload, briefly
+//! cargo run --release -p dopy-bench -- --only seq,inflight --impl raw,typed --scale 5
+//! ```
+//!
+//! See `docs/PERFORMANCE.md` for the workloads, the figures measured and where the time goes.
+
+pub mod client;
+pub mod data;
+pub mod memory;
+pub mod raw;
+pub mod table;
+pub mod with_dopy;
+pub mod with_tarpc;
+pub mod workload;
+
+use std::net::SocketAddr;
+
+use dopy::Node;
+
+use crate::client::{Dynamic, Typed};
+use crate::data::Bulk;
+use crate::raw::RawClient;
+use crate::table::{Column, Table, Unit};
+use crate::with_dopy::BenchObjectProxy;
+use crate::with_tarpc::BenchClient;
+
+/// The workloads, by the names `--only` takes.
+const WORKLOADS: [&str; 8] = ["seq", "inflight", "echo-vec", "echo-bytes", "fanin", "report", "idle", "export"];
+
+/// Connections of the fan-in workload.
+const FAN_IN: usize = 32;
+
+/// Calls in flight in the pipelined workload.
+const DEPTH: usize = 64;
+
+/// Command-line options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Run every workload briefly.
+    quick: bool,
+    /// Multiplies every iteration count.
+    scale: f64,
+    /// The workloads to run.
+    only: Vec<String>,
+    /// The contenders to run.
+    columns: Vec<Column>,
+}
+
+impl Options {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+        let mut opts = Options { quick: false, scale: 1.0, only: Vec::new(), columns: Column::ALL.to_vec() };
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+            match arg.as_str() {
+                "--quick" => opts.quick = true,
+                "--scale" => opts.scale = value("--scale")?.parse().map_err(|e| format!("--scale: {e}"))?,
+                "--only" => {
+                    for w in value("--only")?.split(',') {
+                        if !WORKLOADS.contains(&w) {
+                            return Err(format!("unknown workload `{w}`; one of {}", WORKLOADS.join(", ")));
+                        }
+                        opts.only.push(w.to_owned());
+                    }
+                }
+                "--impl" => {
+                    opts.columns = value("--impl")?.split(',').map(Column::parse).collect::<Result<_, _>>()?;
+                }
+                "-h" | "--help" => return Err(String::new()),
+                other => return Err(format!("unknown argument `{other}`")),
+            }
+        }
+        Ok(opts)
+    }
+
+    fn wants(&self, workload: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|w| w == workload)
+    }
+
+    fn runs(&self, column: Column) -> bool {
+        self.columns.contains(&column)
+    }
+
+    /// An iteration count: `full` normally, `quick` in quick mode, times `--scale`.
+    fn n(&self, full: usize, quick: usize) -> usize {
+        let base = if self.quick { quick } else { full };
+        ((base as f64 * self.scale).round() as usize).max(1)
+    }
+}
+
+const USAGE: &str = "usage: dopy-bench [--quick] [--scale F] [--only WORKLOAD,..] [--impl raw,tarpc,typed,dynamic]";
+
+fn main() {
+    let opts = match Options::parse(std::env::args().skip(1)) {
+        Ok(opts) => opts,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("dopy-bench: {e}");
+            }
+            eprintln!("{USAGE}\nworkloads: {}", WORKLOADS.join(", "));
+            std::process::exit(2);
+        }
+    };
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
+    let load_before = load_average();
+    // The driver runs on a worker too: everything shares the runtime's two threads.
+    let table = runtime.block_on(async { tokio::spawn(run(opts)).await.expect("the benchmark") });
+    println!("{table}");
+    println!(
+        "machine: {} cores; load average {} before, {} after",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_before,
+        load_average()
+    );
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The contenders' clients: one per fan-in connection (the first also runs the one-connection
+/// workloads).
+struct Clients {
+    raw: Vec<RawClient>,
+    tarpc: Vec<BenchClient>,
+    typed: Vec<Typed>,
+    dynamic: Vec<Dynamic>,
+}
+
+/// Runs `$body` with `$c` bound to each contender's clients in turn; yields the four cells.
+macro_rules! each {
+    ($opts:expr, $clients:expr, |$c:ident| $body:expr) => {{
+        let mut cells = [None, None, None, None];
+        if $opts.runs(Column::Raw) {
+            let $c = &$clients.raw[..];
+            cells[0] = Some($body);
+        }
+        if $opts.runs(Column::Tarpc) {
+            let $c = &$clients.tarpc[..];
+            cells[1] = Some($body);
+        }
+        if $opts.runs(Column::Typed) {
+            let $c = &$clients.typed[..];
+            cells[2] = Some($body);
+        }
+        if $opts.runs(Column::Dynamic) {
+            let $c = &$clients.dynamic[..];
+            cells[3] = Some($body);
+        }
+        cells
+    }};
+}
+
+async fn connect_all(opts: &Options, raw: SocketAddr, tarpc: SocketAddr, dopy: &str) -> Clients {
+    let n = |c: Column| if opts.runs(c) { FAN_IN } else { 0 };
+    let mut clients = Clients { raw: Vec::new(), tarpc: Vec::new(), typed: Vec::new(), dynamic: Vec::new() };
+    for _ in 0..n(Column::Raw) {
+        clients.raw.push(RawClient::connect(raw).await);
+    }
+    for _ in 0..n(Column::Tarpc) {
+        clients.tarpc.push(with_tarpc::connect(tarpc).await);
+    }
+    // One node per connection: a node shares one connection per endpoint among its proxies.
+    for _ in 0..n(Column::Typed) {
+        let proxy: BenchObjectProxy = Node::new().proxy(dopy).await.expect("a dopy proxy");
+        clients.typed.push(Typed(proxy));
+    }
+    for _ in 0..n(Column::Dynamic) {
+        clients.dynamic.push(Dynamic(Node::new().object(dopy).await.expect("a dopy object")));
+    }
+    clients
+}
+
+async fn run(opts: Options) -> Table {
+    let raw_addr = raw::serve().await;
+    let tarpc_addr = with_tarpc::serve().await;
+    let (_node, dopy_addr) = with_dopy::serve().await;
+    let dopy_socket: SocketAddr = dopy_addr
+        .trim_start_matches("tcp://")
+        .trim_end_matches(&format!("/{}", with_dopy::NAME))
+        .parse()
+        .expect("the dopy server's socket address");
+    let mut table = Table::new(&opts.columns);
+
+    // Memory first, on a fresh heap; everything measured stays alive until all is measured.
+    let mut kept = Vec::new();
+    if opts.wants("idle") {
+        let n = opts.n(1000, 50);
+        let mut cells = [None; 4];
+        for (i, column, addr, hello) in [
+            (0, Column::Raw, raw_addr, false),
+            (1, Column::Tarpc, tarpc_addr, false),
+            (2, Column::Typed, dopy_socket, true),
+        ] {
+            if opts.runs(column) {
+                let (per, conns) = memory::per_item(n, move || memory::open_idle(addr, n, hello)).await;
+                cells[i] = per.map(|b| b / 1024.0);
+                kept.push(conns);
+            }
+        }
+        table.row("idle connection, server (KiB/conn)", Unit::Kib, cells);
+    }
+    if opts.wants("export") && opts.runs(Column::Typed) {
+        let n = opts.n(100_000, 1000);
+        let (per, conn) = memory::per_item(n, move || memory::export_objects(dopy_socket, with_dopy::NAME, n)).await;
+        kept.push(vec![conn]);
+        table.row("exported object (B/object)", Unit::Bytes, [None, None, per, None]);
+    }
+    drop(kept);
+
+    let clients = connect_all(&opts, raw_addr, tarpc_addr, &dopy_addr).await;
+    if opts.wants("seq") {
+        let n = opts.n(20_000, 300);
+        let cells = each!(opts, clients, |c| workload::sequential(&c[0], n).await);
+        table.row("add, sequential p50 (us)", Unit::Micros, cells.map(|c| c.map(|l| l.p50.as_secs_f64() * 1e6)));
+        table.row("add, sequential p99 (us)", Unit::Micros, cells.map(|c| c.map(|l| l.p99.as_secs_f64() * 1e6)));
+    }
+    if opts.wants("inflight") {
+        let n = opts.n(200_000, 2000);
+        let cells = each!(opts, clients, |c| workload::in_flight(&c[0], n, DEPTH).await);
+        table.row("add, 64 in flight on 1 conn (calls/s)", Unit::Rate, cells);
+    }
+    for (name, bulk, label, full) in [
+        ("echo-vec", Bulk::Vec, "echo 1 MiB, Vec<u8> (MiB/s)", 100),
+        ("echo-bytes", Bulk::Bytes, "echo 1 MiB, byte type (MiB/s)", 400),
+    ] {
+        if opts.wants(name) {
+            let n = opts.n(full, 3);
+            let cells = each!(opts, clients, |c| workload::echo(&c[0], bulk, n).await);
+            table.row(label, Unit::Rate, cells);
+        }
+    }
+    if opts.wants("fanin") {
+        let n = opts.n(3000, 20);
+        let cells = each!(opts, clients, |c| workload::fan_in(c, n).await);
+        table.row("add, 32 conns x sequential (calls/s)", Unit::Rate, cells);
+    }
+    if opts.wants("report") {
+        let n = opts.n(5000, 200);
+        let cells = each!(opts, clients, |c| workload::report(&c[0], n).await);
+        table.row("10 KiB struct result, p50 (us)", Unit::Micros, cells.map(|c| c.map(|l| l.p50.as_secs_f64() * 1e6)));
+    }
+    table
+}

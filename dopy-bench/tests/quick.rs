@@ -1,0 +1,46 @@
+//! The benchmark program runs every workload in quick mode and prints every row (figures are
+//! read by people, never asserted).
+
+use std::process::Command;
+
+/// Every row label the table must have.
+const ROWS: [&str; 9] = [
+    "idle connection, server (KiB/conn)",
+    "exported object (B/object)",
+    "add, sequential p50 (us)",
+    "add, sequential p99 (us)",
+    "add, 64 in flight on 1 conn (calls/s)",
+    "echo 1 MiB, Vec<u8> (MiB/s)",
+    "echo 1 MiB, byte type (MiB/s)",
+    "add, 32 conns x sequential (calls/s)",
+    "10 KiB struct result, p50 (us)",
+];
+
+/// `dopy-bench --quick` completes and prints one row per workload, with a figure for every
+/// contender that runs it.
+#[test]
+fn quick_mode_prints_every_row() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).arg("--quick").output().expect("run dopy-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "dopy-bench --quick failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for label in ROWS {
+        let line =
+            stdout.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row `{label}`:\n{stdout}"));
+        let figures: Vec<&str> = line[label.len()..].split_whitespace().take(4).collect();
+        let expected = match label {
+            "exported object (B/object)" => 1,
+            "idle connection, server (KiB/conn)" => 3,
+            _ => 4,
+        };
+        let measured = figures.iter().filter(|f| **f != "-").count();
+        assert_eq!(measured, expected, "row `{label}` lacks figures: {line}");
+    }
+}
+
+/// An unknown option is a usage error (exit code 2), not a run.
+#[test]
+fn unknown_option_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).arg("--fast").output().expect("run dopy-bench");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: dopy-bench"));
+}
