@@ -14,8 +14,18 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// `#[dopy::remote]` expands to `::dopy::…` paths, which the services' own remote objects need too.
+extern crate self as dopy;
+
 mod address;
 mod node;
+
+#[cfg(feature = "services")]
+#[cfg_attr(docsrs, doc(cfg(feature = "services")))]
+pub mod naming;
+#[cfg(feature = "services")]
+#[cfg_attr(docsrs, doc(cfg(feature = "services")))]
+pub mod persist;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -1,0 +1,297 @@
+//! The naming service: find objects by name, with leases that expire when their server dies,
+//! tags, watches, and registrations kept in an embedded database across restarts.
+//!
+//! - [`NameServer`] keeps the names and serves them as an ordinary remote object,
+//!   [`NameService`], published by convention as `naming` ([`DEFAULT_NAME`]); `dopy serve
+//!   names` (the command-line tool) and the `dopy_names` example run a stand-alone one.
+//! - [`Names`] is the client: [`lookup`] a name and get a typed proxy in one call, register a
+//!   name ([`Names::register`] returns a [`Registration`] that renews its lease until dropped),
+//!   list by prefix, search by tags, remove, and [`watch`](Names::watch).
+//!
+//! ```
+//! # #[derive(Default)] pub struct Calculator;
+//! # #[dopy::remote] impl Calculator { /// Adds.
+//! #     pub fn add(&self, a: i64, b: i64) -> i64 { a + b } }
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use dopy::naming::{Event, NameServer, Names};
+//!
+//! let name_node = dopy::Node::new();
+//! NameServer::in_memory().publish(&name_node)?;
+//! let names_at = name_node.listen("tcp://127.0.0.1:0").await?.to_string();
+//!
+//! let server = dopy::Node::new();
+//! server.publish("calc", Calculator::default())?;
+//! let addr = server.listen("tcp://127.0.0.1:0").await?;
+//!
+//! let names = Names::connect(&dopy::Node::new(), &names_at).await?;
+//! let mut watch = names.watch("").await?;
+//!
+//! let reg = Names::connect(&server, &names_at).await?.register("calc", &format!("{addr}/calc")).await?;
+//! assert!(matches!(watch.next().await, Some(Event::Registered(e)) if e.name == "calc"));
+//! let calc: CalculatorProxy = names.lookup("calc").await?;
+//! assert_eq!(calc.add(1, 2).await?, 3);
+//!
+//! drop(reg); // removes the name
+//! assert!(matches!(watch.next().await, Some(Event::Removed { name, .. }) if name == "calc"));
+//! # Ok(()) }
+//! ```
+//!
+//! # Leases
+//!
+//! A registration made through [`Names::register`] is a lease ([`DEFAULT_LEASE`], 10 s, unless
+//! set with [`Register::lease`]) that the registering process renews every third of the lease
+//! time. If that process dies, or is cut off, its names are removed when their lease runs out,
+//! and watchers hear [`Removal::Expired`]. A registration with no lease (the raw
+//! `register` method with `lease_ms` = `None`, or `dopy names register` without `--hold`)
+//! stays until removed.
+//!
+//! # What is stored, and restarts
+//!
+//! A registration names an object by **address** (`tcp://HOST:PORT/OBJECT`: lookups connect
+//! there directly), by **reference** (a live handle over the registrant's connection to the
+//! name server: lookups reach it through the name server, which works where nothing can
+//! connect to the registrant), or both. The database keeps, per name: the address, the tags,
+//! the lease id and its length, and whether a reference was given. A live reference cannot
+//! outlive the connection it came on, so it is not stored.
+//!
+//! When a name server restarts on its database, every registration comes back. Each one with a
+//! lease gets one full lease time, counted from the restart, to be renewed: registrants that
+//! are alive reconnect and renew within it (sending their reference again, if they gave one);
+//! those that died meanwhile expire as usual. A registration by reference alone answers
+//! lookups with [`NamingError::Unreachable`] until its registrant has renewed.
+//!
+//! # Who may change names
+//!
+//! By default, anyone who can connect to the name server may register and remove names. To
+//! restrict changes, serve the registry twice from one process: the writable service on a
+//! node that requires the shared secret ([`NodeBuilder::secret`]), and a read-only one
+//! ([`NameServer::read_only`], which refuses changes with [`NamingError::ReadOnly`]) on an
+//! open node:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let names = dopy::naming::NameServer::in_memory();
+//! let admin = dopy::Node::builder().secret("correct horse").build();
+//! names.publish(&admin)?; // register, remove: peers that know the secret
+//! admin.listen("tcp://127.0.0.1:0").await?;
+//! let public = dopy::Node::new();
+//! names.publish_read_only(&public)?; // lookup, list, search, watch: anyone
+//! public.listen("tcp://127.0.0.1:0").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! `dopy serve names --secret-env VAR --public ADDR` does this.
+//!
+//! [`NodeBuilder::secret`]: crate::NodeBuilder::secret
+
+mod client;
+mod registry;
+mod service;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use dopy_core::DynObject;
+use serde::{Deserialize, Serialize};
+
+pub use client::{lookup, Names, Register, Registration, Watch, Watcher, WatcherProxy, DEFAULT_LEASE};
+use registry::Registry;
+pub use service::{NameService, NameServiceProxy, Subscription, SubscriptionProxy};
+
+use crate::persist::{Store, StoreError};
+use crate::{Error, Node};
+
+/// The name under which a node publishes its name service by convention: `naming`.
+pub const DEFAULT_NAME: &str = "naming";
+
+/// A registered name, as lookups, lists and watches return it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Entry {
+    /// The name.
+    pub name: String,
+    /// Where the object is (`tcp://HOST:PORT/OBJECT`), if registered by address.
+    pub address: Option<String>,
+    /// A live reference to the object, if registered by reference and still reachable.
+    pub object: Option<DynObject>,
+    /// Metadata tags.
+    pub tags: BTreeSet<String>,
+    /// The lease time in milliseconds; `None` for a registration that stays until removed.
+    pub lease_ms: Option<u64>,
+}
+
+/// A lease granted by [`NameService::register`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Lease {
+    /// The lease id: renews and releases it (keep it to yourself).
+    pub id: String,
+    /// The lease time granted, in milliseconds (at least 50); `None` for no lease.
+    pub lease_ms: Option<u64>,
+}
+
+/// A change a watcher hears of.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Event {
+    /// A name was registered (or registered again).
+    Registered(Entry),
+    /// A name was removed.
+    Removed {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: Removal,
+    },
+}
+
+/// Why a name was removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Removal {
+    /// Removed by `remove`.
+    Removed,
+    /// Its registrant released it (dropped its [`Registration`]).
+    Released,
+    /// Its lease ran out: the registrant died or was cut off.
+    Expired,
+    /// Another registration took the name over (a `Registered` event follows).
+    Replaced,
+}
+
+/// The name service's own errors (in [`Error::Method`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum NamingError {
+    /// No such name.
+    #[error("no name `{name}` is registered")]
+    NotFound {
+        /// The name looked up.
+        name: String,
+    },
+    /// The name is registered by another registrant.
+    #[error("the name `{name}` is already registered{}; replace it explicitly to take it over", at(address))]
+    Taken {
+        /// The name.
+        name: String,
+        /// The address it is registered with, if any.
+        address: Option<String>,
+    },
+    /// The lease is unknown: it ran out, or was released.
+    #[error("the lease `{lease}` is unknown: it ran out or was released")]
+    UnknownLease {
+        /// The lease id.
+        lease: String,
+    },
+    /// This service is read-only.
+    #[error("this name service is read-only: registering and removing names needs the writable service")]
+    ReadOnly,
+    /// The registration is malformed.
+    #[error("cannot register `{name}`: {reason}")]
+    Invalid {
+        /// The name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The name is registered by reference only, and the reference is gone.
+    #[error(
+        "`{name}` is registered by reference only, and the reference is gone (its registrant disconnected, or the \
+         name server restarted); it comes back when the registrant renews its lease"
+    )]
+    Unreachable {
+        /// The name.
+        name: String,
+    },
+    /// The change could not be saved in the name server's database (and was not made).
+    #[error("the name server could not save the change: {reason}")]
+    Storage {
+        /// Why.
+        reason: String,
+    },
+}
+
+fn at(address: &Option<String>) -> String {
+    address.as_ref().map(|a| format!(" (to {a})")).unwrap_or_default()
+}
+
+/// A name server: the registry of names that [`NameService`] objects serve.
+///
+/// Cheap to clone; clones share the registry. Publish it on any number of nodes, writable or
+/// read-only.
+#[derive(Clone)]
+pub struct NameServer {
+    registry: Arc<Registry>,
+    path: Option<std::path::PathBuf>,
+}
+
+impl fmt::Debug for NameServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NameServer").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl NameServer {
+    /// A name server whose names are kept in the database file at `path` (created if needed)
+    /// and restored from it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::open`] ([`StoreError::Locked`] if another process has the file open), or
+    /// [`StoreError::Unreadable`] if a stored registration cannot be read.
+    pub fn open(path: impl AsRef<Path>) -> Result<NameServer, StoreError> {
+        NameServer::with_store(&Store::open(path)?)
+    }
+
+    /// A name server whose names are kept in `store` (shared, say, with the node's persistent
+    /// objects) and restored from it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`], or [`StoreError::Unreadable`] if a stored registration cannot
+    /// be read.
+    pub fn with_store(store: &Store) -> Result<NameServer, StoreError> {
+        Ok(NameServer { registry: Registry::open(store)?, path: Some(store.path().to_owned()) })
+    }
+
+    /// A name server that keeps its names in memory only: they last as long as the process.
+    pub fn in_memory() -> NameServer {
+        NameServer { registry: Registry::in_memory(), path: None }
+    }
+
+    /// The writable service, to publish on a node.
+    pub fn service(&self) -> NameService {
+        NameService::new(self.registry.clone(), true)
+    }
+
+    /// A read-only service: lookups, lists, searches and watches; changes are refused with
+    /// [`NamingError::ReadOnly`].
+    pub fn read_only(&self) -> NameService {
+        NameService::new(self.registry.clone(), false)
+    }
+
+    /// Publishes the writable service on `node` as `naming`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::publish`].
+    pub fn publish(&self, node: &Node) -> Result<(), Error> {
+        node.publish(DEFAULT_NAME, self.service())
+    }
+
+    /// Publishes a read-only service on `node` as `naming`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::publish`].
+    pub fn publish_read_only(&self, node: &Node) -> Result<(), Error> {
+        node.publish(DEFAULT_NAME, self.read_only())
+    }
+
+    /// The registrations whose name starts with `prefix`, as this server has them now.
+    pub fn list(&self, prefix: &str) -> Vec<Entry> {
+        self.registry.list(prefix)
+    }
+}
