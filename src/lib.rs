@@ -15,6 +15,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // `#[dopy::remote]` expands to `::dopy::…` paths, which the services' own remote objects need too.
+#[cfg(feature = "services")]
 extern crate self as dopy;
 
 mod address;

@@ -62,8 +62,6 @@
 //! # #[derive(Default, serde::Serialize, serde::Deserialize)] pub struct Counter { hits: Vec<u64> }
 //! # #[dopy::remote] impl Counter { /// Hits.
 //! #     pub fn hits(&self) -> usize { self.hits.len() } }
-//! use dopy::Value;
-//!
 //! // Version 1 was `struct Counter { hits: u64 }`; version 2 keeps one entry per hit.
 //! #[derive(serde::Deserialize)]
 //! struct CounterV1 { hits: u64 }

@@ -10,9 +10,12 @@ mod completions;
 mod connect;
 mod failure;
 mod inspect;
+mod names;
 mod ping;
+mod serve;
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -45,6 +48,8 @@ Examples:
   dopy call tcp://127.0.0.1:9600/calc add 2 3
   dopy call tcp://127.0.0.1:9600/calc divide b=2 a=10
   dopy ping tcp://127.0.0.1:9600 -c 3
+  dopy serve names --db names.redb
+  dopy names lookup calc
   dopy completions bash > ~/.local/share/bash-completion/completions/dopy";
 
 /// The text after a command's options: its examples, then the exit codes.
@@ -64,9 +69,117 @@ enum Command {
     /// Measure round-trip times to a node, like ping.
     #[command(after_help = after_help(ping::EXAMPLES))]
     Ping(PingArgs),
+    /// Look up, list, register, remove and watch names in a name service.
+    #[command(after_help = after_help(names::EXAMPLES))]
+    Names(NamesArgs),
+    /// Run a service: `dopy serve names` is a name server.
+    Serve(ServeArgs),
     /// Print a shell completion script.
     #[command(after_help = completions::EXAMPLES)]
     Completions(CompletionsArgs),
+}
+
+/// `dopy names`.
+#[derive(Debug, clap::Args)]
+struct NamesArgs {
+    /// The name service (default: $DOPY_NAMES, else tcp://127.0.0.1:9500).
+    #[arg(long, global = true, value_name = "ADDRESS")]
+    names: Option<String>,
+    /// Prove knowledge of the shared secret held in this environment variable.
+    #[arg(long, global = true, value_name = "VAR")]
+    secret_env: Option<String>,
+    #[command(subcommand)]
+    command: NamesCommand,
+}
+
+/// The `dopy names` subcommands.
+#[derive(Debug, Subcommand)]
+enum NamesCommand {
+    /// List the registered names, sorted: one line each (name, address, tags, lease).
+    List {
+        /// Only names starting with PREFIX.
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Only names with this tag (repeatable: all of them).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Print the entries as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a name's registration.
+    Lookup {
+        /// The name.
+        name: String,
+        /// Print the registration as JSON.
+        #[arg(long, conflicts_with = "address")]
+        json: bool,
+        /// Print the address alone.
+        #[arg(long)]
+        address: bool,
+    },
+    /// Register a name for an object's address: until removed, for --lease, or --hold.
+    Register {
+        /// The name.
+        name: String,
+        /// The object, e.g. tcp://127.0.0.1:9600/calc.
+        address: String,
+        /// A metadata tag (repeatable).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Take the name over if it is registered elsewhere.
+        #[arg(long)]
+        replace: bool,
+        /// Keep the registration while this command runs (renewing its lease); remove it on
+        /// Ctrl-C or SIGTERM. If the command is killed, the name expires with its lease.
+        #[arg(long)]
+        hold: bool,
+        /// The lease, in seconds or with a unit (with --hold: default 10s; without: the name
+        /// expires after it).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        lease: Option<Duration>,
+    },
+    /// Remove a name.
+    Remove {
+        /// The name.
+        name: String,
+    },
+    /// Print the names under PREFIX (`=`), then registrations (`+`) and removals (`-`) as they
+    /// happen, until interrupted.
+    Watch {
+        /// Only names starting with PREFIX.
+        #[arg(default_value = "")]
+        prefix: String,
+    },
+}
+
+/// `dopy serve`.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[command(subcommand)]
+    service: ServeCommand,
+}
+
+/// The services `dopy serve` runs.
+#[derive(Debug, Subcommand)]
+enum ServeCommand {
+    /// A name server, its names kept in a database file.
+    #[command(after_help = serve::EXAMPLES)]
+    Names {
+        /// The database file (created if missing).
+        #[arg(long, value_name = "FILE", default_value = serve::DEFAULT_DB)]
+        db: PathBuf,
+        /// Serve the name service here (repeatable).
+        #[arg(long, value_name = "ENDPOINT", default_value = names::DEFAULT_NAMES)]
+        listen: Vec<String>,
+        /// Also serve it read-only here, without the secret (repeatable).
+        #[arg(long, value_name = "ENDPOINT")]
+        public: Vec<String>,
+        /// Require peers of the --listen endpoints to know the shared secret held in this
+        /// environment variable.
+        #[arg(long, value_name = "VAR")]
+        secret_env: Option<String>,
+    },
 }
 
 /// `dopy inspect`.
@@ -131,12 +244,39 @@ fn main() -> ExitCode {
             Command::Inspect(a) => inspect::run(&a.address, a.method.as_deref(), a.json, timeout).await,
             Command::Call(a) => call::run(&a.address, &a.method, &a.args, a.json, timeout).await,
             Command::Ping(a) => ping::run(&a.address, a.count, a.interval, a.timeout, timeout).await,
+            Command::Names(a) => run_names(a, timeout).await,
+            Command::Serve(ServeArgs { service: ServeCommand::Names { db, listen, public, secret_env } }) => {
+                let serving =
+                    serve::Serving { db: &db, listen: &listen, public: &public, secret_env: secret_env.as_deref() };
+                serve::names(serving).await
+            }
             Command::Completions(a) => completions::run(a.shell),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => fail(failure),
+    }
+}
+
+async fn run_names(args: NamesArgs, timeout: Duration) -> Result<(), Failure> {
+    let service = names::Service { address: args.names, secret_env: args.secret_env, timeout };
+    match args.command {
+        NamesCommand::List { prefix, tags, json } => names::list(&service, &prefix, &tags, json).await,
+        NamesCommand::Lookup { name, json, address } => {
+            let show = match (json, address) {
+                (true, _) => names::Show::Json,
+                (_, true) => names::Show::Address,
+                _ => names::Show::Line,
+            };
+            names::lookup(&service, &name, show).await
+        }
+        NamesCommand::Register { name, address, tags, replace, hold, lease } => {
+            let registering = names::Registering { name: &name, address: &address, tags: &tags, replace, hold, lease };
+            names::register(&service, registering).await
+        }
+        NamesCommand::Remove { name } => names::remove(&service, &name).await,
+        NamesCommand::Watch { prefix } => names::watch(&service, &prefix).await,
     }
 }
 

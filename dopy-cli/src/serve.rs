@@ -1,0 +1,64 @@
+//! `dopy serve names`: a stand-alone name server, its names kept in a database file.
+
+use std::path::Path;
+
+use dopy::naming::NameServer;
+use dopy::Node;
+
+use crate::failure::{Code, Failure};
+
+/// The database file of `dopy serve names` unless `--db` says: in the current directory.
+pub(crate) const DEFAULT_DB: &str = "dopy-names.redb";
+
+/// Examples for `dopy serve names --help`.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  dopy serve names                                      tcp://127.0.0.1:9500, names in ./dopy-names.redb
+  dopy serve names --db /var/lib/dopy/names.redb --listen tcp://0.0.0.0:9500
+  DOPY_SECRET=... dopy serve names --secret-env DOPY_SECRET --listen tcp://0.0.0.0:9501 \\
+      --public tcp://0.0.0.0:9500                      changes need the secret; lookups are open
+
+Names survive a restart: they are kept in the database file. A restored registration with a
+lease has one lease time, from the restart, to be renewed by its registrant; one that is not
+renewed expires. Serves until Ctrl-C or SIGTERM; prints one line per endpoint when ready:
+`serving names on ENDPOINT (writable|read-only)`.";
+
+/// What to serve.
+#[derive(Debug)]
+pub(crate) struct Serving<'a> {
+    pub(crate) db: &'a Path,
+    pub(crate) listen: &'a [String],
+    pub(crate) public: &'a [String],
+    pub(crate) secret_env: Option<&'a str>,
+}
+
+/// `dopy serve names`.
+pub(crate) async fn names(s: Serving<'_>) -> Result<(), Failure> {
+    let server = NameServer::open(s.db).map_err(|e| {
+        let mut message = format!("cannot serve names: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message += &format!(": {cause}");
+            source = cause.source();
+        }
+        Failure::new(Code::Other, message)
+    })?;
+    let mut writable = Node::builder().name("dopy-names");
+    if let Some(var) = s.secret_env {
+        writable = writable.secret(crate::names::secret(var)?);
+    }
+    let writable = writable.build();
+    server.publish(&writable)?;
+    let read_only = Node::builder().name("dopy-names").build();
+    server.publish_read_only(&read_only)?;
+    for endpoint in s.listen {
+        let bound = writable.listen(endpoint).await?;
+        crate::emit(format_args!("serving names on {bound} (writable)"))?;
+    }
+    for endpoint in s.public {
+        let bound = read_only.listen(endpoint).await?;
+        crate::emit(format_args!("serving names on {bound} (read-only)"))?;
+    }
+    crate::names::stopped().await;
+    Ok(())
+}
