@@ -1,7 +1,7 @@
 //! A real ssh tunnel: sshd on a loopback port with generated keys, `ssh://` addresses to it.
-//!
-//! Skipped, saying so on stderr, only where no `sshd` is installed; `.ci/run` installs it and
-//! sets `DOPY_REQUIRE_SSHD=1`, which turns a missing sshd into a failure.
+
+// Skipped, saying so on stderr, only where no `sshd` is installed; `.ci/run` installs it and
+// sets `DOPY_REQUIRE_SSHD=1`, which turns a missing sshd into a failure.
 
 #[macro_use]
 mod harness;
