@@ -69,7 +69,7 @@ pub enum RefWire {
 #[non_exhaustive]
 pub enum Args {
     /// postcard bytes of the argument tuple (what generated proxies send).
-    Typed(Bytes),
+    Typed(#[serde(deserialize_with = "frame_bytes")] Bytes),
     /// Positional dynamic arguments.
     Positional(#[serde(with = "value::wire::seq")] Vec<Value>),
     /// Named (keyword) dynamic arguments, by the parameter names in the source.
@@ -111,7 +111,7 @@ pub struct Call {
 #[non_exhaustive]
 pub enum Payload {
     /// postcard bytes of the value.
-    Typed(Bytes),
+    Typed(#[serde(deserialize_with = "frame_bytes")] Bytes),
     /// A dynamic value.
     Dynamic(#[serde(with = "value::wire")] Value),
 }
@@ -241,11 +241,14 @@ pub enum Message {
 impl Message {
     /// Encodes the message into a fresh buffer.
     ///
+    /// The buffer is allocated once, at the exact size (measured by a first pass, which only
+    /// adds lengths): no reallocation while encoding, and none when the `Vec` becomes [`Bytes`].
+    ///
     /// # Errors
     ///
     /// A postcard error, which only a failing `Serialize` impl inside typed data could cause.
     pub fn encode(&self) -> Result<Bytes, postcard::Error> {
-        postcard::to_allocvec(self).map(Bytes::from)
+        to_bytes(self)
     }
 
     /// Decodes one frame.
@@ -260,5 +263,165 @@ impl Message {
         } else {
             Err(postcard::Error::DeserializeBadEncoding)
         }
+    }
+
+    /// Decodes one frame it may keep parts of: a large typed payload (arguments or result of at
+    /// least [`SHARE_MIN`] bytes) becomes a slice of `frame` instead of a copy.
+    ///
+    /// Small payloads are still copied, so that a message never keeps a read buffer alive for a
+    /// few bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Message::decode).
+    pub fn decode_frame(frame: Bytes) -> Result<Message, postcard::Error> {
+        FRAME.with(|f| *f.borrow_mut() = Some(frame.clone()));
+        let _clear = ClearFrame;
+        Message::decode(&frame)
+    }
+}
+
+/// Typed payloads at least this large are shared with the frame by [`Message::decode_frame`]
+/// rather than copied.
+pub const SHARE_MIN: usize = 4096;
+
+thread_local! {
+    /// The frame [`Message::decode_frame`] is decoding, so that a large typed payload can be a
+    /// slice of it (serde has no context argument; the decode is synchronous).
+    static FRAME: std::cell::RefCell<Option<Bytes>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Forgets the frame being decoded, even if the decode panics.
+struct ClearFrame;
+
+impl Drop for ClearFrame {
+    fn drop(&mut self) {
+        FRAME.with(|f| f.borrow_mut().take());
+    }
+}
+
+/// Reads a typed payload: a slice of the frame being decoded when it is large and lies in it,
+/// a copy otherwise. Same wire format as `Bytes`' own `Deserialize` (a byte string).
+fn frame_bytes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Bytes, D::Error> {
+    struct Visitor;
+
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Bytes;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_borrowed_bytes<E: serde::de::Error>(self, v: &'de [u8]) -> Result<Bytes, E> {
+            if v.len() >= SHARE_MIN {
+                let shared = FRAME.with(|f| {
+                    let frame = f.borrow();
+                    let frame = frame.as_ref()?;
+                    let (start, end) = (frame.as_ptr() as usize, frame.as_ptr() as usize + frame.len());
+                    let inside = v.as_ptr() as usize >= start && v.as_ptr() as usize + v.len() <= end;
+                    inside.then(|| frame.slice_ref(v))
+                });
+                if let Some(bytes) = shared {
+                    return Ok(bytes);
+                }
+            }
+            Ok(Bytes::copy_from_slice(v))
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+            Ok(Bytes::copy_from_slice(v))
+        }
+
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+            Ok(Bytes::from(v))
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(Bytes::from(out))
+        }
+    }
+
+    deserializer.deserialize_bytes(Visitor)
+}
+
+/// postcard-encodes any value into [`Bytes`] with one allocation of the exact size (a first
+/// pass measures; `postcard::to_allocvec` grows its buffer by doubling instead, copying the
+/// data once more per doubling, and its spare capacity costs `Bytes::from` a second allocation).
+///
+/// For typed arguments and results as well as whole messages.
+///
+/// # Errors
+///
+/// A postcard error, which only a failing `Serialize` impl could cause.
+pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, postcard::Error> {
+    let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())?;
+    let out = postcard::serialize_with_flavor(value, ExactVec(Vec::with_capacity(size)))?;
+    Ok(Bytes::from(out))
+}
+
+/// A postcard output flavor writing into a `Vec` allocated beforehand.
+struct ExactVec(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for ExactVec {
+    type Output = Vec<u8>;
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed_return(len: usize) -> Message {
+        Message::Return { id: 9, refs: Vec::new(), outcome: Outcome::Ok(Payload::Typed(Bytes::from(vec![5u8; len]))) }
+    }
+
+    #[test]
+    fn encode_writes_what_postcard_writes() {
+        let msg = typed_return(100_000);
+        let bytes = msg.encode().unwrap();
+        assert_eq!(&bytes[..], &postcard::to_allocvec(&msg).unwrap()[..]);
+    }
+
+    #[test]
+    fn decode_frame_shares_large_payloads_and_copies_small_ones() {
+        for (len, shared) in [(SHARE_MIN, true), (SHARE_MIN - 1, false), (3, false)] {
+            let frame = typed_return(len).encode().unwrap();
+            let msg = Message::decode_frame(frame.clone()).unwrap();
+            assert_eq!(msg, typed_return(len));
+            let Message::Return { outcome: Outcome::Ok(Payload::Typed(payload)), .. } = msg else { unreachable!() };
+            let inside = frame.as_ptr_range().contains(&payload.as_ptr());
+            assert_eq!(inside, shared, "payload of {len} bytes");
+        }
+        // Nothing stays behind: a later plain decode copies.
+        assert!(FRAME.with(|f| f.borrow().is_none()));
+    }
+
+    #[test]
+    fn decode_frame_refuses_what_decode_refuses() {
+        let mut frame = typed_return(SHARE_MIN).encode().unwrap().to_vec();
+        frame.push(0);
+        assert!(Message::decode_frame(Bytes::from(frame.clone())).is_err());
+        assert!(Message::decode(&frame).is_err());
+        frame.truncate(10);
+        assert!(Message::decode_frame(Bytes::from(frame)).is_err());
     }
 }
