@@ -271,6 +271,16 @@ async fn dropping_a_subscription_releases_the_watcher() {
     services::eventually("the watcher is released", || live.load(Ordering::SeqCst) == 0).await;
 }
 
+/// A watch ends (`next` gives `None`) when the name server goes away.
+#[tokio::test]
+async fn a_watch_ends_when_the_name_server_goes_away() {
+    let (node, names_at) = name_server().await;
+    let mut watch = Names::connect(&Node::new(), &names_at).await.unwrap().watch("").await.unwrap();
+    drop(node);
+    let end = tokio::time::timeout(Duration::from_secs(30), watch.next()).await.expect("the watch ends in time");
+    assert!(end.is_none(), "{end:?}");
+}
+
 /// Serves the name server on `endpoint` until the returned node is dropped.
 async fn serve_names(server: &NameServer, endpoint: &str) -> Node {
     let node = Node::builder().name("names").build();

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use dopy::naming::{Event, NameServer, Names, Removal};
@@ -43,6 +44,8 @@ struct Running {
     child: Child,
     /// The lines it printed first.
     lines: Vec<String>,
+    /// The lines it prints next, as a thread reads them.
+    more: Arc<Mutex<mpsc::Receiver<String>>>,
 }
 
 impl Running {
@@ -52,12 +55,28 @@ impl Running {
         command.args(args).envs(env.iter().copied()).stdin(Stdio::null()).stdout(Stdio::piped());
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
-        let read = tokio::task::spawn_blocking(move || {
-            let mut out = BufReader::new(stdout).lines();
-            (0..lines).map(|_| out.next().expect("a line").unwrap()).collect::<Vec<_>>()
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
         });
-        let lines = tokio::time::timeout(Duration::from_secs(60), read).await.expect("ready in time").unwrap();
-        Running { child, lines }
+        let mut running = Running { child, lines: Vec::new(), more: Arc::new(Mutex::new(rx)) };
+        for _ in 0..lines {
+            let line = running.next_line().await;
+            running.lines.push(line);
+        }
+        running
+    }
+
+    /// The next line it prints (waiting at most 60 s).
+    async fn next_line(&self) -> String {
+        let more = self.more.clone();
+        let line = tokio::task::spawn_blocking(move || more.lock().unwrap().recv_timeout(Duration::from_secs(60)));
+        line.await.unwrap().expect("a line in time")
     }
 
     /// The endpoint in a line `serving names on ENDPOINT (...)`.
@@ -209,6 +228,25 @@ async fn public_endpoints_are_read_only_and_changes_need_the_secret() {
     assert_eq!(r.code, Some(0), "{r:?}");
     let r = dopy(&["names", "--names", &public, "lookup", "calc", "--address"], &[]).await;
     assert_eq!(r.stdout, "tcp://127.0.0.1:9600/calc\n", "{r:?}");
+}
+
+/// `watch` prints the names there (`=`), then registrations (`+`) and removals (`-`) as they
+/// happen.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_prints_registrations_and_removals() {
+    let dir = TempDir::new("watch");
+    let (_server, names) = serve(&dir.db()).await;
+    let register = ["names", "--names", &names, "register"];
+    let r = dopy(&[&register[..], &["a/one", "tcp://127.0.0.1:9600/one"]].concat(), &[]).await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let watch = Running::start(&["names", "--names", &names, "watch", "a/"], &[], 1).await;
+    assert_eq!(watch.lines[0], "= a/one  tcp://127.0.0.1:9600/one  permanent");
+
+    dopy(&[&register[..], &["b/other", "tcp://127.0.0.1:9600/other"]].concat(), &[]).await;
+    dopy(&[&register[..], &["a/two", "tcp://127.0.0.1:9600/two", "--tag", "x"]].concat(), &[]).await;
+    assert_eq!(watch.next_line().await, "+ a/two  tcp://127.0.0.1:9600/two  tags=x  permanent");
+    dopy(&["names", "--names", &names, "remove", "a/one"], &[]).await;
+    assert_eq!(watch.next_line().await, "- a/one (removed)");
 }
 
 /// A second name server on a database in use is refused with a clear error.

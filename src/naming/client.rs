@@ -377,7 +377,7 @@ impl Registration {
     /// Any error of the call (the name then disappears when its lease runs out).
     pub async fn release(mut self) -> Result<bool, Error<NamingError>> {
         self.stop.cancel();
-        let task = self.task.take().expect("the renewal task runs until released");
+        let Some(task) = self.task.take() else { return Ok(false) };
         match task.await {
             Ok(Some(result)) => result,
             _ => Ok(false),
