@@ -9,6 +9,7 @@
 //! - [`Value`], [`to_value`], [`from_value`]: dynamic data for untyped callers.
 //! - [`Error`]: what a call can end with, with the server-side trace (`{:#}` prints it all).
 //! - [`Address`], [`Endpoint`]: `tcp://HOST:PORT/OBJECT` URLs.
+//! - [`blocking`]: the same without an async runtime: a blocking node and blocking proxies.
 //! - [`core`] and [`transport`]: the protocol and transport crates, for hand-written dispatchers
 //!   and custom transports.
 #![doc(test(attr(deny(warnings))))]
@@ -19,6 +20,7 @@
 extern crate self as dopy;
 
 mod address;
+pub mod blocking;
 mod node;
 
 #[cfg(feature = "services")]
@@ -77,6 +79,8 @@ pub use dopy_transport as transport;
 /// - `CalculatorProxy`: a typed proxy (`Clone + Send + Sync`, cheap to share across tasks) with
 ///   one `async` method per remote method, returning `Result<T, dopy::Error>`, or
 ///   `Result<T, dopy::Error<E>>` for a method returning `Result<T, E>`;
+/// - `CalculatorBlockingProxy`: its blocking twin, for code without an async runtime (the same
+///   methods without `async`; see [`blocking`]);
 /// - `impl dopy::Remote for Calculator { type Proxy = CalculatorProxy; }`.
 ///
 /// # Rules

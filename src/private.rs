@@ -22,3 +22,6 @@ pub fn assert_result<T: Serialize>() {}
 
 /// Compile-time check that an error type can be sent and received.
 pub fn assert_error<E: Serialize + DeserializeOwned + core::fmt::Display>() {}
+
+pub use crate::blocking::runtime::blocking_call;
+pub use crate::blocking::{BlockingProxy, Runtime as BlockingRuntime};

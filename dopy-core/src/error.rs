@@ -180,6 +180,12 @@ pub enum Error<E = Value> {
     },
     /// A local i/o operation (binding a listener, for instance) failed.
     Io(std::io::Error),
+    /// A blocking call (`dopy::blocking`) was refused: it was made from inside an async
+    /// runtime, whose thread it would block; use the async proxy and `.await` it instead.
+    Blocking {
+        /// Which call, and what to do instead.
+        reason: String,
+    },
 }
 
 impl<E> Error<E> {
@@ -258,6 +264,7 @@ impl<E> Error<E> {
             Error::Codec { reason } => Error::Codec { reason },
             Error::NameTaken { name } => Error::NameTaken { name },
             Error::Io(e) => Error::Io(e),
+            Error::Blocking { reason } => Error::Blocking { reason },
         }
     }
 
@@ -311,6 +318,7 @@ impl<E> fmt::Display for Error<E> {
             Error::Codec { reason } => write!(f, "encoding error: {reason}"),
             Error::NameTaken { name } => write!(f, "the name `{name}` is already published"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
+            Error::Blocking { reason } => write!(f, "blocking call refused: {reason}"),
         }
     }
 }

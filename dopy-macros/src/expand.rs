@@ -9,6 +9,7 @@
 //!
 //! Generated code names nothing but `::core` and `::dopy::__private` items.
 
+pub(crate) mod blocking;
 mod dispatch;
 mod proxy;
 mod table;
@@ -78,10 +79,12 @@ fn expand(service: &Service<'_>) -> TokenStream {
     let table = table::interface(service);
     let dispatch = dispatch::impl_dispatch(service);
     let checks = bound_checks(service);
+    let blocking = blocking::expand(service.ident, &proxy, self_ty, service.methods.iter());
     quote! {
         #original
         #definition
         #methods
+        #blocking
         const _: () = {
             #table
             #dispatch

@@ -7,7 +7,7 @@ use quote::quote;
 use syn::ItemImpl;
 
 use crate::ast::{self, Service};
-use crate::expand::{private, proxy_definition, proxy_ident, proxy_methods, stripped};
+use crate::expand::{blocking, private, proxy_definition, proxy_ident, proxy_methods, stripped};
 
 /// The compile errors, followed by the impl block and stubs of the generated items.
 ///
@@ -24,11 +24,17 @@ pub(crate) fn expand(item: &ItemImpl, service: Option<&Service<'_>>, error: syn:
     let proxy = proxy_ident(base);
     let definition = proxy_definition(&proxy, self_ty);
     let methods = service.map(|s| proxy_methods(&proxy, s.methods.iter().filter(|m| m.validate().is_ok())));
+    let blocking_proxy = blocking::ident(base);
+    let blocking_definition = blocking::definition(&blocking_proxy, &proxy, self_ty);
+    let blocking_methods =
+        service.map(|s| blocking::methods(&blocking_proxy, s.methods.iter().filter(|m| m.validate().is_ok())));
     quote! {
         #errors
         #original
         #definition
         #methods
+        #blocking_definition
+        #blocking_methods
         const _: () = {
             #[automatically_derived]
             impl #p::RemoteObject for #self_ty {
