@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dopy_core::local::{LocalDispatch, LocalExecutor};
 use dopy_core::message::Target;
 use dopy_core::peer::WeakConnection;
 use dopy_core::table::Entry;
@@ -147,9 +148,15 @@ impl NodeBuilder {
                 outgoing: Mutex::new(HashMap::new()),
                 incoming: Mutex::new(Vec::new()),
                 stop: CancellationToken::new(),
+                listeners: Mutex::new(HashMap::new()),
+                shut_down: CancellationToken::new(),
             }),
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn default_name() -> String {
@@ -202,8 +209,12 @@ struct Inner {
     outgoing: Mutex<HashMap<Endpoint, WeakConnection>>,
     /// Connections peers opened to this node, closed when the node goes away.
     incoming: Mutex<Vec<Connection>>,
-    /// Cancelled when the last `Node` clone is dropped: stops the accept loops.
+    /// Cancelled when the last `Node` clone is dropped, or on shutdown: stops the accept loops.
     stop: CancellationToken,
+    /// Each listener's own stop (a child of `stop`), to remove one while the others serve.
+    listeners: Mutex<HashMap<Endpoint, CancellationToken>>,
+    /// Cancelled when a shutdown has completed.
+    shut_down: CancellationToken,
 }
 
 impl Drop for Inner {
@@ -272,6 +283,54 @@ impl Node {
         self.publish_entry(name, Entry::serial(name, object))
     }
 
+    /// Publishes a `!Send` object (one whose `impl` has `#[dopy::remote(local)]`: it may hold
+    /// `Rc`s and `RefCell`s), served on the thread that runs the returned executor.
+    ///
+    /// Run the executor on the object's thread: `tokio::task::spawn_local(executor)` inside a
+    /// `LocalSet`, or poll it in the program's own `select!` loop next to its other input
+    /// channels (stdin, timers, sockets) — DOPY's reactors. With a single-threaded runtime,
+    /// everything (connections, calls, the program's loop) runs on one thread. Calls wait until
+    /// the executor runs; they fail with `NoSuchObject` once it is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Node::publish).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    ///
+    /// /// A counter with `!Send` state.
+    /// pub struct Counter { n: Rc<RefCell<u64>> }
+    ///
+    /// #[dopy::remote(local)]
+    /// impl Counter {
+    ///     /// Adds one.
+    ///     pub fn bump(&self) -> u64 { *self.n.borrow_mut() += 1; *self.n.borrow() }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), dopy::Error> {
+    /// let local = tokio::task::LocalSet::new();
+    /// local.run_until(async {
+    ///     let node = dopy::Node::new();
+    ///     let state = Rc::new(RefCell::new(0));
+    ///     tokio::task::spawn_local(node.publish_local("counter", Counter { n: state.clone() })?);
+    ///     let addr = node.listen("tcp://127.0.0.1:0").await?;
+    ///     let counter = dopy::Node::new().object(&format!("{addr}/counter")).await?;
+    ///     counter.call("bump", []).await?;
+    ///     assert_eq!(*state.borrow(), 1);
+    ///     Ok(())
+    /// }).await
+    /// # }
+    /// ```
+    pub fn publish_local<T: LocalDispatch>(&self, name: &str, object: T) -> Result<LocalExecutor, Error> {
+        let (handle, executor) = dopy_core::local::local_object(object);
+        self.publish_entry(name, Entry::new(name, handle))?;
+        Ok(executor)
+    }
+
     fn publish_entry(&self, name: &str, entry: Entry) -> Result<(), Error> {
         if name.is_empty() || name.starts_with(dopy_core::interface::RESERVED_PREFIX) {
             return Err(Error::InvalidAddress {
@@ -331,10 +390,87 @@ impl Node {
         let (listener, bound) = listen::Listener::bind(&endpoint, &self.inner.transports).await?;
         let span = tracing::info_span!("dopy.listen", endpoint = %bound);
         tracing::info!(parent: &span, node = %self.name(), "listening");
-        tokio::spawn(
-            listen::accept_loop(Arc::downgrade(&self.inner), listener, self.inner.stop.clone()).instrument(span),
-        );
+        let stop = self.inner.stop.child_token();
+        lock(&self.inner.listeners).insert(bound.clone(), stop.clone());
+        tokio::spawn(listen::accept_loop(Arc::downgrade(&self.inner), listener, stop).instrument(span));
         Ok(bound)
+    }
+
+    /// Stops listening on one endpoint (as [`listen`](Node::listen) returned it); the node goes
+    /// on serving its other listeners and the connections already open. Returns whether it was
+    /// listening there.
+    pub fn unlisten(&self, endpoint: &Endpoint) -> bool {
+        match lock(&self.inner.listeners).remove(endpoint) {
+            Some(stop) => {
+                stop.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The endpoints this node listens on.
+    pub fn listening(&self) -> Vec<Endpoint> {
+        lock(&self.inner.listeners).keys().cloned().collect()
+    }
+
+    /// Shuts the node down gracefully: stops accepting connections, refuses new calls (they get
+    /// [`Error::Cancelled`], "shutting down"), lets the calls in flight finish for up to `grace`,
+    /// then says `Goodbye` to every peer and closes every connection (calls still running after
+    /// `grace` fail on their callers' side with [`Error::Disconnected`]). Returns when done; also
+    /// wakes [`stopped`](Node::stopped).
+    pub async fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        tracing::info!(node = %self.name(), ?grace, "shutting down");
+        inner.stop.cancel();
+        lock(&inner.listeners).clear();
+        inner.host.draining.store(true, std::sync::atomic::Ordering::Release);
+        let incoming: Vec<Connection> = lock(&inner.incoming).clone();
+        let deadline = tokio::time::Instant::now() + grace;
+        while incoming.iter().any(|c| c.serving_count() > 0) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for conn in lock(&inner.incoming).drain(..) {
+            conn.close();
+        }
+        let outgoing: Vec<Connection> = lock(&inner.outgoing).drain().filter_map(|(_, w)| w.upgrade()).collect();
+        for conn in outgoing {
+            conn.close();
+        }
+        inner.shut_down.cancel();
+        tracing::info!(node = %self.name(), "shut down");
+    }
+
+    /// Waits until the node has been shut down ([`shutdown`](Node::shutdown), or a signal with
+    /// [`shutdown_on_signals`](Node::shutdown_on_signals)): the "main loop" of a server program.
+    pub async fn stopped(&self) {
+        self.inner.shut_down.cancelled().await
+    }
+
+    /// Shuts the node down (with `grace` for calls in flight) when the process receives SIGINT
+    /// (Ctrl-C) or SIGTERM. Pair it with [`stopped`](Node::stopped).
+    pub fn shutdown_on_signals(&self, grace: Duration) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let interrupt = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            let terminate = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let terminate = std::future::pending::<()>();
+            tokio::select! {
+                _ = interrupt => {}
+                () = terminate => {}
+                () = node.stopped() => return,
+            }
+            node.shutdown(grace).await;
+        });
     }
 
     /// Serves this node's objects over the process's own stdin/stdout until stdin closes (or

@@ -179,8 +179,14 @@ async fn deadlines_propagate_to_nested_calls() {
     assert!(started.elapsed() < Duration::from_secs(4));
 
     // The parent's deadline bounds a nested call that set none.
-    let err = near.with_timeout(Duration::from_millis(200)).relay(far.clone(), 10_000, None).await.unwrap_err();
-    assert!(matches!(err, Error::DeadlineExceeded(_)), "{err}");
+    // Both ends share one deadline: either the caller's timer or the nested call's fires first.
+    let started = Instant::now();
+    match near.with_timeout(Duration::from_millis(200)).relay(far.clone(), 10_000, None).await {
+        Err(Error::DeadlineExceeded(_)) => {}
+        Ok(r) => assert_eq!(r, "deadline exceeded"),
+        Err(e) => panic!("expected the deadline to pass, got {e}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(4));
     eventually("both far calls stopping", || far_stopped.load(Ordering::SeqCst) == 2).await;
 
     // Enough time: everything completes.
@@ -260,16 +266,16 @@ async fn serial_object_runs_calls_in_the_order_sent() {
     let mut calls: Vec<_> = (0..1000u32)
         .map(|n| {
             let j = j.clone();
-            Box::pin(async move {
+            Box::pin(futures_util::future::maybe_done(async move {
                 if n % 3 == 0 {
                     j.note_mut(n).await
                 } else {
                     j.note(n).await
                 }
-            })
+            }))
         })
         .collect();
-    // Poll each call once, in order: that sends it; then wait for all of them.
+    // Poll each call once, in order: that sends it (a reply may even be back already).
     for call in &mut calls {
         std::future::poll_fn(|cx| {
             let _ = std::future::Future::poll(call.as_mut(), cx);
@@ -277,8 +283,9 @@ async fn serial_object_runs_calls_in_the_order_sent() {
         })
         .await;
     }
-    for r in futures_util::future::join_all(calls).await {
-        r.unwrap();
+    for mut call in calls {
+        call.as_mut().await;
+        call.as_mut().take_output().unwrap().unwrap();
     }
     assert_eq!(j.order().await.unwrap(), (0..1000).collect::<Vec<_>>());
 }

@@ -201,7 +201,7 @@ mod tests {
     use super::*;
 
     fn method(name: &'static str, params: &'static [ParamInfo]) -> MethodInfo {
-        MethodInfo::from_static(name, "", params, "()", None, Receiver::Shared, false, false)
+        MethodInfo::from_static(name, "", params, "()", None, Receiver::Shared, false, false, false)
     }
 
     const DIVIDE: &[ParamInfo] = &[ParamInfo::from_static("a", "i64"), ParamInfo::from_static("b", "i64")];

@@ -85,8 +85,9 @@ mod tests {
             Receiver::Shared,
             false,
             false,
+            false,
         ),
-        MethodInfo::from_static("log", "", &[], "()", None, Receiver::Exclusive, true, true),
+        MethodInfo::from_static("log", "", &[], "()", None, Receiver::Exclusive, true, true, false),
     ];
 
     #[test]

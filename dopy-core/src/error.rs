@@ -236,6 +236,18 @@ impl<E> Error<E> {
         }
     }
 
+    /// Whether the peer refused this side: a remote `Unauthorized`, or a handshake refused for
+    /// a wrong or missing shared secret.
+    pub fn is_unauthorized(&self) -> bool {
+        match self {
+            Error::Unauthorized(_) => true,
+            Error::Connect { source, .. } => {
+                source.downcast_ref::<dopy_transport::TransportError>().is_some_and(|e| e.is_unauthorized())
+            }
+            _ => false,
+        }
+    }
+
     /// The method's own error, if that is what this is.
     pub fn method_error(&self) -> Option<&E> {
         match self {

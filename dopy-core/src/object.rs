@@ -453,7 +453,7 @@ impl Proxy for DynObject {
 }
 
 /// Links an object type to its generated proxy type. Implemented by `#[dopy::remote]`.
-pub trait RemoteObject: Dispatch {
+pub trait RemoteObject: 'static {
     /// The typed proxy of this type.
     type Proxy: Proxy;
 }
@@ -466,11 +466,11 @@ pub trait RemoteObject: Dispatch {
 /// The object lives as long as some handle to it (here or on any peer) exists.
 ///
 /// See `dopy::Remote` for an example.
-pub struct Remote<T: RemoteObject> {
+pub struct Remote<T: RemoteObject + Dispatch> {
     proxy: T::Proxy,
 }
 
-impl<T: RemoteObject> Remote<T> {
+impl<T: RemoteObject + Dispatch> Remote<T> {
     /// Wraps a local object so that it can be passed by reference.
     pub fn new(object: T) -> Self {
         Remote { proxy: <T::Proxy as Proxy>::from_object(DynObject::local(object)) }
@@ -495,19 +495,19 @@ impl<T: RemoteObject> Remote<T> {
     }
 }
 
-impl<T: RemoteObject> Clone for Remote<T> {
+impl<T: RemoteObject + Dispatch> Clone for Remote<T> {
     fn clone(&self) -> Self {
         Remote { proxy: self.proxy.clone() }
     }
 }
 
-impl<T: RemoteObject> fmt::Debug for Remote<T> {
+impl<T: RemoteObject + Dispatch> fmt::Debug for Remote<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Remote({})", self.proxy.object())
     }
 }
 
-impl<T: RemoteObject> std::ops::Deref for Remote<T> {
+impl<T: RemoteObject + Dispatch> std::ops::Deref for Remote<T> {
     type Target = T::Proxy;
 
     fn deref(&self) -> &T::Proxy {
@@ -515,13 +515,13 @@ impl<T: RemoteObject> std::ops::Deref for Remote<T> {
     }
 }
 
-impl<T: RemoteObject> Serialize for Remote<T> {
+impl<T: RemoteObject + Dispatch> Serialize for Remote<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.proxy.object().serialize(serializer)
     }
 }
 
-impl<'de, T: RemoteObject> Deserialize<'de> for Remote<T> {
+impl<'de, T: RemoteObject + Dispatch> Deserialize<'de> for Remote<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         DynObject::deserialize(deserializer).map(|o| Remote { proxy: <T::Proxy as Proxy>::from_object(o) })
     }

@@ -4,7 +4,7 @@
 //! the waiting caller, calls to the object table), and a writer that drains its queue and
 //! flushes once per batch, so pipelined calls share write syscalls.
 //!
-//! A connection also keeps the reference bookkeeping of its two ends (see [`refs`](crate::refs)):
+//! A connection also keeps the reference bookkeeping of its two ends (PROTOCOL.md, section 3.2):
 //! the objects this side exported to the peer, with how many references the peer holds, and the
 //! objects the peer exported to this side, released with `Release` when their last handle drops.
 
@@ -50,6 +50,9 @@ pub struct Host {
     /// How long a call waits for a slot when [`max_in_flight`](Host::max_in_flight) calls are in
     /// flight, before failing with `Overloaded`.
     pub overload_wait: Duration,
+    /// Set when the node shuts down: calls that arrive from then on are refused (`Cancelled`,
+    /// "shutting down") while the calls in flight finish.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// Default of [`Host::max_in_flight`].
@@ -68,6 +71,7 @@ impl Host {
             max_frame,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             overload_wait: DEFAULT_OVERLOAD_WAIT,
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -254,6 +258,11 @@ impl Connection {
     /// How many objects of the peer this side currently holds references to.
     pub fn imported_count(&self) -> usize {
         lock(&self.shared.refs).imported()
+    }
+
+    /// How many of the peer's calls this side is serving right now.
+    pub fn serving_count(&self) -> usize {
+        self.shared.serving.load(Ordering::Acquire)
     }
 
     /// How many replies arrived for calls nobody waited for any more (cancelled or timed out):
@@ -667,6 +676,16 @@ impl Shared {
             }
             return;
         }
+        if self.host.draining.load(Ordering::Acquire) {
+            if !oneway {
+                let fault = Fault::new(
+                    FaultKind::Cancelled,
+                    format!("node `{}` is shutting down; the call was not run", self.host.name),
+                );
+                self.reply(id, Err(Box::new(self.with_hop(fault, entry.label(), inv.method()))));
+            }
+            return;
+        }
         if self.serving.fetch_add(1, Ordering::AcqRel) >= self.host.max_in_flight {
             self.serving.fetch_sub(1, Ordering::AcqRel);
             if !oneway {
@@ -790,7 +809,7 @@ async fn read_loop(shared: Arc<Shared>, mut reader: FrameReader) {
     };
     let reason = match &shared.attachment {
         Some(a) => match a.on_close().await {
-            Some(detail) => format!("{reason} ({detail})"),
+            Some(detail) => format!("{reason}; {detail}"),
             None => reason,
         },
         None => reason,

@@ -46,13 +46,16 @@ pub(crate) fn remote(args: TokenStream, item: Item) -> TokenStream {
         );
         return quote!(#item).into_iter().chain(error.into_compile_error()).collect();
     };
-    let args_error = (!args.is_empty()).then(|| syn::Error::new_spanned(&args, "#[dopy::remote] takes no arguments"));
+    // `#[dopy::remote(local)]`: a `!Send` object, served on the thread that owns it.
+    let local = args.to_string() == "local";
+    let args_error = (!args.is_empty() && !local)
+        .then(|| syn::Error::new_spanned(&args, "#[dopy::remote] takes no arguments, or `local` for a `!Send` object"));
     let service = match Service::from_syn(&item) {
         Ok(service) => service,
         Err(error) => return fallback::expand(&item, None, combine(args_error, error)),
     };
     match (service.validate(), args_error) {
-        (Ok(()), None) => expand(&service),
+        (Ok(()), None) => expand(&service, local),
         (Ok(()), Some(error)) => fallback::expand(&item, Some(&service), error),
         (Err(error), args_error) => fallback::expand(&item, Some(&service), combine(args_error, error)),
     }
@@ -69,7 +72,7 @@ fn combine(first: Option<syn::Error>, then: syn::Error) -> syn::Error {
 }
 
 /// Everything generated for a valid impl block.
-fn expand(service: &Service<'_>) -> TokenStream {
+fn expand(service: &Service<'_>, local: bool) -> TokenStream {
     let p = private();
     let original = stripped(service.original);
     let self_ty = &service.original.self_ty;
@@ -77,7 +80,7 @@ fn expand(service: &Service<'_>) -> TokenStream {
     let definition = proxy::definition(&proxy, self_ty);
     let methods = proxy::methods(&proxy, service.methods.iter());
     let table = table::interface(service);
-    let dispatch = dispatch::impl_dispatch(service);
+    let dispatch = dispatch::impl_dispatch(service, local);
     let checks = bound_checks(service);
     let blocking = blocking::expand(service.ident, &proxy, self_ty, service.methods.iter());
     quote! {

@@ -11,9 +11,14 @@ use super::{local, private};
 use crate::ast::{Method, Output, Receiver, Service};
 use crate::attr;
 
-/// `impl Dispatch for Calculator { .. }`.
-pub(crate) fn impl_dispatch(service: &Service<'_>) -> TokenStream {
+/// `impl Dispatch for Calculator { .. }`, or `impl LocalDispatch` for a `local` object.
+pub(crate) fn impl_dispatch(service: &Service<'_>, local_object: bool) -> TokenStream {
     let p = private();
+    let (dispatch_trait, dispatched) = if local_object {
+        (quote!(#p::LocalDispatch), quote!(#p::LocalDispatched))
+    } else {
+        (quote!(#p::Dispatch), quote!(#p::Dispatched))
+    };
     let self_ty = &service.original.self_ty;
     let call = local("__call", Span::call_site());
     let exclusive = |m: &&Method<'_>| matches!(m.receiver, Receiver::Exclusive);
@@ -24,31 +29,32 @@ pub(crate) fn impl_dispatch(service: &Service<'_>) -> TokenStream {
             if exclusive(&m) {
                 let cfgs = attr::cfgs(&m.original.attrs);
                 let name = &m.remote_name;
-                quote!(#(#cfgs)* #name => #p::Dispatched::RequiresMut(#call),)
+                quote!(#(#cfgs)* #name => #dispatched::RequiresMut(#call),)
             } else {
-                arm(m, &call)
+                arm(m, &call, &dispatched)
             }
         })
         .collect();
     // Only the arms of `&self` methods decode arguments, which needs `mut`.
     let call_mut = service.methods.iter().any(|m| !exclusive(&m)).then(|| quote!(mut));
     let body = if shared.is_empty() {
-        quote!(#p::Dispatched::NotFound(#call))
+        quote!(#dispatched::NotFound(#call))
     } else {
         quote! {
             match #call.method() {
                 #(#shared)*
-                _ => #p::Dispatched::NotFound(#call),
+                _ => #dispatched::NotFound(#call),
             }
         }
     };
-    let mut_arms: Vec<TokenStream> = service.methods.iter().filter(exclusive).map(|m| arm(m, &call)).collect();
+    let mut_arms: Vec<TokenStream> =
+        service.methods.iter().filter(exclusive).map(|m| arm(m, &call, &dispatched)).collect();
     let dispatch_mut = (!mut_arms.is_empty()).then(|| {
         quote! {
-            fn dispatch_mut(&mut self, mut #call: #p::Invocation) -> #p::Dispatched<'_> {
+            fn dispatch_mut(&mut self, mut #call: #p::Invocation) -> #dispatched<'_> {
                 match #call.method() {
                     #(#mut_arms)*
-                    _ => #p::Dispatch::dispatch(&*self, #call),
+                    _ => #dispatch_trait::dispatch(&*self, #call),
                 }
             }
         }
@@ -62,12 +68,12 @@ pub(crate) fn impl_dispatch(service: &Service<'_>) -> TokenStream {
     quote! {
         #[automatically_derived]
         #deprecated
-        impl #p::Dispatch for #self_ty {
+        impl #dispatch_trait for #self_ty {
             fn interface(&self) -> #p::Interface {
                 __DOPY_INTERFACE
             }
 
-            fn dispatch(&self, #call_mut #call: #p::Invocation) -> #p::Dispatched<'_> {
+            fn dispatch(&self, #call_mut #call: #p::Invocation) -> #dispatched<'_> {
                 #body
             }
 
@@ -77,7 +83,7 @@ pub(crate) fn impl_dispatch(service: &Service<'_>) -> TokenStream {
 }
 
 /// The match arm of one method: `"add" => { decode; run; reply }`.
-fn arm(m: &Method<'_>, call: &Ident) -> TokenStream {
+fn arm(m: &Method<'_>, call: &Ident, dispatched: &TokenStream) -> TokenStream {
     let p = private();
     let cfgs = attr::cfgs(&m.original.attrs);
     let name = &m.remote_name;
@@ -91,7 +97,7 @@ fn arm(m: &Method<'_>, call: &Ident) -> TokenStream {
         // Still decode, so that a call with arguments is refused rather than silently accepted.
         quote! {
             if let #p::Result::Err(#fault) = #call.decode_args::<()>(&[]) {
-                return #p::Dispatched::Ready(#p::Result::Err(#fault));
+                return #dispatched::Ready(#p::Result::Err(#fault));
             }
         }
     } else {
@@ -106,7 +112,7 @@ fn arm(m: &Method<'_>, call: &Ident) -> TokenStream {
         quote! {
             let (#(#vars,)*) = match #decode {
                 #p::Result::Ok(#args) => #args,
-                #p::Result::Err(#fault) => return #p::Dispatched::Ready(#p::Result::Err(#fault)),
+                #p::Result::Err(#fault) => return #dispatched::Ready(#p::Result::Err(#fault)),
             };
         }
     };
@@ -116,9 +122,9 @@ fn arm(m: &Method<'_>, call: &Ident) -> TokenStream {
     let reply = reply(&m.output, &invoke, &resp, at);
     let run = if m.is_async() {
         // Spanned at the method's name: a future that is not `Send` is reported there.
-        quote_spanned!(at=> ::dopy::__private::Dispatched::Pending(::dopy::__private::Box::pin(async move { #reply })))
+        quote_spanned!(at=> #dispatched::Pending(::dopy::__private::Box::pin(async move { #reply })))
     } else {
-        quote!(#p::Dispatched::Ready({ #reply }))
+        quote!(#dispatched::Ready({ #reply }))
     };
     quote! {
         #(#cfgs)*
