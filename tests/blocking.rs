@@ -437,8 +437,12 @@ fn served_methods_make_blocking_calls() {
 
     // The client's deadline bounds the relay's own call.
     let started = Instant::now();
-    let err = relay.with_timeout(Duration::from_millis(300)).sleep_via(10_000).unwrap_err();
-    assert!(matches!(err, Error::DeadlineExceeded(_)), "{err}");
+    match relay.with_timeout(Duration::from_millis(300)).sleep_via(10_000) {
+        Err(Error::DeadlineExceeded(_)) => {}
+        // The relay's own call ends at the same instant, and its answer may arrive first.
+        Ok(outcome) => assert_eq!(outcome, "deadline exceeded"),
+        Err(e) => panic!("expected the deadline to pass, got {e}"),
+    }
     eventually("the relay's call ending", || !outcomes.lock().unwrap().is_empty());
     assert_eq!(outcomes.lock().unwrap()[0], "deadline exceeded");
     eventually("the calculator's sleep stopping", || sleeps_ended.load(Ordering::SeqCst) == 1);
