@@ -11,8 +11,8 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::Type;
 
 use super::private;
-use crate::ast::{Method, Output};
-use crate::attr;
+use super::proxy::Signature;
+use crate::ast::Method;
 use crate::tidy::tidy;
 
 /// The blocking proxy's name: `CalculatorBlockingProxy` for `Calculator`.
@@ -93,31 +93,9 @@ pub(crate) fn methods<'a>(blocking: &Ident, methods: impl Iterator<Item = &'a Me
 /// The call goes straight to the proxy's `DynObject`, as the async proxy's method does, rather
 /// than through that method: a `#[deprecated]` method would otherwise warn in generated code.
 fn method(m: &Method<'_>) -> TokenStream {
-    let ident = m.ident();
-    // Spanned at the method's name, so that type errors show in the user's signature.
-    let at = ident.span();
-    let remote_name = &m.remote_name;
+    let sig = Signature::of(m, &format!("Calls the remote method `{}` and waits for its result.", m.remote_name));
+    let Signature { ident, at, remote_name, attrs, params, args, ok, error, method_error: err } = sig;
     let rust_name = ident.to_string();
-    let attrs = attr::forwarded(&m.original.attrs);
-    let default_doc = (!attr::has_docs(&m.original.attrs)).then(|| {
-        let doc = format!(" Calls the remote method `{remote_name}` and waits for its result.");
-        quote!(#[doc = #doc])
-    });
-    let names: Vec<&Ident> = m.args.iter().filter_map(|a| a.ident).collect();
-    let params = m.args.iter().filter_map(|a| {
-        let (name, ty) = (a.ident?, &a.ty);
-        Some(quote!(#name: #ty))
-    });
-    let args = quote_spanned!(at=> (#(#names,)*));
-    let (ok, method_error) = match &m.output {
-        Output::Unit => (quote!(()), None),
-        Output::Plain(ty) => (quote!(#ty), None),
-        Output::Result(ty, err) => (quote!(#ty), Some(err)),
-    };
-    let error = match method_error {
-        Some(err) => quote!(::dopy::Error<#err>),
-        None => quote!(::dopy::Error),
-    };
     // Written out in full rather than through `private()`: a path is spanned by its tokens, and
     // a bound not satisfied is reported at the path, so that all of it must be at `at`. The
     // error is then the same as the async proxy's, which the compiler reports once.
@@ -125,15 +103,13 @@ fn method(m: &Method<'_>) -> TokenStream {
         quote_spanned!(at=> ::dopy::__private::DynObject::call_oneway(
             ::dopy::__private::Proxy::object(&self.proxy), #remote_name, #args))
     } else {
-        let err = method_error.map_or_else(|| quote!(::dopy::Value), |err| quote!(#err));
         quote_spanned!(at=> ::dopy::__private::DynObject::call_typed::<_, #ok, #err>(
             ::dopy::__private::Proxy::object(&self.proxy), #remote_name, #args))
     };
     let body = quote_spanned!(at=> ::dopy::__private::blocking_call(&self.runtime, #rust_name, #call));
     quote! {
-        #(#attrs)*
-        #default_doc
-        pub fn #ident(&self, #(#params),*) -> ::core::result::Result<#ok, #error> {
+        #attrs
+        pub fn #ident(&self, #params) -> ::core::result::Result<#ok, #error> {
             #body
         }
     }

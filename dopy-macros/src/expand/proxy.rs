@@ -75,45 +75,75 @@ pub(crate) fn methods<'a>(proxy: &Ident, methods: impl Iterator<Item = &'a Metho
     }
 }
 
+/// What the async proxy and its blocking twin share for one method: the signature pieces and
+/// the call's arguments, all spanned at the method's name (so that type errors show in the
+/// user's signature rather than at the attribute).
+pub(crate) struct Signature<'a> {
+    pub(crate) ident: &'a Ident,
+    pub(crate) at: proc_macro2::Span,
+    pub(crate) remote_name: &'a str,
+    /// Forwarded attributes (`#[doc]`, `#[cfg]`, ...), plus a default doc line if none.
+    pub(crate) attrs: TokenStream,
+    /// `a: i64, b: i64`.
+    pub(crate) params: TokenStream,
+    /// The argument tuple `(a, b,)`.
+    pub(crate) args: TokenStream,
+    /// The success type.
+    pub(crate) ok: TokenStream,
+    /// `::dopy::Error` or `::dopy::Error<E>`.
+    pub(crate) error: TokenStream,
+    /// The type a method error decodes into (`::dopy::Value` when the method has none).
+    pub(crate) method_error: TokenStream,
+}
+
+impl<'a> Signature<'a> {
+    /// The pieces for `m`; `default_doc` documents methods that have no docs of their own.
+    pub(crate) fn of(m: &'a Method<'_>, default_doc: &str) -> Self {
+        let ident = m.ident();
+        let at = ident.span();
+        let forwarded = attr::forwarded(&m.original.attrs);
+        let default_doc = (!attr::has_docs(&m.original.attrs)).then(|| {
+            let doc = format!(" {default_doc}");
+            quote!(#[doc = #doc])
+        });
+        let names: Vec<&Ident> = m.args.iter().filter_map(|a| a.ident).collect();
+        let params = m.args.iter().filter_map(|a| {
+            let (name, ty) = (a.ident?, &a.ty);
+            Some(quote!(#name: #ty))
+        });
+        let (ok, err) = match &m.output {
+            Output::Unit => (quote!(()), None),
+            Output::Plain(ty) => (quote!(#ty), None),
+            Output::Result(ty, err) => (quote!(#ty), Some(err)),
+        };
+        Signature {
+            ident,
+            at,
+            remote_name: &m.remote_name,
+            attrs: quote!(#(#forwarded)* #default_doc),
+            params: quote!(#(#params),*),
+            args: quote_spanned!(at=> (#(#names,)*)),
+            ok,
+            error: err.map_or_else(|| quote!(::dopy::Error), |err| quote!(::dopy::Error<#err>)),
+            method_error: err.map_or_else(|| quote!(::dopy::Value), |err| quote!(#err)),
+        }
+    }
+}
+
 /// `pub async fn add(&self, a: i64, b: i64) -> Result<i64, dopy::Error>`, calling `"add"`.
 fn method(m: &Method<'_>) -> TokenStream {
-    let ident = m.ident();
-    // Calls that may fail to type-check are spanned at the method's name, so that their errors
-    // show in the user's signature rather than at the attribute.
-    let at = ident.span();
-    let remote_name = &m.remote_name;
-    let attrs = attr::forwarded(&m.original.attrs);
-    let default_doc = (!attr::has_docs(&m.original.attrs)).then(|| {
-        let doc = format!(" Calls the remote method `{remote_name}`.");
-        quote!(#[doc = #doc])
-    });
-    let names: Vec<&Ident> = m.args.iter().filter_map(|a| a.ident).collect();
-    let params = m.args.iter().filter_map(|a| {
-        let (name, ty) = (a.ident?, &a.ty);
-        Some(quote!(#name: #ty))
-    });
-    let args = quote_spanned!(at=> (#(#names,)*));
-    let (ok, method_error) = match &m.output {
-        Output::Unit => (quote!(()), None),
-        Output::Plain(ty) => (quote!(#ty), None),
-        Output::Result(ty, err) => (quote!(#ty), Some(err)),
-    };
-    let error = match method_error {
-        Some(err) => quote!(::dopy::Error<#err>),
-        None => quote!(::dopy::Error),
-    };
+    let sig = Signature::of(m, &format!("Calls the remote method `{}`.", m.remote_name));
+    let Signature { ident, at, remote_name, attrs, params, args, ok, error, method_error: err } = sig;
     // Oneway methods return `()` (checked by validation), so their error type is the default.
     // Spanned at the method's name: types that cannot travel are reported in the signature.
     let body = if m.is_oneway() {
         quote_spanned!(at=> ::dopy::__private::DynObject::call_oneway(&self.object, #remote_name, #args).await)
     } else {
-        let err = method_error.map_or_else(|| quote!(::dopy::Value), |err| quote!(#err));
         quote_spanned!(at=> ::dopy::__private::DynObject::call_typed::<_, #ok, #err>(&self.object, #remote_name, #args).await)
     };
     quote! {
-        #(#attrs)*
-        #default_doc
-        pub async fn #ident(&self, #(#params),*) -> ::core::result::Result<#ok, #error> {
+        #attrs
+        pub async fn #ident(&self, #params) -> ::core::result::Result<#ok, #error> {
             #body
         }
     }
