@@ -1,10 +1,16 @@
 //! [`Link`]: a framed duplex over any byte stream, after the handshake.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures_util::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use crate::handshake::{self, HandshakeError, Secret};
 use crate::{frame, TransportError};
@@ -16,8 +22,137 @@ pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Incoming frames: a `Stream` of `Result<BytesMut, io::Error>`.
 pub type FrameReader = FramedRead<BoxRead, LengthDelimitedCodec>;
+
 /// Outgoing frames: a `Sink<Bytes>`; `feed` several frames and `flush` once to batch writes.
-pub type FrameWriter = FramedWrite<BoxWrite, LengthDelimitedCodec>;
+///
+/// Each frame gets its length prefix (the layout of [`frame`]). Small frames are copied into
+/// one buffer, so that a batch of them goes out in one write. A frame of at least
+/// [`FrameWriter::COPY_LIMIT`] bytes is not copied: it is queued as it is, behind its prefix,
+/// and written with vectored writes (where the stream supports them), so that bulk data is not
+/// copied once more on its way to the socket.
+pub struct FrameWriter {
+    io: BoxWrite,
+    max_frame: usize,
+    /// Data waiting to be written, in order, before `buf`: small frames gathered so far, then a
+    /// large frame as it is.
+    chunks: VecDeque<Bytes>,
+    /// Small frames (and prefixes) gathered after the last chunk.
+    buf: BytesMut,
+    /// Bytes queued in `chunks` and `buf`, for backpressure.
+    queued: usize,
+}
+
+impl fmt::Debug for FrameWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameWriter").field("max_frame", &self.max_frame).field("queued", &self.queued).finish()
+    }
+}
+
+impl FrameWriter {
+    /// Frames at least this large are written from their own buffer instead of being copied.
+    pub const COPY_LIMIT: usize = 16 * 1024;
+
+    /// `feed` writes out what is queued once this much is waiting.
+    const BACKPRESSURE: usize = 64 * 1024;
+
+    /// Slices handed to one vectored write.
+    const MAX_SLICES: usize = 64;
+
+    /// Frames `io` with the protocol's layout, refusing frames above `max_frame` bytes.
+    pub fn new(io: BoxWrite, max_frame: usize) -> Self {
+        FrameWriter { io, max_frame, chunks: VecDeque::new(), buf: BytesMut::new(), queued: 0 }
+    }
+
+    /// Writes out everything queued (without flushing the stream itself).
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let FrameWriter { io, chunks, buf, queued, .. } = self;
+        while *queued > 0 {
+            let n = if io.is_write_vectored() {
+                let mut slices = [IoSlice::new(&[]); Self::MAX_SLICES];
+                let mut count = 0;
+                for chunk in chunks.iter().map(|c| &c[..]).chain(std::iter::once(&buf[..])) {
+                    if count == Self::MAX_SLICES {
+                        break;
+                    }
+                    if !chunk.is_empty() {
+                        slices[count] = IoSlice::new(chunk);
+                        count += 1;
+                    }
+                }
+                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count]))?
+            } else {
+                let first = chunks.front().map_or(&buf[..], |c| &c[..]);
+                ready!(Pin::new(&mut *io).poll_write(cx, first))?
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *queued -= n;
+            let mut left = n;
+            while left > 0 {
+                match chunks.front_mut() {
+                    Some(chunk) if chunk.len() <= left => {
+                        left -= chunk.len();
+                        chunks.pop_front();
+                    }
+                    Some(chunk) => {
+                        chunk.advance(left);
+                        left = 0;
+                    }
+                    None => {
+                        buf.advance(left);
+                        left = 0;
+                    }
+                }
+            }
+        }
+        buf.clear();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Sink<Bytes> for FrameWriter {
+    type Error = io::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.queued >= Self::BACKPRESSURE {
+            ready!(this.poll_write_out(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, frame: Bytes) -> io::Result<()> {
+        let this = self.get_mut();
+        if frame.len() > this.max_frame {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("frame of {} bytes exceeds the maximum of {} bytes", frame.len(), this.max_frame),
+            ));
+        }
+        let len = u32::try_from(frame.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        this.queued += frame::HEADER_LEN + frame.len();
+        this.buf.put_u32_le(len);
+        if frame.len() >= Self::COPY_LIMIT {
+            this.chunks.push_back(this.buf.split().freeze());
+            this.chunks.push_back(frame);
+        } else {
+            this.buf.extend_from_slice(&frame);
+        }
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_write_out(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
 
 /// What is known about the two ends of a link, for logs and error messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,7 +323,7 @@ impl Link {
         tracing::debug!(link = %raw.info, "handshake complete");
         Ok(Link {
             reader: FramedRead::with_capacity(raw.reader, frame::codec(config.max_frame), 64 * 1024),
-            writer: FramedWrite::new(raw.writer, frame::codec(config.max_frame)),
+            writer: FrameWriter::new(raw.writer, config.max_frame),
             info: raw.info,
             attachment: raw.attachment,
         })
@@ -207,5 +342,91 @@ impl Link {
     /// Takes the link apart, keeping the attachment.
     pub fn into_parts(self) -> LinkParts {
         LinkParts { reader: self.reader, writer: self.writer, info: self.info, attachment: self.attachment }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+
+    /// What a writer's frames read back as, through a pipe, with the protocol's reader.
+    async fn round_trip(frames: &[Bytes], max: usize) -> Vec<Bytes> {
+        let (a, b) = tokio::io::duplex(1024);
+        let mut writer = FrameWriter::new(Box::new(a), max);
+        let mut reader = FramedRead::new(b, frame::codec(max));
+        let sent = frames.to_vec();
+        let write = tokio::spawn(async move {
+            for f in sent {
+                writer.feed(f).await.unwrap();
+            }
+            writer.close().await.unwrap();
+        });
+        let mut got = Vec::new();
+        while let Some(frame) = reader.next().await {
+            got.push(frame.unwrap().freeze());
+        }
+        write.await.unwrap();
+        got
+    }
+
+    /// Small and large frames, in any mix, arrive whole and in order with the documented layout.
+    #[tokio::test]
+    async fn small_and_large_frames_arrive_in_order() {
+        let sizes = [0, 1, 5, FrameWriter::COPY_LIMIT - 1, FrameWriter::COPY_LIMIT, 3, 200_000, 7, 70_000, 70_000, 2];
+        let frames: Vec<Bytes> = sizes.iter().enumerate().map(|(i, &n)| Bytes::from(vec![i as u8; n])).collect();
+        assert_eq!(round_trip(&frames, 1 << 20).await, frames);
+    }
+
+    /// Over TCP (vectored writes), large frames go out uncopied, whole and in order.
+    #[tokio::test]
+    async fn vectored_writes_over_tcp_keep_frames_whole_and_in_order() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sizes = [10, 300_000, 4, 20_000, 20_000, 9, 1_000_000, 0, 17];
+        let frames: Vec<Bytes> = sizes.iter().enumerate().map(|(i, &n)| Bytes::from(vec![i as u8; n])).collect();
+        let sent = frames.clone();
+        let write = tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (_, w) = stream.into_split();
+            assert!(w.is_write_vectored());
+            let mut writer = FrameWriter::new(Box::new(w), 1 << 20);
+            for f in sent {
+                writer.feed(f).await.unwrap();
+            }
+            writer.close().await.unwrap();
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut reader = FramedRead::new(stream, frame::codec(1 << 20));
+        let mut got = Vec::new();
+        while let Some(frame) = reader.next().await {
+            got.push(frame.unwrap().freeze());
+        }
+        write.await.unwrap();
+        assert_eq!(got, frames);
+    }
+
+    /// The layout is the protocol's: a 4-byte little-endian length, then the payload.
+    #[tokio::test]
+    async fn layout_is_length_then_payload() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut writer = FrameWriter::new(Box::new(a), 16);
+        writer.send(Bytes::from_static(b"abc")).await.unwrap();
+        let mut got = [0u8; 7];
+        tokio::io::AsyncReadExt::read_exact(&mut b, &mut got).await.unwrap();
+        assert_eq!(got, [3, 0, 0, 0, b'a', b'b', b'c']);
+    }
+
+    /// A frame above the maximum is refused and nothing of it is written; the writer stays usable.
+    #[tokio::test]
+    async fn frame_above_the_maximum_is_refused() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut writer = FrameWriter::new(Box::new(a), 4);
+        let err = writer.send(Bytes::from_static(b"12345")).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        writer.send(Bytes::from_static(b"1234")).await.unwrap();
+        let mut got = [0u8; 8];
+        tokio::io::AsyncReadExt::read_exact(&mut b, &mut got).await.unwrap();
+        assert_eq!(got, [4, 0, 0, 0, b'1', b'2', b'3', b'4']);
     }
 }
