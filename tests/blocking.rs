@@ -497,3 +497,43 @@ fn blocking_twin_follows_method_attributes() {
     assert_eq!(old, "hi");
     assert!(greeter.object().methods().unwrap().method("hello").is_some());
 }
+
+/// `shutdown` ends `wait` too, and the node stops serving.
+#[test]
+fn shutdown_ends_wait_and_serving() {
+    let (server, url) = blocking_server();
+    let calc: CalculatorBlockingProxy = blocking::Node::new().proxy(&url).unwrap();
+    assert_eq!(calc.add(1, 2).unwrap(), 3);
+    let waiter = {
+        let server = server.clone();
+        std::thread::spawn(move || server.wait())
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!waiter.is_finished(), "wait returned before the shutdown");
+    server.shutdown(Duration::from_secs(1)).unwrap();
+    waiter.join().unwrap().unwrap();
+    assert!(calc.add(1, 2).is_err(), "the connection was closed");
+    assert!(server.listening().is_empty());
+}
+
+/// Listeners come and go while the node serves; serial objects work as with the async node.
+#[test]
+fn listeners_and_serial_objects() {
+    let server = blocking::Node::new();
+    server.publish_serial("calc", Calculator::default()).unwrap();
+    let tcp = server.listen("tcp://127.0.0.1:0").unwrap();
+    let memory = server.listen("memory://blocking-listeners").unwrap();
+    assert_eq!(server.listening().len(), 2);
+
+    let client = blocking::Node::new();
+    let calc: CalculatorBlockingProxy = client.proxy(&memory.object("calc").to_string()).unwrap();
+    let sums: Vec<i64> = (1..=5).map(|x| calc.accumulate(x).unwrap()).collect();
+    assert_eq!(sums, [1, 3, 6, 10, 15]);
+
+    assert!(server.unlisten(&tcp));
+    assert_eq!(server.listening(), [memory]);
+    let err =
+        blocking::Node::new().object(&tcp.object("calc").to_string()).and_then(|o| o.call("add", [])).unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err}");
+    assert_eq!(calc.accumulate(0).unwrap(), 15, "the other listener still serves");
+}

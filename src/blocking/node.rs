@@ -1,6 +1,7 @@
 //! The blocking [`Node`], its [`NodeBuilder`], and the [`Stopper`] that ends [`Node::wait`].
 
 use std::fmt;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -161,6 +162,17 @@ impl Node {
         self.node.publish(name, object)
     }
 
+    /// Makes an object reachable by name as a *serial* object (an actor): one call at a time,
+    /// in arrival order. See [`dopy::Node::publish_serial`](crate::Node::publish_serial).
+    ///
+    /// # Errors
+    ///
+    /// As [`dopy::Node::publish`](crate::Node::publish).
+    pub fn publish_serial<T: Dispatch>(&self, name: &str, object: T) -> Result<(), Error> {
+        let _context = self.runtime.handle().enter();
+        self.node.publish_serial(name, object)
+    }
+
     /// Withdraws a published object; calls in progress finish. Returns whether it was published.
     pub fn unpublish(&self, name: &str) -> bool {
         let _context = self.runtime.handle().enter();
@@ -181,6 +193,17 @@ impl Node {
     /// runtime.
     pub fn listen(&self, endpoint: &str) -> Result<Endpoint, Error> {
         self.block_on("listen", self.node.listen(endpoint))?
+    }
+
+    /// Stops listening on one endpoint (as [`listen`](Node::listen) returned it); the node goes
+    /// on serving elsewhere. Returns whether it was listening there.
+    pub fn unlisten(&self, endpoint: &Endpoint) -> bool {
+        self.node.unlisten(endpoint)
+    }
+
+    /// The endpoints this node listens on.
+    pub fn listening(&self) -> Vec<Endpoint> {
+        self.node.listening()
     }
 
     /// A typed blocking proxy (`CalculatorBlockingProxy`) to the object an address names;
@@ -217,15 +240,36 @@ impl Node {
         self.block_on("serve_stdio", self.node.serve_stdio())?
     }
 
+    /// Shuts the node down gracefully and returns when done: stops accepting connections,
+    /// refuses new calls, lets the calls in flight finish for up to `grace`, then closes every
+    /// connection. Ends [`wait`](Node::wait). See [`dopy::Node::shutdown`](crate::Node::shutdown).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Blocking`] inside an async runtime.
+    pub fn shutdown(&self, grace: Duration) -> Result<(), Error> {
+        self.block_on("shutdown", self.node.shutdown(grace))
+    }
+
+    /// Shuts the node down (with `grace` for calls in flight) when the process receives SIGINT
+    /// (Ctrl-C) or SIGTERM, which also ends [`wait`](Node::wait).
+    pub fn shutdown_on_signals(&self, grace: Duration) {
+        let _context = self.runtime.handle().enter();
+        self.node.shutdown_on_signals(grace);
+    }
+
     /// A handle that ends [`wait`](Node::wait), from any thread (or from a method of a published
-    /// object).
+    /// object), without shutting the node down.
     pub fn stopper(&self) -> Stopper {
         Stopper { stop: self.stop.clone() }
     }
 
-    /// Blocks the calling thread until a [`Stopper`] of this node is used, while the node keeps
-    /// serving (it serves without it too: this is for a program with nothing else to do).
-    /// Returns at once if one already was.
+    /// Blocks the calling thread until a [`Stopper`] of this node is used or the node is shut
+    /// down ([`shutdown`](Node::shutdown), or a signal after
+    /// [`shutdown_on_signals`](Node::shutdown_on_signals)): the main loop of a server program with
+    /// nothing else to do. The node serves in the background either way; after a `Stopper`, it
+    /// goes on serving until it is shut down or dropped. Returns at once if it was stopped
+    /// already.
     ///
     /// # Examples
     ///
@@ -256,7 +300,12 @@ impl Node {
     ///
     /// [`Error::Blocking`] inside an async runtime.
     pub fn wait(&self) -> Result<(), Error> {
-        self.block_on("wait", self.stop.cancelled())
+        self.block_on("wait", async {
+            tokio::select! {
+                () = self.stop.cancelled() => {}
+                () = self.node.stopped() => {}
+            }
+        })
     }
 
     fn block_on<F: std::future::Future>(&self, call: &str, future: F) -> Result<F::Output, Error> {
