@@ -4,10 +4,13 @@
 //!
 //! - the impl block itself, without our `#[dopy(..)]` attributes;
 //! - `pub struct CalculatorProxy` with one `async` method per remote method ([`proxy`]);
+//! - `pub struct CalculatorBlockingProxy`, its blocking twin ([`blocking`]);
 //! - inside `const _: () = { .. };`: the static interface table ([`table`]), the `Dispatch`
-//!   impl ([`dispatch`]), the `RemoteObject` impl, and trait-bound checks spanned at the user's types.
+//!   impl (`LocalDispatch` for `#[dopy::remote(local)]`, [`dispatch`]), the `RemoteObject` impl,
+//!   and trait-bound checks spanned at the user's types.
 //!
-//! Generated code names nothing but `::core` and `::dopy::__private` items.
+//! Generated code names `::core`, `::dopy::__private` items, and `::dopy::Error`/`::dopy::Value`
+//! in the proxies' public signatures.
 
 pub(crate) mod blocking;
 mod dispatch;
