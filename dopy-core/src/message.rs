@@ -251,6 +251,31 @@ impl Message {
         to_bytes(self)
     }
 
+    /// Encodes the message without copying a large typed payload into it.
+    ///
+    /// A `Call` with typed arguments, or a `Return` with a typed result, of at least
+    /// [`SHARE_MIN`] bytes is encoded in parts: what precedes the payload, the payload itself
+    /// (shared, not copied) and what follows it, if anything; written one after the other, the
+    /// parts are exactly [`encode`](Message::encode)'s bytes. Anything else is encoded whole.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Message::encode).
+    pub fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
+        let payload = match self {
+            Message::Call(Call { args: Args::Typed(b), .. }) => b,
+            Message::Return { outcome: Outcome::Ok(Payload::Typed(b)), .. } => b,
+            _ => return self.encode().map(Encoded::Whole),
+        };
+        if payload.len() < SHARE_MIN {
+            return self.encode().map(Encoded::Whole);
+        }
+        let size = postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())?;
+        let parts =
+            Parts { payload: Some(payload), current: Vec::with_capacity(size - payload.len()), done: Vec::new() };
+        postcard::serialize_with_flavor(self, parts).map(Encoded::Parts)
+    }
+
     /// Decodes one frame.
     ///
     /// # Errors
@@ -281,9 +306,33 @@ impl Message {
     }
 }
 
-/// Typed payloads at least this large are shared with the frame by [`Message::decode_frame`]
-/// rather than copied.
+/// Typed payloads at least this large are shared rather than copied: with the frame by
+/// [`Message::decode_frame`], with the message by [`Message::encode_shared`].
 pub const SHARE_MIN: usize = 4096;
+
+/// An encoded message (see [`Message::encode_shared`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Encoded {
+    /// One buffer.
+    Whole(Bytes),
+    /// Parts to write one after the other, one of them a large payload that was not copied.
+    Parts(Vec<Bytes>),
+}
+
+impl Encoded {
+    /// The encoded size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Encoded::Whole(b) => b.len(),
+            Encoded::Parts(parts) => parts.iter().map(Bytes::len).sum(),
+        }
+    }
+
+    /// Whether the encoding is empty (no message encodes to nothing).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 thread_local! {
     /// The frame [`Message::decode_frame`] is decoding, so that a large typed payload can be a
@@ -363,6 +412,45 @@ pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, postcard::Err
     Ok(Bytes::from(out))
 }
 
+/// A postcard output flavor that writes a message in parts, keeping one payload uncopied: when
+/// the serializer writes exactly that payload's bytes (the same slice), they become a part of
+/// their own.
+struct Parts<'a> {
+    payload: Option<&'a Bytes>,
+    current: Vec<u8>,
+    done: Vec<Bytes>,
+}
+
+impl postcard::ser_flavors::Flavor for Parts<'_> {
+    type Output = Vec<Bytes>;
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.current.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        match self.payload {
+            Some(p) if p.as_ptr() == data.as_ptr() && p.len() == data.len() => {
+                let before = std::mem::take(&mut self.current);
+                self.done.push(Bytes::from(before));
+                self.done.push(p.clone());
+                self.payload = None;
+            }
+            _ => self.current.extend_from_slice(data),
+        }
+        Ok(())
+    }
+
+    fn finalize(mut self) -> postcard::Result<Vec<Bytes>> {
+        if !self.current.is_empty() || self.done.is_empty() {
+            self.done.push(Bytes::from(self.current));
+        }
+        Ok(self.done)
+    }
+}
+
 /// A postcard output flavor writing into a `Vec` allocated beforehand.
 struct ExactVec(Vec<u8>);
 
@@ -413,6 +501,38 @@ mod tests {
         }
         // Nothing stays behind: a later plain decode copies.
         assert!(FRAME.with(|f| f.borrow().is_none()));
+    }
+
+    #[test]
+    fn encode_shared_keeps_large_typed_payloads_uncopied() {
+        let call = |len: usize| {
+            Message::Call(Call {
+                id: 3,
+                target: Target::Name("calc".into()),
+                method: "echo".into(),
+                refs: Vec::new(),
+                args: Args::Typed(Bytes::from(vec![7u8; len])),
+                flags: 0,
+                deadline: Some(5),
+                chain: 9,
+            })
+        };
+        for msg in [typed_return(SHARE_MIN), typed_return(100_000), call(SHARE_MIN), call(1 << 20)] {
+            let Encoded::Parts(parts) = msg.encode_shared().unwrap() else { panic!("not in parts") };
+            // A `Return` ends with its result: nothing follows the payload.
+            assert_eq!(parts.len(), if matches!(msg, Message::Call(_)) { 3 } else { 2 });
+            assert_eq!(parts.concat(), &msg.encode().unwrap()[..]);
+            let payload = match &msg {
+                Message::Call(Call { args: Args::Typed(b), .. }) => b,
+                Message::Return { outcome: Outcome::Ok(Payload::Typed(b)), .. } => b,
+                _ => unreachable!(),
+            };
+            assert_eq!(parts[1].as_ptr(), payload.as_ptr(), "the payload is shared, not copied");
+            assert_eq!(parts[1].len(), payload.len());
+        }
+        for msg in [typed_return(SHARE_MIN - 1), call(10), Message::Goodbye] {
+            assert_eq!(msg.encode_shared().unwrap(), Encoded::Whole(msg.encode().unwrap()));
+        }
     }
 
     #[test]

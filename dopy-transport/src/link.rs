@@ -63,6 +63,33 @@ impl FrameWriter {
         FrameWriter { io, max_frame, chunks: VecDeque::new(), buf: BytesMut::new(), queued: 0 }
     }
 
+    /// Queues the length prefix of a frame of `len` bytes, or refuses it.
+    fn start_frame(&mut self, len: usize) -> io::Result<()> {
+        if len > self.max_frame {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("frame of {len} bytes exceeds the maximum of {} bytes", self.max_frame),
+            ));
+        }
+        let prefix = u32::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        self.buf.put_u32_le(prefix);
+        self.queued += frame::HEADER_LEN;
+        Ok(())
+    }
+
+    /// Queues payload bytes: copied when small, kept as they are when large.
+    fn push(&mut self, data: Bytes) {
+        self.queued += data.len();
+        if data.len() >= Self::COPY_LIMIT {
+            if !self.buf.is_empty() {
+                self.chunks.push_back(self.buf.split().freeze());
+            }
+            self.chunks.push_back(data);
+        } else {
+            self.buf.extend_from_slice(&data);
+        }
+    }
+
     /// Writes out everything queued (without flushing the stream itself).
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let FrameWriter { io, chunks, buf, queued, .. } = self;
@@ -111,6 +138,35 @@ impl FrameWriter {
     }
 }
 
+/// A frame given in parts (a payload encoded around a large buffer that should not be copied):
+/// the frame's payload is the parts one after the other. Parts of at least
+/// [`FrameWriter::COPY_LIMIT`] bytes are written from their own buffers.
+impl Sink<Vec<Bytes>> for FrameWriter {
+    type Error = io::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Sink::<Bytes>::poll_ready(self, cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, parts: Vec<Bytes>) -> io::Result<()> {
+        let this = self.get_mut();
+        let len: usize = parts.iter().map(Bytes::len).sum();
+        this.start_frame(len)?;
+        for part in parts {
+            this.push(part);
+        }
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Sink::<Bytes>::poll_flush(self, cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Sink::<Bytes>::poll_close(self, cx)
+    }
+}
+
 impl Sink<Bytes> for FrameWriter {
     type Error = io::Error;
 
@@ -124,21 +180,8 @@ impl Sink<Bytes> for FrameWriter {
 
     fn start_send(self: Pin<&mut Self>, frame: Bytes) -> io::Result<()> {
         let this = self.get_mut();
-        if frame.len() > this.max_frame {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("frame of {} bytes exceeds the maximum of {} bytes", frame.len(), this.max_frame),
-            ));
-        }
-        let len = u32::try_from(frame.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        this.queued += frame::HEADER_LEN + frame.len();
-        this.buf.put_u32_le(len);
-        if frame.len() >= Self::COPY_LIMIT {
-            this.chunks.push_back(this.buf.split().freeze());
-            this.chunks.push_back(frame);
-        } else {
-            this.buf.extend_from_slice(&frame);
-        }
+        this.start_frame(frame.len())?;
+        this.push(frame);
         Ok(())
     }
 
@@ -149,7 +192,7 @@ impl Sink<Bytes> for FrameWriter {
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.as_mut().poll_flush(cx))?;
+        ready!(Sink::<Bytes>::poll_flush(self.as_mut(), cx))?;
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
@@ -360,7 +403,7 @@ mod tests {
             for f in sent {
                 writer.feed(f).await.unwrap();
             }
-            writer.close().await.unwrap();
+            SinkExt::<Bytes>::close(&mut writer).await.unwrap();
         });
         let mut got = Vec::new();
         while let Some(frame) = reader.next().await {
@@ -394,7 +437,7 @@ mod tests {
             for f in sent {
                 writer.feed(f).await.unwrap();
             }
-            writer.close().await.unwrap();
+            SinkExt::<Bytes>::close(&mut writer).await.unwrap();
         });
         let (stream, _) = listener.accept().await.unwrap();
         let mut reader = FramedRead::new(stream, frame::codec(1 << 20));
@@ -404,6 +447,24 @@ mod tests {
         }
         write.await.unwrap();
         assert_eq!(got, frames);
+    }
+
+    /// A frame given in parts arrives as one frame, its parts one after the other.
+    #[tokio::test]
+    async fn frame_in_parts_arrives_as_one_frame() {
+        let (a, b) = tokio::io::duplex(1024);
+        let mut writer = FrameWriter::new(Box::new(a), 1 << 20);
+        let mut reader = FramedRead::new(b, frame::codec(1 << 20));
+        let parts = vec![Bytes::from_static(b"head"), Bytes::from(vec![9u8; 50_000]), Bytes::from_static(b"tail")];
+        let whole = parts.concat();
+        let write = tokio::spawn(async move {
+            writer.send(parts).await.unwrap();
+            writer.send(Bytes::from_static(b"next")).await.unwrap();
+            SinkExt::<Bytes>::close(&mut writer).await.unwrap();
+        });
+        assert_eq!(&reader.next().await.unwrap().unwrap()[..], &whole[..]);
+        assert_eq!(&reader.next().await.unwrap().unwrap()[..], b"next");
+        write.await.unwrap();
     }
 
     /// The layout is the protocol's: a 4-byte little-endian length, then the payload.
