@@ -234,8 +234,8 @@ impl Responder {
                 .map(|v| Answer { payload: Payload::Dynamic(v), refs: Vec::new() })
                 .map_err(|e| e.to_string())
         } else {
-            let (bytes, refs) = crate::refs::encoding(Vec::new(), || postcard::to_allocvec(value));
-            bytes.map(|v| Answer { payload: Payload::Typed(v.into()), refs }).map_err(|e| e.to_string())
+            let (bytes, refs) = crate::refs::encoding(Vec::new(), || crate::message::to_bytes(value));
+            bytes.map(|v| Answer { payload: Payload::Typed(v), refs }).map_err(|e| e.to_string())
         };
         encoded.map_err(|e| Box::new(Fault::new(FaultKind::Method, format!("the result could not be encoded: {e}"))))
     }

@@ -364,8 +364,9 @@ fn encode_args<A: Serialize>(args: &A, dynamic: bool) -> Result<(Args, Vec<DynOb
         };
         Ok((Args::Positional(values), Vec::new()))
     } else {
-        let (bytes, refs) = refs::encoding(Vec::new(), || postcard::to_allocvec(args));
-        Ok((Args::Typed(bytes.map_err(|e| e.to_string())?.into()), refs))
+        // One allocation of the exact size (the size pass sees the same references).
+        let (bytes, refs) = refs::encoding(Vec::new(), || crate::message::to_bytes(args));
+        Ok((Args::Typed(bytes.map_err(|e| e.to_string())?), refs))
     }
 }
 

@@ -775,10 +775,14 @@ fn resolve_outcome(outcome: &mut Outcome, table: &[DynObject]) {
 
 async fn read_loop(shared: Arc<Shared>, mut reader: FrameReader) {
     let max = shared.host.max_frame;
+    // One wait for the end of the connection, polled by every iteration: creating it anew per
+    // frame registers and unregisters a waiter under the token's lock each time.
+    let closed = shared.closed.cancelled();
+    tokio::pin!(closed);
     let reason = loop {
         let item = tokio::select! {
             item = reader.next() => item,
-            _ = shared.closed.cancelled() => return,
+            _ = &mut closed => return,
         };
         match item {
             None => break "the peer closed the connection".to_owned(),
@@ -793,7 +797,8 @@ async fn read_loop(shared: Arc<Shared>, mut reader: FrameReader) {
                     break format!("{err}: {source}");
                 }
             },
-            Some(Ok(frame)) => match Message::decode(&frame) {
+            // A large typed payload stays in the frame's buffer instead of being copied.
+            Some(Ok(frame)) => match Message::decode_frame(frame.freeze()) {
                 Ok(msg) => {
                     if let Err(reason) = shared.handle(msg) {
                         break reason;
@@ -819,11 +824,13 @@ async fn read_loop(shared: Arc<Shared>, mut reader: FrameReader) {
 }
 
 async fn write_loop(mut rx: mpsc::UnboundedReceiver<Out>, mut writer: FrameWriter, closed: CancellationToken) {
+    let stop = closed.cancelled();
+    tokio::pin!(stop);
     'outer: loop {
         let first = tokio::select! {
             biased;
             out = rx.recv() => out,
-            _ = closed.cancelled() => None,
+            _ = &mut stop => None,
         };
         let Some(mut out) = first else { break };
         let mut acks = Vec::new();
