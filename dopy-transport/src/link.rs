@@ -94,7 +94,10 @@ impl FrameWriter {
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let FrameWriter { io, chunks, buf, queued, .. } = self;
         while *queued > 0 {
-            let n = if io.is_write_vectored() {
+            let n = if chunks.is_empty() {
+                // Small frames only (the common case): one contiguous write.
+                ready!(Pin::new(&mut *io).poll_write(cx, &buf[..]))?
+            } else if io.is_write_vectored() {
                 let mut slices = [IoSlice::new(&[]); Self::MAX_SLICES];
                 let mut count = 0;
                 for chunk in chunks.iter().map(|c| &c[..]).chain(std::iter::once(&buf[..])) {
