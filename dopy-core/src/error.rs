@@ -1,4 +1,8 @@
 //! [`Error`]: everything a remote call can end with, and the server-side trace.
+//!
+//! Unlike the crate's other error types, `Error` implements `Display` by hand rather than with
+//! `thiserror`: its alternate form (`{:#}`) prints the whole trace (local call site, then the
+//! remote hops, cause chain and backtrace), which a derived `Display` cannot tell apart.
 
 use std::fmt;
 
