@@ -99,10 +99,14 @@ impl Listener {
 pub(super) async fn accept_loop(node: Weak<Inner>, mut listener: Listener, stop: CancellationToken) {
     loop {
         let accepted = tokio::select! {
-            r = listener.accept() => r,
+            biased;
             _ = stop.cancelled() => break,
+            r = listener.accept() => r,
         };
         match accepted {
+            // Stopped meanwhile (`unlisten`, shutdown): a connection accepted after the stop is
+            // refused, so that once `unlisten` has returned no new peer gets in.
+            Ok(_) if stop.is_cancelled() => break,
             Ok(accepted) => {
                 let Some(inner) = node.upgrade() else { break };
                 let node = Node { inner };
