@@ -476,6 +476,44 @@ async fn the_server_reveals_no_proof_before_the_peer_proves_itself() {
     );
 }
 
+/// FINDING (docs/SECURITY.md, "Known weaknesses"): a name server entry can make a client run a
+/// command. The name service accepts any parseable address on `register`, `exec:` and `ssh:`
+/// (with `o=` ssh options) included, and `Names::lookup` connects to the registered address
+/// with `Node::object`, which for `exec:` spawns the command on the *client's* machine. So
+/// whoever can register a name (any peer of a name service without a secret, an authenticated
+/// but malicious peer, or whoever runs the name server) runs code as every client that looks
+/// it up. The fix: addresses from a name service are dialled only for network schemes
+/// (`tcp`, `tls`; `unix` at most), in `Entry::connect`, and the registry refuses the others
+/// on `register`. This test passes once that is done; until then it fails and is ignored so
+/// that CI stays green: `cargo test --test security -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FINDING: a name server entry with an exec: address runs a command on the client that looks it up"]
+async fn a_name_server_entry_cannot_make_a_client_run_a_command() {
+    let marker = std::env::temp_dir().join(format!("dopy-security-pwned-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let server = Node::builder().name("names").build();
+    dopy::naming::NameServer::in_memory().publish(&server).unwrap();
+    let (_server, endpoint) = serve(server).await;
+    let names_at = endpoint.to_string();
+
+    let attacker = Node::new();
+    let attacker_names = dopy::naming::Names::connect(&attacker, &names_at).await.unwrap();
+    let evil = format!("exec:touch {}#calc", marker.display());
+    let _registration = attacker_names.register("calc", &evil).await.unwrap();
+
+    let victim = Node::new();
+    let names = dopy::naming::Names::connect(&victim, &names_at).await.unwrap();
+    let looked_up = names.lookup::<DynObject>("calc").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ran = marker.exists();
+    let _ = std::fs::remove_file(&marker);
+    assert!(
+        !ran,
+        "looking up `calc` ran `touch` on the client (entry address `{evil}`; lookup gave {:?})",
+        looked_up.map(|_| "a proxy").map_err(|e| e.to_string())
+    );
+}
+
 /// Collects everything the fmt subscriber writes.
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
