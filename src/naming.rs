@@ -96,6 +96,21 @@ use std::sync::Arc;
 use dopy_core::DynObject;
 use serde::{Deserialize, Serialize};
 
+/// Whether a registered address may be dialled by whoever looks it up: only transports that
+/// connect to something, never ones that start a process on the client (`exec:`, `ssh://`,
+/// whose command and options would come from the registrant).
+pub(crate) fn dialable(address: &crate::Address) -> Result<(), String> {
+    use crate::Endpoint;
+    match address.endpoint {
+        Endpoint::Tcp { .. } | Endpoint::Tls { .. } | Endpoint::Unix { .. } | Endpoint::Memory { .. } => Ok(()),
+        _ => Err(format!(
+            "`{}` would start a process on whoever looks the name up: register tcp://, tls://, unix: or \
+             memory:// addresses (or an object reference)",
+            address.endpoint
+        )),
+    }
+}
+
 pub use client::{lookup, Names, Register, Registration, Watch, Watcher, WatcherProxy, DEFAULT_LEASE};
 use registry::Registry;
 pub use service::{NameService, NameServiceProxy, Subscription, SubscriptionProxy};

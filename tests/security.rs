@@ -476,18 +476,10 @@ async fn the_server_reveals_no_proof_before_the_peer_proves_itself() {
     );
 }
 
-/// FINDING (docs/SECURITY.md, "Known weaknesses"): a name server entry can make a client run a
-/// command. The name service accepts any parseable address on `register`, `exec:` and `ssh:`
-/// (with `o=` ssh options) included, and `Names::lookup` connects to the registered address
-/// with `Node::object`, which for `exec:` spawns the command on the *client's* machine. So
-/// whoever can register a name (any peer of a name service without a secret, an authenticated
-/// but malicious peer, or whoever runs the name server) runs code as every client that looks
-/// it up. The fix: addresses from a name service are dialled only for network schemes
-/// (`tcp`, `tls`; `unix` at most), in `Entry::connect`, and the registry refuses the others
-/// on `register`. This test passes once that is done; until then it fails and is ignored so
-/// that CI stays green: `cargo test --test security -- --ignored`.
+/// A name server cannot make a client start a process: registering an `exec:` or `ssh://`
+/// address is refused, and an entry carrying one (from a name server that is not honest) is
+/// never dialled by the client that looks it up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING: a name server entry with an exec: address runs a command on the client that looks it up"]
 async fn a_name_server_entry_cannot_make_a_client_run_a_command() {
     let marker = std::env::temp_dir().join(format!("dopy-security-pwned-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
@@ -499,19 +491,27 @@ async fn a_name_server_entry_cannot_make_a_client_run_a_command() {
     let attacker = Node::new();
     let attacker_names = dopy::naming::Names::connect(&attacker, &names_at).await.unwrap();
     let evil = format!("exec:touch {}#calc", marker.display());
-    let _registration = attacker_names.register("calc", &evil).await.unwrap();
+    for address in [evil.as_str(), "ssh://example.invalid?o=ProxyCommand=touch%20x#calc"] {
+        let refused = attacker_names.register("calc", address).await;
+        let err = refused.err().unwrap_or_else(|| panic!("registering `{address}` was accepted"));
+        assert!(err.to_string().contains("would start a process"), "{err:#}");
+    }
+    // A real address still registers.
+    let _registered = attacker_names.register("calc", &format!("{names_at}/calc")).await.unwrap();
 
+    // An entry as a dishonest name server would send it.
+    let entry: dopy::naming::Entry = serde_json::from_value(serde_json::json!({
+        "name": "calc", "address": evil, "object": null, "tags": [], "lease_ms": null,
+    }))
+    .unwrap();
     let victim = Node::new();
-    let names = dopy::naming::Names::connect(&victim, &names_at).await.unwrap();
-    let looked_up = names.lookup::<DynObject>("calc").await;
+    let dialled = entry.connect::<DynObject>(&victim).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ran = marker.exists();
     let _ = std::fs::remove_file(&marker);
-    assert!(
-        !ran,
-        "looking up `calc` ran `touch` on the client (entry address `{evil}`; lookup gave {:?})",
-        looked_up.map(|_| "a proxy").map_err(|e| e.to_string())
-    );
+    assert!(!ran, "connecting to the entry ran `touch` on the client");
+    let err = dialled.err().expect("an exec: entry gave a proxy");
+    assert!(matches!(err, dopy::Error::InvalidAddress { .. }), "{err:#}");
 }
 
 /// Collects everything the fmt subscriber writes.

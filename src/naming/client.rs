@@ -199,7 +199,14 @@ impl Entry {
     /// [`Error::InvalidAddress`] if there is neither.
     pub async fn connect<P: Proxy>(&self, node: &Node) -> Result<P, Error> {
         if let Some(address) = &self.address {
-            match node.object(address).await {
+            // A name server is not trusted to make this node start a process (`exec:`).
+            let dial = async {
+                let parsed: Address = address.parse()?;
+                super::dialable(&parsed)
+                    .map_err(|reason| Error::InvalidAddress { address: address.clone(), reason })?;
+                node.object(address).await
+            };
+            match dial.await {
                 Ok(object) => return Ok(P::from_object(object)),
                 Err(e) if self.object.is_none() => return Err(e),
                 Err(e) => tracing::debug!(name = %self.name, error = %e, "address unreachable, using the reference"),

@@ -401,8 +401,12 @@ fn validate(name: &str, address: Option<&str>, by_reference: bool) -> Result<(),
         None if !by_reference => return Err(invalid("give an address, an object reference, or both")),
         None => {}
         Some(address) => match address.parse::<crate::Address>() {
-            Ok(parsed) if parsed.object.is_some() => {}
-            Ok(_) => return Err(invalid("the address names no object (expected e.g. tcp://HOST:PORT/OBJECT)")),
+            Ok(parsed) => {
+                super::dialable(&parsed).map_err(|e| invalid(&e))?;
+                if parsed.object.is_none() {
+                    return Err(invalid("the address names no object (expected e.g. tcp://HOST:PORT/OBJECT)"));
+                }
+            }
             Err(e) => return Err(invalid(&e.to_string())),
         },
     }
