@@ -510,7 +510,7 @@ async fn a_name_server_entry_cannot_make_a_client_run_a_command() {
     let ran = marker.exists();
     let _ = std::fs::remove_file(&marker);
     assert!(!ran, "connecting to the entry ran `touch` on the client");
-    let err = dialled.err().expect("an exec: entry gave a proxy");
+    let err = dialled.expect_err("an exec: entry gave a proxy");
     assert!(matches!(err, dopy::Error::InvalidAddress { .. }), "{err:#}");
 }
 
