@@ -985,6 +985,7 @@ async fn watchdog(shared: Arc<Shared>) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut received, mut activity) = (u64::MAX, u64::MAX);
     let (mut alive_at, mut used_at, mut pinged_at) = (Instant::now(), Instant::now(), None::<Instant>);
+    let (mut ticked_at, mut waited) = (Instant::now(), false);
     let closed = shared.closed.cancelled();
     tokio::pin!(closed);
     loop {
@@ -997,6 +998,15 @@ async fn watchdog(shared: Arc<Shared>) {
         if frames != received {
             received = frames;
             alive_at = now;
+        }
+        // A tick this late means this process did not run (suspended, starved): what arrived
+        // meanwhile may still wait to be read, so decide nothing before the reader has had a
+        // tick to catch up (once: a runtime always late must still notice a dead peer).
+        let stalled = now.duration_since(ticked_at) > tick * 2 && !waited;
+        ticked_at = now;
+        waited = stalled;
+        if stalled {
+            continue;
         }
         if let Some(Heartbeat { interval, timeout }) = heartbeat {
             let silent = now.duration_since(alive_at);
