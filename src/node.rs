@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dopy_core::local::{LocalDispatch, LocalExecutor};
 use dopy_core::message::Target;
-use dopy_core::peer::WeakConnection;
+use dopy_core::peer::{Heartbeat, WeakConnection};
 use dopy_core::table::Entry;
 use dopy_core::{Connection, Dispatch, DynObject, Host, Proxy};
 use dopy_transport::tls::{TlsClient, TlsServer};
@@ -26,9 +26,13 @@ pub struct NodeBuilder {
     name: Option<String>,
     link: LinkConfig,
     transports: Transports,
-    /// `None`: the default of [`Host`].
+    /// `None` here and below: the default of [`Host`].
     max_in_flight: Option<usize>,
     overload_wait: Option<Duration>,
+    max_exports: Option<usize>,
+    max_depth: Option<usize>,
+    heartbeat: Option<Option<Heartbeat>>,
+    idle_timeout: Option<Option<Duration>>,
 }
 
 /// Transport settings shared by every connection of a node.
@@ -74,8 +78,69 @@ impl NodeBuilder {
     }
 
     /// How long a peer may take to complete the handshake (default 10 s).
+    ///
+    /// A peer that connects and sends nothing, or only part of its hello, is dropped when it
+    /// passes; dialing a server that does not answer in time fails with [`Error::Connect`].
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.link.handshake_timeout = timeout;
+        self
+    }
+
+    /// Most objects exported by reference on one connection at a time (default 65,536).
+    ///
+    /// A call or a reply that would export one more fails alone with [`Error::Overloaded`]
+    /// (nothing is sent; the connection stays usable): a caller gets it from its call, a
+    /// method's caller gets it in place of the result. An object sent again reuses its export
+    /// and does not count twice; exports go when the peer releases them.
+    pub fn max_exports(mut self, objects: usize) -> Self {
+        self.max_exports = Some(objects);
+        self
+    }
+
+    /// Deepest nesting of the [`Value`](crate::Value)s a message may carry (default 128, at
+    /// most 256: more is taken as 256).
+    ///
+    /// The outermost value is at level 1; the contents of an option, sequence, map or variant
+    /// are one level deeper. A peer's call beyond it is refused with [`Error::BadArguments`]
+    /// and a reply beyond it fails its call with [`Error::Protocol`]; the connection goes on
+    /// serving either way. This node refuses to send such a value too ([`Error::Codec`]).
+    pub fn max_depth(mut self, levels: usize) -> Self {
+        self.max_depth = Some(levels.clamp(1, dopy_core::value::wire::DEPTH_CEILING));
+        self
+    }
+
+    /// Checks that peers are alive (default: a `Ping` after 10 s of silence, closed after
+    /// 30 s).
+    ///
+    /// A connection that has received nothing for `interval` sends a `Ping` (any frame the
+    /// peer sends counts as life, its `Pong` too); one that has received nothing at all for
+    /// `timeout` is closed with an `Abort` saying "heartbeat timeout": calls in flight on it
+    /// fail with [`Error::Disconnected`], and the references the peer held are released. This
+    /// is how a peer that vanished without closing (a paused or unplugged machine) is noticed.
+    /// Make `timeout` a few `interval`s; the check runs a few times per `interval`.
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        let at_least = Duration::from_millis(1);
+        self.heartbeat = Some(Some(Heartbeat { interval: interval.max(at_least), timeout: timeout.max(at_least) }));
+        self
+    }
+
+    /// Never checks that peers are alive: a vanished peer is noticed only when the transport
+    /// reports it (see [`heartbeat`](NodeBuilder::heartbeat)).
+    pub fn no_heartbeat(mut self) -> Self {
+        self.heartbeat = Some(None);
+        self
+    }
+
+    /// Closes a connection after it has been idle this long: no call in flight either way and
+    /// no object reference held either way (default `None`: never).
+    ///
+    /// The close is orderly (`Goodbye`); any call, and any reference sent or held, restarts
+    /// the count; heartbeats do not. It applies to the connections this node opened too: a
+    /// proxy over a closed connection fails with [`Error::Disconnected`], and a new
+    /// [`Node::proxy`] reconnects. Off by default because proxies do not reconnect by
+    /// themselves: a client that keeps a proxy across a pause would find it dead.
+    pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.idle_timeout = Some(timeout.into());
         self
     }
 
@@ -139,6 +204,10 @@ impl NodeBuilder {
         let mut host = Host::new(name, self.link.max_frame);
         host.max_in_flight = self.max_in_flight.unwrap_or(host.max_in_flight);
         host.overload_wait = self.overload_wait.unwrap_or(host.overload_wait);
+        host.max_exports = self.max_exports.unwrap_or(host.max_exports);
+        host.max_depth = self.max_depth.unwrap_or(host.max_depth);
+        host.heartbeat = self.heartbeat.unwrap_or(host.heartbeat);
+        host.idle_timeout = self.idle_timeout.unwrap_or(host.idle_timeout);
         let host = Arc::new(host);
         Node {
             inner: Arc::new(Inner {
@@ -252,6 +321,10 @@ impl Node {
             transports: Transports::default(),
             max_in_flight: None,
             overload_wait: None,
+            max_exports: None,
+            max_depth: None,
+            heartbeat: None,
+            idle_timeout: None,
         }
     }
 

@@ -29,11 +29,11 @@ use crate::interface::METHODS;
 use crate::message::{flags, Args, Call, Fault, FaultKind, Hop, Message, Outcome, Payload, Target};
 use crate::object::DynObject;
 use crate::table::{Entry, ObjectTable};
-use crate::value::Value;
+use crate::value::{wire, Value};
 use crate::Error;
 
 pub use refs::Import;
-use refs::RefTables;
+use refs::{RefTables, Unsent};
 
 /// What every connection of a node shares: the objects served, the node's name, limits.
 #[derive(Debug)]
@@ -50,10 +50,47 @@ pub struct Host {
     /// How long a call waits for a slot when [`max_in_flight`](Host::max_in_flight) calls are in
     /// flight, before failing with `Overloaded`.
     pub overload_wait: Duration,
+    /// Most objects exported per connection: a call or reply that would export one more fails
+    /// with `Overloaded` (nothing is sent; the connection stays usable).
+    pub max_exports: usize,
+    /// Deepest nesting of the [`Value`]s in an incoming (and outgoing) message: an incoming
+    /// call beyond it is refused with `BadArguments`, a reply beyond it fails its call; the
+    /// connection stays usable. Clamped to [`wire::DEPTH_CEILING`].
+    pub max_depth: usize,
+    /// When to check that the peer is alive, and when to give up on it; `None`: never.
+    pub heartbeat: Option<Heartbeat>,
+    /// How long a connection may stay idle (no call in flight, no reference held either way)
+    /// before it is closed with `Goodbye`; `None`: never.
+    pub idle_timeout: Option<Duration>,
     /// Set when the node shuts down: calls that arrive from then on are refused (`Cancelled`,
     /// "shutting down") while the calls in flight finish.
     pub draining: std::sync::atomic::AtomicBool,
 }
+
+/// Heartbeat settings of a connection (PROTOCOL.md, section 3.4).
+///
+/// A connection that has received nothing for `interval` sends a `Ping` (any frame the peer
+/// sends counts as a sign of life, the `Pong` too); one that has received nothing at all for
+/// `timeout` is closed with an `Abort` that says so: calls in flight fail with
+/// [`Error::Disconnected`] and the references the peer held are released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Silence after which a `Ping` is sent.
+    pub interval: Duration,
+    /// Silence after which the peer is considered gone.
+    pub timeout: Duration,
+}
+
+/// Default of [`Host::heartbeat`]: a `Ping` after 10 s of silence, closed after 30 s.
+pub const DEFAULT_HEARTBEAT: Heartbeat =
+    Heartbeat { interval: Duration::from_secs(10), timeout: Duration::from_secs(30) };
+
+/// Default of [`Host::max_exports`].
+pub const DEFAULT_MAX_EXPORTS: usize = 65_536;
+
+/// How long a closed connection's writer may take to send its last frame before the stream is
+/// dropped anyway (a peer that stopped reading must not keep the socket open).
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Default of [`Host::max_in_flight`].
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
@@ -71,6 +108,10 @@ impl Host {
             max_frame,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             overload_wait: DEFAULT_OVERLOAD_WAIT,
+            max_exports: DEFAULT_MAX_EXPORTS,
+            max_depth: wire::MAX_DEPTH,
+            heartbeat: Some(DEFAULT_HEARTBEAT),
+            idle_timeout: None,
             draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -121,6 +162,11 @@ struct Shared {
     serving: std::sync::atomic::AtomicUsize,
     /// Replies that arrived for calls nobody waits for any more (cancelled or timed out).
     late: AtomicU64,
+    /// Frames received so far: the watchdog's sign of life (one relaxed add per frame, no clock
+    /// read, no lock).
+    received: AtomicU64,
+    /// Calls sent or received so far: the watchdog's sign of use (heartbeats do not count).
+    activity: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -197,11 +243,16 @@ impl Connection {
             running: Mutex::new(HashMap::new()),
             serving: std::sync::atomic::AtomicUsize::new(0),
             late: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            activity: AtomicU64::new(0),
         });
         let span = tracing::debug_span!("dopy.connection", link = %shared.info);
         tracing::debug!(parent: &span, "connection open");
-        tokio::spawn(write_loop(rx, writer, shared.closed.clone()).instrument(span.clone()));
-        tokio::spawn(read_loop(shared.clone(), reader).instrument(span));
+        let writer = tokio::spawn(write_loop(rx, writer, shared.closed.clone()).instrument(span.clone()));
+        if shared.host.heartbeat.is_some() || shared.host.idle_timeout.is_some() {
+            tokio::spawn(watchdog(shared.clone()).instrument(span.clone()));
+        }
+        tokio::spawn(read_loop(shared.clone(), reader, writer).instrument(span));
         let owner = owned.then(|| Arc::new(CloseOnDrop(shared.clone())));
         if let Some(o) = &owner {
             *lock(&shared.owner) = Arc::downgrade(o);
@@ -351,6 +402,7 @@ impl Connection {
             },
         };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        shared.activity.fetch_add(1, Ordering::Relaxed);
         let msg = Message::Call(Call {
             id,
             target: target.clone(),
@@ -482,18 +534,40 @@ impl Shared {
             Message::Return { outcome: Outcome::Ok(Payload::Dynamic(v)), .. } => crate::refs::collect(v, &mut refs),
             _ => {}
         }
+        // Values nested deeper than the node's limit are refused here already, with a clear
+        // message (postcard's own drops it).
+        let max_depth = self.host.max_depth;
+        let encoded = |msg: &Message| match wire::with_max_depth(max_depth, || msg.encode()) {
+            (Ok(frame), _) => Ok(frame),
+            (Err(_), true) => Err(codec(format!("value nesting exceeds {max_depth} levels"))),
+            (Err(e), false) => Err(codec(e.to_string())),
+        };
         if refs.is_empty() {
-            let frame = msg.encode().map_err(|e| codec(e.to_string()))?;
+            let frame = encoded(&msg)?;
             return self.check_size(frame).map(|f| (f, Vec::new()));
         }
-        let (wire, exported) = self.export_all(&refs).map_err(codec)?;
+        let (wire, exported) = match self.export_all(&refs) {
+            Ok(done) => done,
+            Err(Unsent::Unsendable(reason)) => return Err(codec(reason)),
+            Err(Unsent::Limit(reason)) => {
+                let site = match &msg {
+                    Message::Call(call) => CallSite {
+                        endpoint: self.endpoint.clone(),
+                        object: call.target.to_string(),
+                        method: call.method.clone(),
+                    },
+                    _ => CallSite { endpoint: self.endpoint.clone(), object: String::new(), method: String::new() },
+                };
+                return Err(Error::from_fault(Fault::new(FaultKind::Overloaded, reason), site, |_| None));
+            }
+        };
         match &mut msg {
             Message::Call(call) => call.refs = wire,
             Message::Return { refs, .. } => *refs = wire,
             _ => {}
         }
-        let (frame, _) = crate::refs::encoding(refs, || msg.encode());
-        let frame = frame.map_err(|e| codec(e.to_string())).and_then(|f| self.check_size(f));
+        let (frame, _) = crate::refs::encoding(refs, || encoded(&msg));
+        let frame = frame.and_then(|f| self.check_size(f));
         match frame {
             Ok(frame) => Ok((frame, exported)),
             Err(e) => {
@@ -579,9 +653,11 @@ impl Shared {
         let result = self.encode::<Value>(Message::Return { id, refs: Vec::new(), outcome }, refs);
         let (frame, exported) = match result {
             Ok(f) => f,
-            // The result itself cannot be sent (too large): tell the caller why instead.
+            // The result itself cannot be sent (too large, too many references): tell the
+            // caller why instead.
             Err(e) => {
-                let fault = Fault::new(FaultKind::Protocol, format!("the reply could not be sent: {e}"));
+                let kind = if matches!(e, Error::Overloaded(_)) { FaultKind::Overloaded } else { FaultKind::Protocol };
+                let fault = Fault::new(kind, format!("the reply could not be sent: {e}"));
                 let msg = Message::Return { id, refs: Vec::new(), outcome: Outcome::Err(Box::new(fault)) };
                 match self.encode::<Value>(msg, Vec::new()) {
                     Ok(f) => f,
@@ -637,6 +713,54 @@ impl Shared {
         Ok(())
     }
 
+    /// Whether nothing uses the connection: no call in flight either way, no reference held
+    /// either way.
+    fn is_idle(&self) -> bool {
+        let waiting = lock(&self.pending).as_ref().is_some_and(|calls| !calls.is_empty());
+        let refs = lock(&self.refs);
+        !waiting && self.serving.load(Ordering::Acquire) == 0 && refs.exported() == 0 && refs.imported() == 0
+    }
+
+    /// Answers a message refused for nesting its values deeper than [`Host::max_depth`]: a
+    /// call gets `BadArguments`, a reply fails its call (`Protocol`); the references either
+    /// carried are released. Only a message whose start cannot be read ends the connection.
+    fn refuse_too_deep(self: &Arc<Self>, frame: &[u8]) -> Result<(), String> {
+        /// The variant indexes of `Message::Call` and `Message::Return`.
+        const CALL: u32 = 0;
+        const RETURN: u32 = 1;
+        let why =
+            format!("value nesting exceeds {} levels, the limit of node `{}`", self.host.max_depth, self.host.name);
+        // A call begins with its id, target, method and references; a reply with its id and
+        // references (PROTOCOL.md, section 3).
+        match postcard::take_from_bytes::<(u32, u64)>(frame) {
+            Ok(((CALL, id), _)) => {
+                let Ok(((_, _, target, method, refs), _)) =
+                    postcard::take_from_bytes::<(u32, u64, Target, String, Vec<crate::message::RefWire>)>(frame)
+                else {
+                    return Err(format!("protocol error: {why}"));
+                };
+                drop(self.import_all(refs));
+                tracing::debug!(%target, %method, "call refused: {why}");
+                let fault = Fault::new(FaultKind::BadArguments, format!("the call was refused: its {why}"));
+                self.reply(id, Err(Box::new(self.with_hop(fault, &target.to_string(), &method))));
+                Ok(())
+            }
+            Ok(((RETURN, id), _)) => {
+                if let Ok(((_, _, refs), _)) =
+                    postcard::take_from_bytes::<(u32, u64, Vec<crate::message::RefWire>)>(frame)
+                {
+                    drop(self.import_all(refs));
+                }
+                let fault = Fault::new(FaultKind::Protocol, format!("the reply was refused: its {why}"));
+                if let Some(slot) = lock(&self.pending).as_mut().and_then(|m| m.remove(&id)) {
+                    let _ = slot.send(Ok((Outcome::Err(Box::new(fault)), Vec::new())));
+                }
+                Ok(())
+            }
+            _ => Err(format!("protocol error: {why}")),
+        }
+    }
+
     fn resolve_target(&self, target: &Target) -> Option<Arc<Entry>> {
         match target {
             Target::Name(_) => self.host.table.resolve(target),
@@ -646,6 +770,7 @@ impl Shared {
 
     fn handle_call(self: &Arc<Self>, call: Call) {
         let Call { id, target, method, refs, mut args, flags: call_flags, chain, deadline } = call;
+        self.activity.fetch_add(1, Ordering::Relaxed);
         let deadline = deadline.map(|us| Instant::now() + Duration::from_micros(us));
         let oneway = call_flags & flags::ONEWAY != 0;
         let dynamic = call_flags & flags::DYNAMIC_RESULT != 0;
@@ -773,8 +898,19 @@ fn resolve_outcome(outcome: &mut Outcome, table: &[DynObject]) {
     }
 }
 
-async fn read_loop(shared: Arc<Shared>, mut reader: FrameReader) {
+async fn read_loop(shared: Arc<Shared>, reader: FrameReader, mut writer: tokio::task::JoinHandle<()>) {
+    read_frames(&shared, reader).await;
+    // The writer sends the last frame (`Goodbye`, `Abort`) and closes the stream; a peer that
+    // stopped reading (a paused process) must not keep it open forever.
+    if tokio::time::timeout(LINGER, &mut writer).await.is_err() {
+        tracing::debug!("the peer does not take the last frame; dropping the stream");
+        writer.abort();
+    }
+}
+
+async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
     let max = shared.host.max_frame;
+    let max_depth = shared.host.max_depth;
     // One wait for the end of the connection, polled by every iteration: creating it anew per
     // frame registers and unregisters a waiter under the token's lock each time.
     let closed = shared.closed.cancelled();
@@ -784,6 +920,9 @@ async fn read_loop(shared: Arc<Shared>, mut reader: FrameReader) {
             item = reader.next() => item,
             _ = &mut closed => return,
         };
+        if matches!(item, Some(Ok(_))) {
+            shared.received.fetch_add(1, Ordering::Relaxed);
+        }
         match item {
             None => break "the peer closed the connection".to_owned(),
             Some(Err(e)) => match FrameError::from_read(e, max) {
@@ -797,19 +936,25 @@ async fn read_loop(shared: Arc<Shared>, mut reader: FrameReader) {
                     break format!("{err}: {source}");
                 }
             },
-            // A large typed payload stays in the frame's buffer instead of being copied.
-            Some(Ok(frame)) => match Message::decode_frame(frame.freeze()) {
-                Ok(msg) => {
-                    if let Err(reason) = shared.handle(msg) {
-                        break reason;
-                    }
-                }
-                Err(e) => {
-                    let reason = format!("protocol error: malformed frame ({e})");
+            Some(Ok(frame)) => {
+                let frame = frame.freeze();
+                // A large typed payload stays in the frame's buffer instead of being copied.
+                let (decoded, too_deep) = wire::with_max_depth(max_depth, || Message::decode_frame(frame.clone()));
+                let abort = |reason: String| {
                     shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
+                    reason
+                };
+                let handled = match decoded {
+                    // An error here: the peer ended the connection.
+                    Ok(msg) => shared.handle(msg),
+                    // One message too deep fails alone: the connection goes on.
+                    Err(_) if too_deep => shared.refuse_too_deep(&frame).map_err(abort),
+                    Err(e) => Err(abort(format!("protocol error: malformed frame ({e})"))),
+                };
+                if let Err(reason) = handled {
                     break reason;
                 }
-            },
+            }
         }
     };
     let reason = match &shared.attachment {
@@ -821,6 +966,79 @@ async fn read_loop(shared: Arc<Shared>, mut reader: FrameReader) {
     };
     tracing::debug!(%reason, "connection closed");
     shared.finish(&reason);
+}
+
+/// Watches a connection's signs of life and use: sends a `Ping` after
+/// [`Heartbeat::interval`] of silence, closes it after [`Heartbeat::timeout`] of silence (the
+/// peer is gone) or after [`Host::idle_timeout`] without use.
+///
+/// It wakes a few times per period and compares counters the other tasks bump; the hot path
+/// reads no clock and takes no lock for it.
+async fn watchdog(shared: Arc<Shared>) {
+    let heartbeat = shared.host.heartbeat;
+    let idle_timeout = shared.host.idle_timeout;
+    let periods = [heartbeat.map(|h| h.interval), heartbeat.map(|h| h.timeout), idle_timeout];
+    let shortest = periods.into_iter().flatten().min().unwrap_or(Duration::from_secs(1));
+    // A sign of life is noticed at most one tick late.
+    let tick = (shortest / 4).max(Duration::from_millis(1));
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut received, mut activity) = (u64::MAX, u64::MAX);
+    let (mut alive_at, mut used_at, mut pinged_at) = (Instant::now(), Instant::now(), None::<Instant>);
+    let (mut ticked_at, mut waited) = (Instant::now(), false);
+    let closed = shared.closed.cancelled();
+    tokio::pin!(closed);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = &mut closed => return,
+        }
+        let now = Instant::now();
+        let frames = shared.received.load(Ordering::Relaxed);
+        if frames != received {
+            received = frames;
+            alive_at = now;
+        }
+        // A tick this late means this process did not run (suspended, starved): what arrived
+        // meanwhile may still wait to be read, so decide nothing before the reader has had a
+        // tick to catch up (once: a runtime always late must still notice a dead peer).
+        let stalled = now.duration_since(ticked_at) > tick * 2 && !waited;
+        ticked_at = now;
+        waited = stalled;
+        if stalled {
+            continue;
+        }
+        if let Some(Heartbeat { interval, timeout }) = heartbeat {
+            let silent = now.duration_since(alive_at);
+            if silent >= timeout {
+                let reason =
+                    format!("heartbeat timeout: nothing received from the peer for {silent:?} (limit {timeout:?})");
+                tracing::info!(%reason, "peer gone");
+                shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
+                return;
+            }
+            let since_ping = pinged_at.map_or(Duration::MAX, |at| now.duration_since(at));
+            if silent >= interval && since_ping >= interval {
+                pinged_at = Some(now);
+                let nonce = shared.next_id.fetch_add(1, Ordering::Relaxed);
+                if let Ok((frame, _)) = shared.encode::<Value>(Message::Ping { nonce }, Vec::new()) {
+                    let _ = shared.send::<Value>(Out::Frame(frame));
+                }
+            }
+        }
+        if let Some(idle) = idle_timeout {
+            let calls = shared.activity.load(Ordering::Relaxed);
+            if calls != activity || !shared.is_idle() {
+                activity = calls;
+                used_at = now;
+            } else if now.duration_since(used_at) >= idle {
+                let reason = format!("idle timeout: no call and no reference for {idle:?}");
+                tracing::debug!(%reason, "closing an idle connection");
+                shared.close_with(Message::Goodbye, &reason);
+                return;
+            }
+        }
+    }
 }
 
 async fn write_loop(mut rx: mpsc::UnboundedReceiver<Out>, mut writer: FrameWriter, closed: CancellationToken) {

@@ -51,17 +51,22 @@ impl RefTables {
         self.exports.get(id).map(|e| e.entry.clone())
     }
 
-    fn export(&mut self, key: Key, make: impl FnOnce() -> Arc<Entry>) -> ObjectId {
+    /// Counts one more reference to an export, creating it if needed; `None` if that would
+    /// make more than `limit` exports.
+    fn export(&mut self, key: Key, limit: usize, make: impl FnOnce() -> Arc<Entry>) -> Option<ObjectId> {
         if let Some(id) = self.by_key.get(&key) {
             if let Some(e) = self.exports.get_mut(id) {
                 e.count += 1;
-                return *id;
+                return Some(*id);
             }
+        }
+        if self.exports.len() >= limit {
+            return None;
         }
         let id = ObjectId::random();
         self.by_key.insert(key.clone(), id);
         self.exports.insert(id, Export { entry: make(), count: 1, key });
-        id
+        Some(id)
     }
 
     /// Takes back `count` references; returns the entry if the export is gone (to be dropped
@@ -125,33 +130,50 @@ impl Drop for Import {
     }
 }
 
+/// Why the references of a message could not be sent.
+#[derive(Debug)]
+pub(super) enum Unsent {
+    /// Exporting them would pass the node's limit of exports per connection.
+    Limit(String),
+    /// A reference that cannot travel (a dangling one, say).
+    Unsendable(String),
+}
+
 impl Shared {
     /// Turns the references a message carries into wire entries, exporting what needs it.
-    /// Returns the entries and the ids whose counts went up.
-    pub(super) fn export_all(self: &Arc<Self>, objects: &[DynObject]) -> Result<(Vec<RefWire>, Vec<ObjectId>), String> {
+    /// Returns the entries and the ids whose counts went up; on failure, nothing is exported.
+    pub(super) fn export_all(self: &Arc<Self>, objects: &[DynObject]) -> Result<(Vec<RefWire>, Vec<ObjectId>), Unsent> {
+        let limit = self.host.max_exports;
         let mut wire = Vec::with_capacity(objects.len());
         let mut exported = Vec::new();
         let mut refs = lock(&self.refs);
         for obj in objects {
-            if let (Some(conn), Some(target)) = (obj.connection(), obj.target()) {
+            let id = if let (Some(conn), Some(target)) = (obj.connection(), obj.target()) {
                 if Arc::ptr_eq(&conn.shared, self) {
                     // The peer's own object going back to it.
                     wire.push(RefWire::Yours(target.clone()));
                     continue;
                 }
                 let key = Key::Remote(Arc::as_ptr(&conn.shared) as usize, target.clone());
-                let id = refs.export(key, || Arc::new(Entry::forwarder(obj.to_string(), obj.clone())));
-                exported.push(id);
-                wire.push(RefWire::Mine(id));
+                refs.export(key, limit, || Arc::new(Entry::forwarder(obj.to_string(), obj.clone())))
             } else if let Some(entry) = obj.local_entry() {
-                let id = refs.export(Key::Local(Arc::as_ptr(entry) as usize), || entry.clone());
-                exported.push(id);
-                wire.push(RefWire::Mine(id));
+                refs.export(Key::Local(Arc::as_ptr(entry) as usize), limit, || entry.clone())
             } else {
                 drop(refs);
                 self.unexport(&exported);
-                return Err(format!("cannot send the reference {obj}"));
-            }
+                return Err(Unsent::Unsendable(format!("cannot send the reference {obj}")));
+            };
+            let Some(id) = id else {
+                drop(refs);
+                self.unexport(&exported);
+                return Err(Unsent::Limit(format!(
+                    "{limit} objects are already exported on this connection (the limit of node `{}`); \
+                     the reference {obj} was not sent",
+                    self.host.name
+                )));
+            };
+            exported.push(id);
+            wire.push(RefWire::Mine(id));
         }
         Ok((wire, exported))
     }

@@ -30,11 +30,14 @@
 //!
 //! Decoding faces untrusted input: values nested more than [`MAX_DEPTH`] levels deep are
 //! rejected (on encoding too, so that a peer never receives what it would refuse), and no
-//! length read from the input pre-allocates more than 4096 elements.
+//! length read from the input pre-allocates more than 4096 elements. A connection applies its
+//! node's own limit instead with [`with_max_depth`].
 //!
 //! Postcard discards the message of custom errors: through postcard, an invalid tag or an
-//! excessive nesting is reported as its generic serde error.
+//! excessive nesting is reported as its generic serde error ([`with_max_depth`] says which
+//! it was).
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, EnumAccess, Error as _, SeqAccess, Unexpected, VariantAccess, Visitor};
@@ -43,9 +46,65 @@ use serde::{Deserialize, Deserializer};
 
 use super::Value;
 
-/// The deepest nesting of values accepted: the outermost value is at level 1, and the contents
-/// of an option, sequence, map or variant are one level deeper than it.
+/// The deepest nesting of values accepted by default: the outermost value is at level 1, and
+/// the contents of an option, sequence, map or variant are one level deeper than it.
 pub const MAX_DEPTH: usize = 128;
+
+/// The highest nesting limit [`with_max_depth`] applies: encoding and decoding recurse once per
+/// level, and this many levels fit in a 2 MiB thread stack (a tokio worker's) with room to
+/// spare, even in a debug build (maps overflow it at about 500 levels there).
+pub const DEPTH_CEILING: usize = 256;
+
+thread_local! {
+    /// The nesting limit in force on this thread (see [`with_max_depth`]).
+    static LIMIT: Cell<usize> = const { Cell::new(MAX_DEPTH) };
+    /// Set when a value was refused for its nesting, so that the caller of [`with_max_depth`]
+    /// can tell it from other errors (postcard drops the message).
+    static EXCEEDED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The nesting limit in force on this thread: [`MAX_DEPTH`] unless inside [`with_max_depth`].
+pub fn max_depth() -> usize {
+    LIMIT.with(Cell::get)
+}
+
+/// Runs `f` with `levels` as the nesting limit of every value encoded or decoded on this
+/// thread meanwhile; returns what `f` returned and whether a value was refused for exceeding
+/// the limit.
+///
+/// `levels` is clamped to `1..=`[`DEPTH_CEILING`]. Serde's `with` functions take no
+/// parameters, hence a thread-local setting; the previous limit is restored afterwards, even
+/// if `f` panics.
+///
+/// # Examples
+///
+/// ```
+/// use dopy_core::value::{wire, Value};
+///
+/// let two = Value::Option(Some(Box::new(Value::Unit)));
+/// let bytes = postcard::to_allocvec(&wire::Wire(&two)).unwrap();
+/// let (decoded, exceeded) = wire::with_max_depth(1, || {
+///     let mut de = postcard::Deserializer::from_bytes(&bytes);
+///     wire::deserialize(&mut de)
+/// });
+/// assert!(decoded.is_err() && exceeded);
+/// ```
+pub fn with_max_depth<T>(levels: usize, f: impl FnOnce() -> T) -> (T, bool) {
+    /// Puts the previous limit and flag back when the scope ends.
+    struct Restore(usize, bool);
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LIMIT.with(|l| l.set(self.0));
+            EXCEEDED.with(|e| e.set(self.1));
+        }
+    }
+
+    let previous = LIMIT.with(|l| l.replace(levels.clamp(1, DEPTH_CEILING)));
+    let _restore = Restore(previous, EXCEEDED.with(|e| e.replace(false)));
+    let out = f();
+    (out, EXCEEDED.with(Cell::get))
+}
 
 /// Elements pre-allocated from a length read from the input, at most.
 const MAX_PREALLOC: usize = 4096;
@@ -134,12 +193,20 @@ impl Tag {
     }
 }
 
-/// The error message for a value nested deeper than [`MAX_DEPTH`].
-struct TooDeep;
+/// The error message for a value nested deeper than the limit (see [`max_depth`]).
+struct TooDeep(usize);
+
+impl TooDeep {
+    /// The error for the limit in force, noted for [`with_max_depth`].
+    fn noted() -> TooDeep {
+        EXCEEDED.with(|e| e.set(true));
+        TooDeep(max_depth())
+    }
+}
 
 impl fmt::Display for TooDeep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "value nesting exceeds {MAX_DEPTH} levels")
+        write!(f, "value nesting exceeds {} levels", self.0)
     }
 }
 
@@ -154,7 +221,7 @@ impl fmt::Display for TooDeep {
 ///
 /// # Errors
 ///
-/// Fails if the serializer fails or if `value` is nested deeper than [`MAX_DEPTH`] levels.
+/// Fails if the serializer fails or if `value` is nested deeper than [`max_depth`] levels.
 pub fn serialize<S: Serializer>(value: &Value, serializer: S) -> Result<S::Ok, S::Error> {
     At { value, depth: 1 }.serialize(serializer)
 }
@@ -208,8 +275,8 @@ impl Serialize for At<'_> {
             s.serialize_newtype_variant(NAME, tag.index(), tag.name(), payload)
         }
 
-        if self.depth > MAX_DEPTH {
-            return Err(<S::Error as ser::Error>::custom(TooDeep));
+        if self.depth > max_depth() {
+            return Err(<S::Error as ser::Error>::custom(TooDeep::noted()));
         }
         let depth = self.depth + 1;
         match self.value {
@@ -269,7 +336,7 @@ impl Serialize for MapAt<'_> {
 /// # Errors
 ///
 /// Fails if the input is not a wire value: an unknown tag, a truncated or malformed payload,
-/// or a nesting deeper than [`MAX_DEPTH`] levels.
+/// or a nesting deeper than [`max_depth`] levels.
 ///
 /// # Examples
 ///
@@ -325,8 +392,8 @@ impl<'de> DeserializeSeed<'de> for ValueSeed {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        if self.depth > MAX_DEPTH {
-            return Err(<D::Error as de::Error>::custom(TooDeep));
+        if self.depth > max_depth() {
+            return Err(<D::Error as de::Error>::custom(TooDeep::noted()));
         }
         deserializer.deserialize_enum(NAME, VARIANTS, ValueVisitor { depth: self.depth })
     }
@@ -550,7 +617,7 @@ pub mod seq {
     /// # Errors
     ///
     /// Fails if the serializer fails or if a value is nested deeper than
-    /// [`MAX_DEPTH`](super::MAX_DEPTH) levels.
+    /// [`max_depth`](super::max_depth) levels.
     pub fn serialize<S: Serializer>(values: &[Value], serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(values.iter().map(|value| At { value, depth: 1 }))
     }
@@ -582,7 +649,7 @@ pub mod named {
     /// # Errors
     ///
     /// Fails if the serializer fails or if a value is nested deeper than
-    /// [`MAX_DEPTH`](super::MAX_DEPTH) levels.
+    /// [`max_depth`](super::max_depth) levels.
     pub fn serialize<S: Serializer>(entries: &[(String, Value)], serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(entries.iter().map(|(name, value)| (name.as_str(), At { value, depth: 1 })))
     }
@@ -787,6 +854,47 @@ mod tests {
         };
         let bytes = postcard::to_allocvec(&deep).unwrap();
         assert_eq!(postcard::from_bytes::<Call>(&bytes).unwrap(), deep);
+    }
+
+    #[test]
+    fn configured_depth_limit() {
+        for n in [1, 5, 200] {
+            let (ok, exceeded) = with_max_depth(n, || decode(&encode(&nested(n))));
+            assert_eq!(ok.unwrap(), nested(n));
+            assert!(!exceeded, "{n} levels");
+            let (bytes, _) = with_max_depth(n + 1, || encode(&nested(n + 1)));
+            let (refused, exceeded) = with_max_depth(n, || decode(&bytes));
+            assert!(refused.is_err() && exceeded, "{} levels", n + 1);
+            let (refused, exceeded) = with_max_depth(n, || to_value(&Wire(&nested(n + 1))));
+            assert_eq!(refused.unwrap_err().to_string(), format!("value nesting exceeds {n} levels"));
+            assert!(exceeded);
+        }
+        // Outside the scope, the default again; a malformed value is not a nesting error.
+        assert_eq!(max_depth(), MAX_DEPTH);
+        let (refused, exceeded) = with_max_depth(5, || decode(&[99]));
+        assert!(refused.is_err() && !exceeded);
+        assert_eq!(with_max_depth(0, max_depth).0, 1);
+        assert_eq!(with_max_depth(usize::MAX, max_depth).0, DEPTH_CEILING);
+    }
+
+    /// The ceiling fits in a 2 MiB stack (a tokio worker's), debug build included, every way
+    /// a value nests.
+    #[test]
+    fn depth_ceiling_fits_the_stack() {
+        let run = || {
+            let deepest: [Value; 4] = [
+                nested(DEPTH_CEILING),
+                (1..DEPTH_CEILING).fold(Value::Unit, |v, _| Value::Seq(vec![v])),
+                (1..DEPTH_CEILING).fold(Value::Unit, |v, _| Value::Map(vec![(Value::Unit, v)])),
+                (1..DEPTH_CEILING).fold(Value::Unit, |v, _| var("v", v)),
+            ];
+            for v in deepest {
+                let (back, exceeded) = with_max_depth(DEPTH_CEILING, || decode(&encode(&v)));
+                assert_eq!(back.unwrap(), v);
+                assert!(!exceeded);
+            }
+        };
+        std::thread::Builder::new().stack_size(2 << 20).spawn(run).unwrap().join().unwrap();
     }
 
     #[test]
