@@ -183,3 +183,43 @@ async fn raw_client_from_the_document_calls_an_object() {
     want.sort();
     assert_eq!(got, want);
 }
+
+/// A client that knows only PROTOCOL.md authenticates as section 1.2 says (its nonce, then its
+/// proof, and only then the server's proof comes back) and calls a published object.
+#[tokio::test]
+async fn raw_client_from_the_document_authenticates_and_calls() {
+    use dopy::transport::handshake::{proof, Role, Secret};
+    let server = dopy::Node::builder().secret("sesame").build();
+    server.publish("calc", support::Calculator::default()).unwrap();
+    let dopy::Endpoint::Tcp { host, port } = server.listen("tcp://127.0.0.1:0").await.unwrap() else { unreachable!() };
+    let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await.unwrap();
+    let v = vectors();
+    let secret = Secret::new("sesame");
+
+    // Hellos, then nonces, both ways.
+    let ours = [1u8; 32];
+    s.write_all(&v["hello-auth"]).await.unwrap();
+    s.write_all(&ours).await.unwrap();
+    let mut hello = [0u8; 8];
+    s.read_exact(&mut hello).await.unwrap();
+    assert_eq!(hello[..], v["hello-auth"][..]);
+    let mut theirs = [0u8; 32];
+    s.read_exact(&mut theirs).await.unwrap();
+    // The server waits for our proof before it proves anything.
+    let mut early = [0u8; 1];
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(200), s.read(&mut early)).await;
+    assert!(waited.is_err(), "the server sent something before our proof: {waited:?}");
+    s.write_all(&proof(&secret, Role::Connector, &ours, &theirs)).await.unwrap();
+    let mut server_proof = [0u8; 32];
+    s.read_exact(&mut server_proof).await.unwrap();
+    assert_eq!(server_proof, proof(&secret, Role::Acceptor, &ours, &theirs), "the server knows the secret");
+
+    let frame = &v["call-typed"];
+    s.write_all(&(frame.len() as u32).to_le_bytes()).await.unwrap();
+    s.write_all(frame).await.unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.unwrap();
+    let mut payload = vec![0u8; u32::from_le_bytes(len) as usize];
+    s.read_exact(&mut payload).await.unwrap();
+    assert_eq!(payload, v["return-typed"]);
+}

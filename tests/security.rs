@@ -1,7 +1,8 @@
 //! Security review (issue 9, point 6), over real sockets between real nodes: only published
 //! `pub` remote methods are reachable; references are unguessable and scoped to the connection
 //! they were exported on; without the shared secret a peer gets nothing but a failed
-//! handshake; and the secret never shows up in an error or a log line.
+//! handshake, and no proof of the server's to guess the secret from; and the secret never shows
+//! up in an error or a log line.
 //!
 //! See docs/SECURITY.md for the threat model these tests back.
 
@@ -367,7 +368,7 @@ fn assert_unauthorized(err: &Error, context: &str) {
 }
 
 /// With a shared secret set, a raw TCP peer that skips the hello, skips authentication, sends
-/// a made-up proof, reflects the server's own proof back, replays a proof recorded from an
+/// a made-up proof, echoes the server's nonce back as a proof, replays a proof recorded from an
 /// earlier good handshake, or speaks another version, then sends a call and a ping, gets no
 /// frame back, the stream is closed, and the method never runs. A node with the wrong secret
 /// is refused as unauthorized. The server keeps serving peers that know the secret.
@@ -378,8 +379,8 @@ async fn without_the_secret_a_peer_only_fails_the_handshake() {
     let connect = || TcpStream::connect((host.as_str(), port));
     let secret = Secret::new(SECRET);
     let auth_hello = handshake::hello(FLAG_AUTH);
-    // Everything an acceptor may send before it has checked the peer: hello, nonce, its proof.
-    let most = HELLO_LEN + NONCE_LEN + PROOF_LEN;
+    // Everything an acceptor may send before it has checked the peer: its hello and nonce.
+    let most = HELLO_LEN + NONCE_LEN;
 
     // A good handshake, done by hand, whose connector proof an eavesdropper records.
     let recorded_nonce = [5u8; NONCE_LEN];
@@ -387,10 +388,15 @@ async fn without_the_secret_a_peer_only_fails_the_handshake() {
         let mut stream = connect().await.unwrap();
         stream.write_all(&auth_hello).await.unwrap();
         stream.write_all(&recorded_nonce).await.unwrap();
-        let mut answer = [0u8; HELLO_LEN + NONCE_LEN + PROOF_LEN];
+        let mut answer = [0u8; HELLO_LEN + NONCE_LEN];
         stream.read_exact(&mut answer).await.unwrap();
-        let theirs: [u8; NONCE_LEN] = answer[HELLO_LEN..HELLO_LEN + NONCE_LEN].try_into().unwrap();
-        handshake::proof(&secret, Role::Connector, &recorded_nonce, &theirs)
+        let theirs: [u8; NONCE_LEN] = answer[HELLO_LEN..].try_into().unwrap();
+        let recorded = handshake::proof(&secret, Role::Connector, &recorded_nonce, &theirs);
+        stream.write_all(&recorded).await.unwrap();
+        let mut server_proof = [0u8; PROOF_LEN];
+        stream.read_exact(&mut server_proof).await.unwrap();
+        assert_eq!(server_proof, handshake::proof(&secret, Role::Acceptor, &recorded_nonce, &theirs));
+        recorded
     };
 
     let attempts: [(&str, Vec<u8>); 4] = [
@@ -406,15 +412,16 @@ async fn without_the_secret_a_peer_only_fails_the_handshake() {
         assert!(answer.len() <= most, "{what}: the server sent more than a handshake: {answer:02x?}");
     }
 
-    // Reflection: send the server's own proof back as ours.
+    // Reflection: the server proves nothing before we do, so there is no proof of its own to
+    // send back; its nonce, echoed as a proof, and the call are refused without an answer.
     let mut stream = connect().await.unwrap();
     stream.write_all(&auth_hello).await.unwrap();
     stream.write_all(&[3u8; NONCE_LEN]).await.unwrap();
-    let mut answer = [0u8; HELLO_LEN + NONCE_LEN + PROOF_LEN];
+    let mut answer = [0u8; HELLO_LEN + NONCE_LEN];
     stream.read_exact(&mut answer).await.unwrap();
-    stream.write_all(&answer[HELLO_LEN + NONCE_LEN..]).await.unwrap();
+    stream.write_all(&answer[HELLO_LEN..]).await.unwrap();
     stream.write_all(CALL_AND_PING).await.unwrap();
-    assert!(until_closed(&mut stream).await.is_empty(), "reflection: the server answered a reflected proof");
+    assert!(until_closed(&mut stream).await.is_empty(), "reflection: the server answered a reflected nonce");
 
     // Another protocol version with AUTH, then a proof-shaped blob and the call.
     let mut other_version = auth_hello;
@@ -438,41 +445,50 @@ async fn without_the_secret_a_peer_only_fails_the_handshake() {
     assert_eq!(witness.get(), 1, "the right secret gets in");
 }
 
-/// FINDING (docs/SECURITY.md, "Known weaknesses"): the acceptor writes its HMAC proof before it
-/// has read the connector's, so any peer that can open a connection, knowing nothing, receives
-/// `HMAC(secret, label || its nonce || the server's nonce)` and can test guesses of the secret
-/// offline, as fast as it can compute HMACs. A passphrase falls to a dictionary. The fix is in
-/// the handshake order (the connector proves first; the acceptor checks that proof before it
-/// sends its own), a protocol change. This test passes once that is done; until then it fails
-/// and is ignored so that CI stays green: `cargo test --test security -- --ignored`.
+/// The acceptor proves nothing to a peer that has not proved itself (PROTOCOL.md §1.2: the
+/// connector proves first; the acceptor checks that proof before it writes its own). A peer
+/// that can open a connection, knowing nothing, therefore gets no
+/// `HMAC(secret, label || its nonce || the server's nonce)` to test guesses of the secret
+/// against offline: silent, it receives the server's hello and nonce only; with a wrong proof,
+/// the stream closes with nothing more.
 #[tokio::test]
-#[ignore = "FINDING: the acceptor sends its proof to an unauthenticated peer (offline guessing of the secret)"]
 async fn the_server_reveals_no_proof_before_the_peer_proves_itself() {
     let (_server, _endpoint, (host, port)) = guarded(&Hits::default()).await;
-    let mut stream = TcpStream::connect((host.as_str(), port)).await.unwrap();
+    let dictionary = ["password", "sesame", "dopy", SECRET, "letmein"];
     let ours = [4u8; NONCE_LEN];
+    // What an offline dictionary attack recovers from whatever the server sent.
+    let attack = |got: &[u8]| {
+        (got.len() >= HELLO_LEN + NONCE_LEN + PROOF_LEN)
+            .then(|| {
+                let theirs: [u8; NONCE_LEN] = got[HELLO_LEN..HELLO_LEN + NONCE_LEN].try_into().unwrap();
+                let leaked = &got[HELLO_LEN + NONCE_LEN..HELLO_LEN + NONCE_LEN + PROOF_LEN];
+                dictionary
+                    .into_iter()
+                    .find(|guess| handshake::proof(&Secret::new(guess), Role::Acceptor, &ours, &theirs) == leaked)
+            })
+            .flatten()
+    };
+
+    // Send no proof: just listen for a moment.
+    let mut stream = TcpStream::connect((host.as_str(), port)).await.unwrap();
     stream.write_all(&handshake::hello(FLAG_AUTH)).await.unwrap();
     stream.write_all(&ours).await.unwrap();
-    // Send no proof: just listen for a moment.
     let mut got = Vec::new();
     let mut buf = [0u8; 128];
     while let Ok(Ok(n @ 1..)) = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await {
         got.extend_from_slice(&buf[..n]);
     }
-    let recovered = (got.len() >= HELLO_LEN + NONCE_LEN + PROOF_LEN).then(|| {
-        let theirs: [u8; NONCE_LEN] = got[HELLO_LEN..HELLO_LEN + NONCE_LEN].try_into().unwrap();
-        let leaked = &got[HELLO_LEN + NONCE_LEN..HELLO_LEN + NONCE_LEN + PROOF_LEN];
-        // A (very small) dictionary attack, offline.
-        ["password", "sesame", "dopy", SECRET, "letmein"]
-            .into_iter()
-            .find(|guess| handshake::proof(&Secret::new(guess), Role::Acceptor, &ours, &theirs) == leaked)
-    });
+    assert_eq!(got.len(), HELLO_LEN + NONCE_LEN, "the server sent {} bytes to a peer that proved nothing", got.len());
+
+    // A wrong proof: the stream closes, and nothing derived from the secret came before.
+    stream.write_all(&[0u8; PROOF_LEN]).await.unwrap();
+    got.extend(until_closed(&mut stream).await);
     assert!(
         got.len() <= HELLO_LEN + NONCE_LEN,
-        "the server sent {} bytes to a peer that proved nothing, its proof included; an offline \
+        "the server sent {} bytes to a peer whose proof was wrong, its proof included; an offline \
          dictionary attack on it recovered the secret: {:?}",
         got.len(),
-        recovered.flatten()
+        attack(&got)
     );
 }
 

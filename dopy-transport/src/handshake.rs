@@ -8,16 +8,23 @@
 //! offset 5     flags    bit 0 AUTH: this side has a shared secret and requires the peer to prove it
 //! offset 6..8  reserved 0x00 0x00
 //!
-//! if either hello has AUTH (both must), each way:
-//! nonce  32 random bytes
-//! proof  32 bytes: HMAC-SHA256(secret, label(role of the prover) || connector nonce || acceptor nonce)
+//! if both hellos have AUTH, in this order:
+//! 1. each way:             nonce  32 random bytes
+//! 2. connector -> acceptor: proof  HMAC-SHA256(secret, "dopy-auth-v1 connector" || connector nonce || acceptor nonce)
+//!    the acceptor checks it; on a mismatch it closes the stream and sends nothing more
+//! 3. acceptor -> connector: proof  HMAC-SHA256(secret, "dopy-auth-v1 acceptor" || connector nonce || acceptor nonce)
+//!    the connector checks it
 //! ```
 //!
 //! Anything else (a shell banner printed by an ssh login, a stray `println!` of a child process)
 //! fails at once with an error that shows the first bytes received. The secret never travels:
 //! each side proves it knows it by keying an HMAC over both fresh nonces, and checks the
 //! other's proof in constant time. The label names the prover's [`Role`], so a proof can never
-//! be reflected back to the side that made it.
+//! be reflected back to the side that made it. The connector proves first and the acceptor
+//! answers only a correct proof, so a listening node never hands anything derived from its
+//! secret to a peer that has not proved it knows the secret (no material for offline
+//! guessing). The byte streams are those of the earlier order, in which both sides sent their
+//! proof at once: peers of either order still understand each other, so the version stays 1.
 
 use std::fmt;
 use std::sync::Arc;
@@ -96,6 +103,10 @@ pub enum AuthError {
     /// The peer's proof does not match this side's secret.
     #[error("the peer's proof does not match the shared secret (are the secrets the same?)")]
     BadProof,
+    /// The peer (the acceptor) closed the connection instead of proving in turn: it refused
+    /// this side's proof.
+    #[error("the peer refused this side's proof (are the secrets the same?)")]
+    Refused,
 }
 
 /// A handshake failure.
@@ -240,7 +251,8 @@ where
     tokio::time::timeout(timeout, exchange).await.map_err(|_| HandshakeError::Timeout(timeout))?
 }
 
-/// The challenge–response: both send a nonce, both prove with an HMAC over both nonces.
+/// The challenge–response: both send a nonce; the connector proves first, the acceptor checks
+/// that proof before it proves in turn.
 async fn authenticate<R, W>(reader: &mut R, writer: &mut W, role: Role, secret: &Secret) -> Result<(), HandshakeError>
 where
     R: AsyncRead + Unpin + ?Sized,
@@ -251,17 +263,56 @@ where
     writer.flush().await?;
     let mut theirs = [0u8; NONCE_LEN];
     read_exact(reader, &mut theirs).await?;
-    let (connector, acceptor, peer_role) = match role {
-        Role::Connector => (&mine, &theirs, Role::Acceptor),
-        Role::Acceptor => (&theirs, &mine, Role::Connector),
-    };
-    writer.write_all(&proof(secret, role, connector, acceptor)).await?;
-    writer.flush().await?;
-    let mut their_proof = [0u8; PROOF_LEN];
-    read_exact(reader, &mut their_proof).await?;
-    // `verify_slice` compares in constant time.
-    mac(secret, peer_role, connector, acceptor).verify_slice(&their_proof).map_err(|_| AuthError::BadProof)?;
+    match role {
+        Role::Connector => {
+            let (connector, acceptor) = (&mine, &theirs);
+            writer.write_all(&proof(secret, Role::Connector, connector, acceptor)).await?;
+            writer.flush().await?;
+            let mut their_proof = [0u8; PROOF_LEN];
+            // An acceptor that refuses our proof closes the stream instead of proving.
+            read_exact(reader, &mut their_proof).await.map_err(|e| {
+                if ended(&e) {
+                    AuthError::Refused.into()
+                } else {
+                    e
+                }
+            })?;
+            check(secret, Role::Acceptor, connector, acceptor, &their_proof)
+        }
+        Role::Acceptor => {
+            let (connector, acceptor) = (&theirs, &mine);
+            let mut their_proof = [0u8; PROOF_LEN];
+            read_exact(reader, &mut their_proof).await?;
+            // Nothing derived from the secret goes to a peer that has not proved it knows it.
+            check(secret, Role::Connector, connector, acceptor, &their_proof)?;
+            writer.write_all(&proof(secret, Role::Acceptor, connector, acceptor)).await?;
+            writer.flush().await?;
+            Ok(())
+        }
+    }
+}
+
+/// Checks the peer's proof, in constant time (`verify_slice`).
+fn check(
+    secret: &Secret,
+    prover: Role,
+    connector_nonce: &[u8; NONCE_LEN],
+    acceptor_nonce: &[u8; NONCE_LEN],
+    their_proof: &[u8; PROOF_LEN],
+) -> Result<(), HandshakeError> {
+    mac(secret, prover, connector_nonce, acceptor_nonce).verify_slice(their_proof).map_err(|_| AuthError::BadProof)?;
     Ok(())
+}
+
+/// Whether the stream ended (closed, or reset by a peer that closed with our bytes unread; a
+/// TLS stream closed without `close_notify` reads as an unexpected end).
+fn ended(e: &HandshakeError) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    match e {
+        HandshakeError::Closed { received } => received.is_empty(),
+        HandshakeError::Io(e) => matches!(e.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe),
+        _ => false,
+    }
 }
 
 /// Reads exactly `buf.len()` bytes; an early end of stream is [`HandshakeError::Closed`].
@@ -327,18 +378,10 @@ mod tests {
         let (a, b) = tokio::io::duplex(1024);
         let (mut ar, mut aw) = tokio::io::split(a);
         let (mut br, mut bw) = tokio::io::split(b);
-        tokio::join!(
-            async {
-                let r = run(&mut ar, &mut aw, Role::Connector, connector, SECOND).await;
-                drop(aw);
-                r
-            },
-            async {
-                let r = run(&mut br, &mut bw, Role::Acceptor, acceptor, SECOND).await;
-                drop(bw);
-                r
-            },
-        )
+        // Each end drops its stream when done, as a link that fails its handshake does.
+        tokio::join!(async move { run(&mut ar, &mut aw, Role::Connector, connector, SECOND).await }, async move {
+            run(&mut br, &mut bw, Role::Acceptor, acceptor, SECOND).await
+        },)
     }
 
     #[tokio::test]
@@ -379,7 +422,8 @@ mod tests {
     #[tokio::test]
     async fn different_secrets_are_refused_by_both_ends() {
         let (c, a) = both(Some(&Secret::new("sesame")), Some(&Secret::new("open"))).await;
-        assert!(matches!(c, Err(HandshakeError::Unauthorized(AuthError::BadProof))), "{c:?}");
+        // The acceptor checks first and closes without proving: the connector learns nothing.
+        assert!(matches!(c, Err(HandshakeError::Unauthorized(AuthError::Refused))), "{c:?}");
         assert!(matches!(a, Err(HandshakeError::Unauthorized(AuthError::BadProof))), "{a:?}");
     }
 
@@ -392,6 +436,58 @@ mod tests {
         let (c, a) = both(Some(&s), None).await;
         assert!(matches!(c, Err(HandshakeError::Unauthorized(AuthError::NotOffered))), "{c:?}");
         assert!(matches!(a, Err(HandshakeError::Unauthorized(AuthError::NoSecret))), "{a:?}");
+    }
+
+    #[tokio::test]
+    async fn the_acceptor_proves_nothing_before_the_connector_has_proved_itself() {
+        let s = Secret::new("sesame");
+        let (a, mut peer) = tokio::io::duplex(1024);
+        let (mut ar, mut aw) = tokio::io::split(a);
+        let acceptor = tokio::spawn(async move {
+            let r = run(&mut ar, &mut aw, Role::Acceptor, Some(&s), SECOND).await;
+            drop(aw);
+            r
+        });
+        peer.write_all(&hello(FLAG_AUTH)).await.unwrap();
+        peer.write_all(&[4u8; NONCE_LEN]).await.unwrap();
+        // Only its hello and nonce come, however long we wait without proving.
+        let mut got = vec![0u8; HELLO_LEN + NONCE_LEN];
+        peer.read_exact(&mut got).await.unwrap();
+        let mut more = [0u8; 1];
+        let waited = tokio::time::timeout(Duration::from_millis(200), peer.read(&mut more)).await;
+        assert!(waited.is_err(), "the acceptor sent more before any proof: {waited:?}");
+        // A wrong proof: refused, and the stream ends with nothing more.
+        peer.write_all(&[0u8; PROOF_LEN]).await.unwrap();
+        let err = acceptor.await.unwrap().unwrap_err();
+        assert!(matches!(err, HandshakeError::Unauthorized(AuthError::BadProof)), "{err:?}");
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "the acceptor answered a wrong proof: {rest:02x?}");
+    }
+
+    #[tokio::test]
+    async fn an_acceptor_of_the_earlier_order_still_authenticates() {
+        // Version 1 acceptors once sent their proof without waiting for the connector's: the
+        // bytes each way are the same, so a connector of either order gets through.
+        let s = Secret::new("sesame");
+        let (c, mut old) = tokio::io::duplex(1024);
+        let (mut cr, mut cw) = tokio::io::split(c);
+        let secret = s.clone();
+        let old_acceptor = async move {
+            let mine = [2u8; NONCE_LEN];
+            old.write_all(&hello(FLAG_AUTH)).await.unwrap();
+            old.write_all(&mine).await.unwrap();
+            let mut got = [0u8; HELLO_LEN + NONCE_LEN];
+            old.read_exact(&mut got).await.unwrap();
+            let theirs: [u8; NONCE_LEN] = got[HELLO_LEN..].try_into().unwrap();
+            old.write_all(&proof(&secret, Role::Acceptor, &theirs, &mine)).await.unwrap();
+            let mut their_proof = [0u8; PROOF_LEN];
+            old.read_exact(&mut their_proof).await.unwrap();
+            assert_eq!(their_proof, proof(&secret, Role::Connector, &theirs, &mine));
+            old
+        };
+        let (r, _old) = tokio::join!(run(&mut cr, &mut cw, Role::Connector, Some(&s), SECOND), old_acceptor);
+        r.unwrap();
     }
 
     #[tokio::test]
