@@ -33,7 +33,15 @@ pub struct NodeBuilder {
     max_depth: Option<usize>,
     heartbeat: Option<Option<Heartbeat>>,
     idle_timeout: Option<Option<Duration>>,
+    max_connections: usize,
+    max_handshakes: usize,
 }
+
+/// Default of [`NodeBuilder::max_connections`].
+const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// Default of [`NodeBuilder::max_handshakes`].
+const DEFAULT_MAX_HANDSHAKES: usize = 64;
 
 /// Transport settings shared by every connection of a node.
 #[derive(Clone, Debug, Default)]
@@ -83,6 +91,38 @@ impl NodeBuilder {
     /// passes; dialing a server that does not answer in time fails with [`Error::Connect`].
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.link.handshake_timeout = timeout;
+        self
+    }
+
+    /// Most accepted connections alive at once, over all the node's listeners (default 4096, at
+    /// least 1).
+    ///
+    /// A connection counts from the moment it is accepted (handshake included) until it
+    /// closes. One accepted beyond the cap is closed at once, before the handshake and with
+    /// nothing sent (its dialer sees the stream close: [`Error::Connect`]), and a `tracing`
+    /// warning is logged (at most one a second per listener, with the count refused since the
+    /// last one). Connections already open are untouched, and room comes back as soon as one
+    /// closes. Connections this node opens itself do not count. Keep it below the process's
+    /// file descriptor limit (`ulimit -n`) minus what the program needs otherwise, so that the
+    /// cap, not the descriptors, runs out first.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// Most accepted connections still in their handshake at once (TLS and dopy handshakes,
+    /// authentication included), over all the node's listeners (default 64, at least 1).
+    /// These also count towards
+    /// [`max_connections`](NodeBuilder::max_connections).
+    ///
+    /// One accepted beyond the cap is closed at once like one beyond `max_connections`. The cap
+    /// bounds what peers that have proved nothing can cost (sockets, TLS and HMAC work) and
+    /// keeps most connection slots for peers that have: a peer that opens connections and stays
+    /// silent holds a slot for at most the [`handshake_timeout`](NodeBuilder::handshake_timeout).
+    /// A handshake takes one or two round trips, so 64 slots admit thousands of new
+    /// connections a second; on an exposed listener, shorten the handshake timeout too.
+    pub fn max_handshakes(mut self, handshakes: usize) -> Self {
+        self.max_handshakes = handshakes.max(1);
         self
     }
 
@@ -217,6 +257,7 @@ impl NodeBuilder {
                 outgoing: Mutex::new(HashMap::new()),
                 incoming: Mutex::new(Vec::new()),
                 stop: CancellationToken::new(),
+                admission: listen::Admission::new(self.max_connections, self.max_handshakes),
                 listeners: Mutex::new(HashMap::new()),
                 shut_down: CancellationToken::new(),
             }),
@@ -280,6 +321,8 @@ struct Inner {
     incoming: Mutex<Vec<Connection>>,
     /// Cancelled when the last `Node` clone is dropped, or on shutdown: stops the accept loops.
     stop: CancellationToken,
+    /// The caps on accepted connections and on those still in their handshake.
+    admission: listen::Admission,
     /// Each listener's own stop (a child of `stop`), to remove one while the others serve.
     listeners: Mutex<HashMap<Endpoint, CancellationToken>>,
     /// Cancelled when a shutdown has completed.
@@ -325,6 +368,8 @@ impl Node {
             max_depth: None,
             heartbeat: None,
             idle_timeout: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
         }
     }
 

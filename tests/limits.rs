@@ -1,5 +1,6 @@
 //! Every limit of a node at N (holds) and N+1 (fails, alone): frame size, exported references,
-//! value nesting, handshake, idle and heartbeat timeouts (docs/LIMITS.md). Calls in flight are
+//! value nesting, connections and handshakes at once, handshake, idle and heartbeat timeouts
+//! (docs/LIMITS.md). Calls in flight are
 //! tested in tests/modes.rs (`overload_at_n_plus_one_calls_in_flight`).
 //!
 //! Time limits are set to tens or hundreds of milliseconds, with wide margins on both sides,
@@ -322,6 +323,119 @@ async fn handshake_timeout_at_n_and_n_plus_one() {
     assert!(matches!(err, Error::Connect { .. }), "{err}");
     assert!(started.elapsed() >= timeout, "gave up after {:?}", started.elapsed());
     drop(accept);
+}
+
+/// Pings over a raw connection and checks the answer.
+async fn ping(s: &mut TcpStream, nonce: u64) {
+    write_message(s, &Message::Ping { nonce }).await;
+    assert_eq!(read_message(s).await, Some(Message::Pong { nonce }), "ping {nonce}");
+}
+
+/// A raw connection whose handshake the server answers, retried (for up to 20 s) while the
+/// server refuses new connections.
+async fn admitted(addr: &Endpoint) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut s = raw_tcp(addr).await;
+        s.write_all(HELLO).await.unwrap();
+        let mut hello = [0u8; 8];
+        if s.read_exact(&mut hello).await.is_ok() {
+            assert_eq!(&hello, HELLO);
+            return s;
+        }
+        assert!(Instant::now() < deadline, "no connection admitted within 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A calculator proxy from a fresh node, retried (for up to 20 s) while the server refuses new
+/// connections.
+async fn admitted_proxy(addr: &Endpoint) -> CalculatorProxy {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Node::new().proxy(&format!("{addr}/calc")).await {
+            Ok(calc) => return calc,
+            Err(e) => assert!(Instant::now() < deadline, "never admitted: {e:#}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// At most `max_connections` accepted connections are alive at once: N are served; the N+1th
+/// is closed at once (long before the handshake timeout), before the handshake and with
+/// nothing sent, and a node dialing then fails with `Error::Connect`, while the N keep
+/// working; once one of them closes, a new connection is served again.
+#[tokio::test]
+async fn connections_at_n_and_n_plus_one() {
+    const N: usize = 3;
+    // A handshake timeout far beyond `read_to_close`'s 10 s: a refusal cannot be a timeout.
+    let builder = Node::builder().max_connections(N).handshake_timeout(Duration::from_secs(60));
+    let (_server, addr) = serve_calc(builder).await;
+    let mut open = Vec::new();
+    for i in 0..N {
+        let mut s = raw_connection(&addr).await;
+        ping(&mut s, i as u64).await;
+        open.push(s);
+    }
+
+    let mut refused = raw_tcp(&addr).await;
+    assert!(read_to_close(&mut refused).await.is_empty(), "connection N+1 was sent something");
+    let err = Node::new().connect(&addr.to_string()).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:#}");
+    for (i, s) in open.iter_mut().enumerate() {
+        ping(s, 10 + i as u64).await;
+    }
+
+    // One closes: room for one more, and one only.
+    drop(open.pop());
+    let mut again = admitted(&addr).await;
+    ping(&mut again, 20).await;
+    let mut refused = raw_tcp(&addr).await;
+    assert!(read_to_close(&mut refused).await.is_empty(), "connection N+1 was sent something");
+    for (i, s) in open.iter_mut().enumerate() {
+        ping(s, 30 + i as u64).await;
+    }
+}
+
+/// At most `max_handshakes` accepted connections are in their handshake at once: N silent
+/// sockets stall there, and the N+1th is closed at once, before the handshake and with nothing
+/// sent, while a connection already past its handshake keeps working. A real client gets in
+/// once one of the silent sockets is dropped, and again once the silent ones time out.
+#[tokio::test]
+async fn handshakes_at_n_and_n_plus_one() {
+    const N: usize = 2;
+    let timeout = Duration::from_secs(4);
+    let (_server, addr) = serve_calc(Node::builder().max_handshakes(N).handshake_timeout(timeout)).await;
+    // Past its handshake, a connection holds no handshake slot.
+    let mut served = raw_connection(&addr).await;
+    ping(&mut served, 1).await;
+
+    let mut silent = Vec::new();
+    for _ in 0..N {
+        silent.push(raw_tcp(&addr).await);
+    }
+    let started = Instant::now();
+    let mut refused = raw_tcp(&addr).await;
+    assert!(read_to_close(&mut refused).await.is_empty(), "connection N+1 was sent something");
+    assert!(started.elapsed() < timeout, "refused only after {:?}, as a timeout", started.elapsed());
+    ping(&mut served, 2).await;
+
+    // One silent socket goes away: a real client gets in.
+    drop(silent.pop());
+    let calc = admitted_proxy(&addr).await;
+    assert_eq!(calc.add(2, 3).await.unwrap(), 5);
+
+    // Full again with another silent socket; the silent ones time out, and a real client gets in.
+    silent.push(raw_tcp(&addr).await);
+    let mut refused = raw_tcp(&addr).await;
+    assert!(read_to_close(&mut refused).await.is_empty(), "connection N+1 was sent something");
+    for s in &mut silent {
+        let got = read_to_close(s).await;
+        assert!(got.len() <= HELLO.len(), "a silent socket was sent more than the server's hello: {got:?}");
+    }
+    let calc = admitted_proxy(&addr).await;
+    assert_eq!(calc.add(4, 5).await.unwrap(), 9);
+    ping(&mut served, 3).await;
 }
 
 /// A connection with no call in flight and no reference held either way is closed with

@@ -1,12 +1,14 @@
 //! Listening: one accept loop per endpoint, every accepted stream served by the same node.
 
+use std::fmt;
 use std::io;
-use std::sync::Weak;
-use std::time::Duration;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use dopy_transport::tls::TlsServer;
 use dopy_transport::{memory, tcp, unix, RawStream};
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::{Inner, Node, Transports};
@@ -28,7 +30,92 @@ enum Accepted {
     Tls(TcpStream, TlsServer),
 }
 
+/// The caps on a node's accepted connections: how many are alive at once, and how many of
+/// them are still in their handshake. Shared by every listener of the node.
+#[derive(Debug)]
+pub(super) struct Admission {
+    connections: Arc<Semaphore>,
+    handshakes: Arc<Semaphore>,
+    max_connections: usize,
+    max_handshakes: usize,
+}
+
+/// The slots one admitted connection holds: `connection` until it closes, `handshake` until its
+/// handshake is over.
+struct Admitted {
+    connection: OwnedSemaphorePermit,
+    handshake: OwnedSemaphorePermit,
+}
+
+/// Why a connection was refused.
+#[derive(Clone, Copy, Debug)]
+enum Full {
+    Connections(usize),
+    Handshakes(usize),
+}
+
+impl fmt::Display for Full {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Full::Connections(n) => write!(f, "{n} connections already open (NodeBuilder::max_connections)"),
+            Full::Handshakes(n) => {
+                write!(f, "{n} connections already in their handshake (NodeBuilder::max_handshakes)")
+            }
+        }
+    }
+}
+
+impl Admission {
+    pub(super) fn new(max_connections: usize, max_handshakes: usize) -> Admission {
+        Admission {
+            connections: Arc::new(Semaphore::new(max_connections)),
+            handshakes: Arc::new(Semaphore::new(max_handshakes)),
+            max_connections,
+            max_handshakes,
+        }
+    }
+
+    /// Takes a slot of each kind, or neither.
+    fn admit(&self) -> Result<Admitted, Full> {
+        let connection =
+            self.connections.clone().try_acquire_owned().map_err(|_| Full::Connections(self.max_connections))?;
+        let handshake =
+            self.handshakes.clone().try_acquire_owned().map_err(|_| Full::Handshakes(self.max_handshakes))?;
+        Ok(Admitted { connection, handshake })
+    }
+}
+
+/// Warnings about refused connections, at most one a second per listener, so that a flood
+/// does not flood the log too.
+#[derive(Default)]
+struct Refusals {
+    last: Option<Instant>,
+    unreported: u64,
+}
+
+impl Refusals {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn refused(&mut self, peer: &str, full: Full) {
+        self.unreported += 1;
+        let now = Instant::now();
+        if self.last.is_none_or(|last| now.duration_since(last) >= Self::EVERY) {
+            tracing::warn!(%peer, refused = self.unreported, "connection refused before the handshake: {full}");
+            self.last = Some(now);
+            self.unreported = 0;
+        }
+    }
+}
+
 impl Accepted {
+    /// The peer's address, for logs.
+    fn peer(&self) -> String {
+        match self {
+            Accepted::Ready(raw) => raw.info.peer.clone(),
+            Accepted::Tls(tcp, _) => tcp.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into()),
+        }
+    }
+
     async fn finish(self, timeout: Duration) -> io::Result<RawStream> {
         match self {
             Accepted::Ready(raw) => Ok(raw),
@@ -96,7 +183,11 @@ impl Listener {
 }
 
 /// Accepts connections until the node goes away; each is served in a task of its own.
+///
+/// A connection beyond the node's caps ([`Admission`]) is closed at once, before the
+/// handshake: nothing is sent to it.
 pub(super) async fn accept_loop(node: Weak<Inner>, mut listener: Listener, stop: CancellationToken) {
+    let mut refusals = Refusals::default();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -109,16 +200,31 @@ pub(super) async fn accept_loop(node: Weak<Inner>, mut listener: Listener, stop:
             Ok(_) if stop.is_cancelled() => break,
             Ok(accepted) => {
                 let Some(inner) = node.upgrade() else { break };
+                let admitted = match inner.admission.admit() {
+                    Ok(admitted) => admitted,
+                    Err(full) => {
+                        // Dropping the stream closes it.
+                        refusals.refused(&accepted.peer(), full);
+                        continue;
+                    }
+                };
                 let node = Node { inner };
                 tokio::spawn(async move {
+                    let Admitted { connection, handshake } = admitted;
                     let raw = match accepted.finish(node.inner.link.handshake_timeout).await {
                         Ok(raw) => raw,
                         Err(e) => return tracing::info!(error = %e, "connection refused by the transport"),
                     };
                     let peer = raw.info.peer.clone();
-                    if let Err(e) = node.serve_stream(raw).await {
-                        tracing::info!(%peer, error = %e, "connection refused");
+                    let served = node.serve_stream(raw).await;
+                    drop(handshake);
+                    // The node must not be kept alive by its own connections.
+                    drop(node);
+                    match served {
+                        Ok(conn) => conn.closed().await,
+                        Err(e) => tracing::info!(%peer, error = %e, "connection refused"),
                     }
+                    drop(connection);
                 });
             }
             Err(e) => {
