@@ -325,6 +325,27 @@ async fn handshake_timeout_at_n_and_n_plus_one() {
     drop(accept);
 }
 
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl Log {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Pings over a raw connection and checks the answer.
 async fn ping(s: &mut TcpStream, nonce: u64) {
     write_message(s, &Message::Ping { nonce }).await;
@@ -368,6 +389,15 @@ async fn admitted_proxy(addr: &Endpoint) -> CalculatorProxy {
 #[tokio::test]
 async fn connections_at_n_and_n_plus_one() {
     const N: usize = 3;
+    // The refusal is logged (the test runtime is single-threaded: the accept loop logs here).
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("dopy=warn")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
     // A handshake timeout far beyond `read_to_close`'s 10 s: a refusal cannot be a timeout.
     let builder = Node::builder().max_connections(N).handshake_timeout(Duration::from_secs(60));
     let (_server, addr) = serve_calc(builder).await;
@@ -385,6 +415,12 @@ async fn connections_at_n_and_n_plus_one() {
     for (i, s) in open.iter_mut().enumerate() {
         ping(s, 10 + i as u64).await;
     }
+    let logged = log.text();
+    assert!(
+        logged.contains("WARN")
+            && logged.contains("connection refused before the handshake: 3 connections already open"),
+        "{logged}"
+    );
 
     // One closes: room for one more, and one only.
     drop(open.pop());
