@@ -94,13 +94,13 @@ impl Client for BenchClient {
 pub struct Typed(pub BenchObjectProxy);
 
 impl Client for Typed {
-    type Buf = Vec<u8>;
+    type Buf = dopy::Bytes;
 
-    fn make_buf(len: usize) -> Vec<u8> {
-        vec![1u8; len]
+    fn make_buf(len: usize) -> dopy::Bytes {
+        dopy::Bytes::from(vec![1u8; len])
     }
 
-    fn buf_len(buf: &Vec<u8>) -> usize {
+    fn buf_len(buf: &dopy::Bytes) -> usize {
         buf.len()
     }
 
@@ -108,10 +108,10 @@ impl Client for Typed {
         self.0.add(a, b).await.expect("dopy add")
     }
 
-    async fn echo(&self, bulk: Bulk, buf: Vec<u8>) -> Vec<u8> {
+    async fn echo(&self, bulk: Bulk, buf: dopy::Bytes) -> dopy::Bytes {
         match bulk {
-            Bulk::Vec => self.0.echo_vec(buf).await.expect("dopy echo"),
-            Bulk::Bytes => self.0.echo_bytes(ByteBuf::from(buf)).await.expect("dopy echo").into_vec(),
+            Bulk::Vec => self.0.echo_vec(buf.into_vec()).await.expect("dopy echo").into(),
+            Bulk::Bytes => self.0.echo_bytes(buf).await.expect("dopy echo"),
         }
     }
 

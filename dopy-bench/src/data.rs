@@ -50,6 +50,6 @@ impl Report {
 pub enum Bulk {
     /// `Vec<u8>`: serde serializes it as a sequence, byte by byte.
     Vec,
-    /// The byte type (`serde_bytes::ByteBuf`): serialized as one slice.
+    /// The byte type: `serde_bytes::ByteBuf` for tarpc, `dopy::Bytes` for dopy (one slice).
     Bytes,
 }

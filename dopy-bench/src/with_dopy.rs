@@ -1,7 +1,6 @@
 //! dopy: the benchmark object, published on a node listening on loopback TCP.
 
 use dopy::{Node, Remote};
-use serde_bytes::ByteBuf;
 
 use crate::data::Report;
 
@@ -12,24 +11,31 @@ pub struct BenchObject {
 }
 
 /// The benchmark's methods.
+/// Every method is short and never blocks, so each is `#[dopy(inline)]`: served in the
+/// connection's reader, as the raw server serves its calls.
 #[dopy::remote]
 impl BenchObject {
     /// `a + b`.
+    #[dopy(inline)]
     pub fn add(&self, a: i64, b: i64) -> i64 {
         a + b
     }
 
     /// The same bytes back, as `Vec<u8>` (serialized byte by byte).
+    #[dopy(inline)]
     pub fn echo_vec(&self, data: Vec<u8>) -> Vec<u8> {
         data
     }
 
-    /// The same bytes back, as `serde_bytes::ByteBuf` (serialized as one slice).
-    pub fn echo_bytes(&self, data: ByteBuf) -> ByteBuf {
+    /// The same bytes back, as `dopy::Bytes` (the byte type for bulk data: one slice, received
+    /// without a copy).
+    #[dopy(inline)]
+    pub fn echo_bytes(&self, data: dopy::Bytes) -> dopy::Bytes {
         data
     }
 
     /// A 10 KiB struct.
+    #[dopy(inline)]
     pub fn report(&self) -> Report {
         self.report.clone()
     }

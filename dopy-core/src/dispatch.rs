@@ -93,6 +93,17 @@ pub trait Dispatch: Send + Sync + 'static {
     fn dispatch_mut(&mut self, call: Invocation) -> Dispatched<'_> {
         self.dispatch(call)
     }
+
+    /// The methods that may run in the connection's reader, without a task of their own
+    /// (`#[dopy(inline)]`): short, synchronous, never blocking. Read once, at publication.
+    ///
+    /// A call of one of them that can complete at once (the object's lock is free) is served
+    /// and answered before the next frame is read, saving a task spawn and a hand-off per call;
+    /// one that would wait falls back to a task as usual. A method listed here that blocks
+    /// holds every other call on its connection. The default is none.
+    fn inline_methods(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// An incoming call as a dispatcher sees it: method name, arguments, and how to reply.
@@ -161,7 +172,8 @@ impl Invocation {
 
     fn decode<A: ArgList>(method: &str, args: Args, params: &[&str]) -> Result<A, Box<Fault>> {
         match args {
-            Args::Typed(bytes) => A::from_typed(&bytes, params, method),
+            // `dopy::Bytes` arguments become slices of the payload, not copies.
+            Args::Typed(bytes) => crate::message::sharing(&bytes, || A::from_typed(&bytes, params, method)),
             Args::Positional(values) => {
                 if values.len() > params.len() {
                     return Err(bad_args(

@@ -10,6 +10,7 @@
 //! Most users depend on the `dopy` crate, which re-exports what is meant for them.
 #![doc(test(attr(deny(warnings))))]
 
+mod bulk;
 mod chain;
 pub mod dispatch;
 pub mod error;
@@ -23,6 +24,7 @@ mod refs;
 pub mod table;
 pub mod value;
 
+pub use bulk::Bytes;
 pub use dispatch::{Dispatch, Dispatched, Invocation};
 pub use error::{CallSite, Error, Trace};
 pub use interface::{Interface, MethodInfo, ParamInfo, Receiver};

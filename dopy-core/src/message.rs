@@ -300,9 +300,7 @@ impl Message {
     ///
     /// As [`decode`](Message::decode).
     pub fn decode_frame(frame: Bytes) -> Result<Message, postcard::Error> {
-        FRAME.with(|f| *f.borrow_mut() = Some(frame.clone()));
-        let _clear = ClearFrame;
-        Message::decode(&frame)
+        sharing(&frame, || Message::decode(&frame))
     }
 }
 
@@ -340,18 +338,32 @@ thread_local! {
     static FRAME: std::cell::RefCell<Option<Bytes>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Forgets the frame being decoded, even if the decode panics.
-struct ClearFrame;
+/// Runs `decode` (a synchronous decode of `source`) so that large byte strings read from
+/// `source` become slices of it instead of copies: typed payloads of a frame, and
+/// [`crate::Bytes`] values in typed arguments and results.
+pub(crate) fn sharing<R>(source: &Bytes, decode: impl FnOnce() -> R) -> R {
+    /// Puts the previous source back, even if the decode panics.
+    struct Restore(Option<Bytes>);
 
-impl Drop for ClearFrame {
-    fn drop(&mut self) {
-        FRAME.with(|f| f.borrow_mut().take());
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            FRAME.with(|f| *f.borrow_mut() = previous);
+        }
     }
+
+    // A source too small to hold a shared value is not worth a clone (which, for a buffer
+    // that owns a `Vec`, allocates).
+    if source.len() < SHARE_MIN {
+        return decode();
+    }
+    let _restore = Restore(FRAME.with(|f| f.borrow_mut().replace(source.clone())));
+    decode()
 }
 
 /// Reads a typed payload: a slice of the frame being decoded when it is large and lies in it,
 /// a copy otherwise. Same wire format as `Bytes`' own `Deserialize` (a byte string).
-fn frame_bytes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Bytes, D::Error> {
+pub(crate) fn frame_bytes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Bytes, D::Error> {
     struct Visitor;
 
     impl<'de> serde::de::Visitor<'de> for Visitor {

@@ -372,7 +372,10 @@ fn encode_args<A: Serialize>(args: &A, dynamic: bool) -> Result<(Args, Vec<DynOb
 
 fn decode_payload<R: DeserializeOwned>(payload: Payload) -> Result<R, String> {
     match payload {
-        Payload::Typed(bytes) => postcard::from_bytes(&bytes).map_err(|e| e.to_string()),
+        // `dopy::Bytes` results become slices of the payload, not copies.
+        Payload::Typed(bytes) => {
+            crate::message::sharing(&bytes, || postcard::from_bytes(&bytes)).map_err(|e| e.to_string())
+        }
         Payload::Dynamic(value) => from_value(value).map_err(|e| e.to_string()),
     }
 }

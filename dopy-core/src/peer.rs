@@ -26,7 +26,7 @@ use tracing::Instrument;
 use crate::dispatch::{Answer, Invocation, Reply};
 use crate::error::CallSite;
 use crate::interface::METHODS;
-use crate::message::{flags, Args, Call, Fault, FaultKind, Hop, Message, Outcome, Payload, Target};
+use crate::message::{flags, Args, Call, Encoded, Fault, FaultKind, Hop, Message, Outcome, Payload, Target};
 use crate::object::DynObject;
 use crate::table::{Entry, ObjectTable};
 use crate::value::{wire, Value};
@@ -120,11 +120,11 @@ impl Host {
 /// An item of the writer's queue.
 enum Out {
     /// A frame to send.
-    Frame(Bytes),
+    Frame(Encoded),
     /// A frame to send, and who to tell once it is written (a oneway call).
-    Acked(Bytes, oneshot::Sender<()>),
+    Acked(Encoded, oneshot::Sender<()>),
     /// A last frame (`Goodbye` or `Abort`): send it, then close the stream.
-    Last(Bytes),
+    Last(Encoded),
 }
 
 /// A reply slot: the waiting caller gets the outcome and its references, or why the
@@ -145,7 +145,7 @@ struct Shared {
     next_id: AtomicU64,
     /// Calls waiting for a reply; `None` once the connection has ended, so that a call made
     /// after the end fails at once instead of waiting forever.
-    pending: Mutex<Option<HashMap<u64, Slot>>>,
+    pending: Mutex<Option<HashMap<u64, Slot, IdHash>>>,
     /// Objects exported to the peer and imported from it.
     refs: Mutex<RefTables>,
     /// The handle that keeps an outgoing connection open, so that handles made later (for
@@ -157,7 +157,7 @@ struct Shared {
     /// Slots for this side's calls in flight ([`Host::max_in_flight`]).
     slots: Arc<tokio::sync::Semaphore>,
     /// The peer's calls being served, each with the token that stops it (`Cancel`).
-    running: Mutex<HashMap<u64, CancellationToken>>,
+    running: Mutex<HashMap<u64, CancellationToken, IdHash>>,
     /// The peer's calls being served right now (for [`Host::max_in_flight`]).
     serving: std::sync::atomic::AtomicUsize,
     /// Replies that arrived for calls nobody waits for any more (cancelled or timed out).
@@ -167,6 +167,42 @@ struct Shared {
     received: AtomicU64,
     /// Calls sent or received so far: the watchdog's sign of use (heartbeats do not count).
     activity: AtomicU64,
+}
+
+/// Hashes call ids (`u64`) with one multiplication instead of SipHash: the maps keyed by them
+/// are bounded by `max_in_flight`, so colliding ids chosen by a hostile peer can only slow its
+/// own calls down, never grow without bound.
+#[derive(Clone, Copy, Default)]
+struct IdHash;
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+/// The hasher of [`IdHash`].
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: the high bits (which hashbrown uses for its control bytes) depend
+        // on every bit of the id.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -235,12 +271,12 @@ impl Connection {
             endpoint,
             out: tx,
             next_id: AtomicU64::new(1),
-            pending: Mutex::new(Some(HashMap::new())),
+            pending: Mutex::new(Some(HashMap::default())),
             refs: Mutex::new(RefTables::default()),
             owner: Mutex::new(Weak::new()),
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
-            running: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::default()),
             serving: std::sync::atomic::AtomicUsize::new(0),
             late: AtomicU64::new(0),
             received: AtomicU64::new(0),
@@ -359,9 +395,9 @@ impl Connection {
         let Request { target, method, args, refs, flags: call_flags, deadline } = request;
         let shared = &self.shared;
         let started = Instant::now();
-        let local_fault = |kind, message: String| {
+        let local_fault = |target: &Target, method: &str, kind, message: String| {
             let site =
-                CallSite { endpoint: shared.endpoint.clone(), object: target.to_string(), method: method.clone() };
+                CallSite { endpoint: shared.endpoint.clone(), object: target.to_string(), method: method.to_owned() };
             Error::from_fault(Fault::new(kind, message), site, |_| None)
         };
         let wait = match deadline {
@@ -377,11 +413,15 @@ impl Connection {
         let Ok(Ok(_permit)) = permit else {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(local_fault(
+                    &target,
+                    &method,
                     FaultKind::DeadlineExceeded,
                     format!("no slot for `{method}` before the deadline"),
                 ));
             }
             return Err(local_fault(
+                &target,
+                &method,
                 FaultKind::Overloaded,
                 format!(
                     "{} calls already in flight on this connection; none finished within {wait:?}",
@@ -395,6 +435,8 @@ impl Connection {
                 Some(left) if !left.is_zero() => Some(u64::try_from(left.as_micros()).unwrap_or(u64::MAX).max(1)),
                 _ => {
                     return Err(local_fault(
+                        &target,
+                        &method,
                         FaultKind::DeadlineExceeded,
                         format!("the deadline of `{method}` passed before it was sent"),
                     ))
@@ -403,17 +445,21 @@ impl Connection {
         };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         shared.activity.fetch_add(1, Ordering::Relaxed);
-        let msg = Message::Call(Call {
+        // The target and the method move into the message and are taken back after encoding
+        // (for the error paths and the trace): no copies.
+        let mut msg = Message::Call(Call {
             id,
-            target: target.clone(),
-            method: method.clone(),
+            target,
+            method,
             refs: Vec::new(),
             args,
             flags: call_flags,
             deadline: remaining,
             chain: crate::chain::for_outgoing_call(),
         });
-        let (frame, exported) = shared.encode(msg, refs)?;
+        let encoded = shared.encode_mut(&mut msg, refs);
+        let Message::Call(Call { target, method, .. }) = msg else { unreachable!("a call was encoded") };
+        let (frame, exported) = encoded?;
         if call_flags & flags::ONEWAY != 0 {
             // Returns once the frame is written to the transport.
             let (ack, written) = oneshot::channel();
@@ -438,6 +484,8 @@ impl Connection {
                     drop(guard);
                     let waited = started.elapsed();
                     return Err(local_fault(
+                        &target,
+                        &method,
                         FaultKind::DeadlineExceeded,
                         format!("no reply to `{method}` within {waited:?}; the call was cancelled"),
                     ));
@@ -521,10 +569,20 @@ impl Shared {
     fn encode<E>(
         self: &Arc<Self>,
         mut msg: Message,
+        refs: Vec<DynObject>,
+    ) -> Result<(Encoded, Vec<crate::message::ObjectId>), Error<E>> {
+        self.encode_mut(&mut msg, refs)
+    }
+
+    /// [`encode`](Shared::encode), leaving the message to the caller (who may still need its
+    /// fields, so that they need not be cloned into it).
+    fn encode_mut<E>(
+        self: &Arc<Self>,
+        msg: &mut Message,
         mut refs: Vec<DynObject>,
-    ) -> Result<(Bytes, Vec<crate::message::ObjectId>), Error<E>> {
+    ) -> Result<(Encoded, Vec<crate::message::ObjectId>), Error<E>> {
         let codec = |reason: String| Error::Codec { reason };
-        match &msg {
+        match &*msg {
             Message::Call(Call { args: Args::Positional(values), .. }) => {
                 values.iter().for_each(|v| crate::refs::collect(v, &mut refs))
             }
@@ -537,13 +595,14 @@ impl Shared {
         // Values nested deeper than the node's limit are refused here already, with a clear
         // message (postcard's own drops it).
         let max_depth = self.host.max_depth;
-        let encoded = |msg: &Message| match wire::with_max_depth(max_depth, || msg.encode()) {
+        let encoded = |msg: &Message| match wire::with_max_depth(max_depth, || msg.encode_shared()) {
             (Ok(frame), _) => Ok(frame),
             (Err(_), true) => Err(codec(format!("value nesting exceeds {max_depth} levels"))),
             (Err(e), false) => Err(codec(e.to_string())),
         };
         if refs.is_empty() {
-            let frame = encoded(&msg)?;
+            // A large typed payload goes to the writer as it is, not copied into the frame.
+            let frame = encoded(msg)?;
             return self.check_size(frame).map(|f| (f, Vec::new()));
         }
         let (wire, exported) = match self.export_all(&refs) {
@@ -561,12 +620,12 @@ impl Shared {
                 return Err(Error::from_fault(Fault::new(FaultKind::Overloaded, reason), site, |_| None));
             }
         };
-        match &mut msg {
+        match &mut *msg {
             Message::Call(call) => call.refs = wire,
             Message::Return { refs, .. } => *refs = wire,
             _ => {}
         }
-        let (frame, _) = crate::refs::encoding(refs, || encoded(&msg));
+        let (frame, _) = crate::refs::encoding(refs, || encoded(msg));
         let frame = frame.and_then(|f| self.check_size(f));
         match frame {
             Ok(frame) => Ok((frame, exported)),
@@ -577,7 +636,7 @@ impl Shared {
         }
     }
 
-    fn check_size<E>(&self, frame: Bytes) -> Result<Bytes, Error<E>> {
+    fn check_size<E>(&self, frame: Encoded) -> Result<Encoded, Error<E>> {
         if frame.len() > self.host.max_frame {
             return Err(Error::Codec {
                 reason: format!(
@@ -597,7 +656,7 @@ impl Shared {
         self.out.send(out).map_err(|_| self.disconnected())
     }
 
-    fn send_or_unexport<E>(&self, frame: Bytes, exported: Vec<crate::message::ObjectId>) -> Result<(), Error<E>> {
+    fn send_or_unexport<E>(&self, frame: Encoded, exported: Vec<crate::message::ObjectId>) -> Result<(), Error<E>> {
         let sent = self.send(Out::Frame(frame));
         if sent.is_err() {
             self.unexport(&exported);
@@ -621,7 +680,7 @@ impl Shared {
             *r = Some(reason.to_owned());
         }
         if let Ok(frame) = last.encode() {
-            let _ = self.out.send(Out::Last(frame));
+            let _ = self.out.send(Out::Last(Encoded::Whole(frame)));
         }
         self.finish(reason);
     }
@@ -824,6 +883,27 @@ impl Shared {
         }
         // A serial object takes calls in the order they arrive: take the place in line now.
         let ticket = entry.ticket();
+        // Fast path: a method the object marks inline (short, never blocks) runs right here in
+        // the reader when it completes without waiting (lock free, no queue): no task, no
+        // hand-off, no cancellation token. Anything that would wait gets a task as before.
+        let (inv, ticket) = if entry.inline(inv.method()) {
+            let method = inv.method().to_owned();
+            let mut run = Box::pin(crate::chain::scope(chain, deadline, entry.clone().call_owned(inv, ticket)));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match std::future::Future::poll(run.as_mut(), &mut cx) {
+                std::task::Poll::Ready(reply) => {
+                    self.serving.fetch_sub(1, Ordering::AcqRel);
+                    if !oneway {
+                        let reply = reply.map_err(|f| Box::new(self.with_hop(*f, entry.label(), &method)));
+                        self.reply(id, reply);
+                    }
+                    return;
+                }
+                std::task::Poll::Pending => return self.serve_in_task(id, entry, method, run, oneway, deadline),
+            }
+        } else {
+            (inv, ticket)
+        };
         // A `no_cancel` method runs to the end even if its caller gives up.
         let cancellable = !entry.no_cancel(inv.method());
         let stop = CancellationToken::new();
@@ -870,6 +950,44 @@ impl Shared {
             }
             .instrument(span),
         );
+    }
+
+    /// Serves an inline call that has to wait after all, in a task of its own (cancellable and
+    /// bounded by its deadline, as any call).
+    fn serve_in_task(
+        self: &Arc<Self>,
+        id: u64,
+        entry: Arc<Entry>,
+        method: String,
+        run: std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>,
+        oneway: bool,
+        deadline: Option<Instant>,
+    ) {
+        let stop = CancellationToken::new();
+        lock(&self.running).insert(id, stop.clone());
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let expired = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let reply = tokio::select! {
+                reply = run => Some(reply),
+                _ = stop.cancelled() => None,
+                _ = expired => Some(Err(Box::new(Fault::new(
+                    FaultKind::DeadlineExceeded,
+                    format!("the deadline passed while `{method}` was running; it was stopped"),
+                )))),
+            };
+            lock(&shared.running).remove(&id);
+            shared.serving.fetch_sub(1, Ordering::AcqRel);
+            if let (Some(reply), false) = (reply, oneway) {
+                let reply = reply.map_err(|f| Box::new(shared.with_hop(*f, entry.label(), &method)));
+                shared.reply(id, reply);
+            }
+        });
     }
 
     fn with_hop(&self, mut fault: Fault, object: &str, method: &str) -> Fault {
@@ -1062,7 +1180,11 @@ async fn write_loop(mut rx: mpsc::UnboundedReceiver<Out>, mut writer: FrameWrite
                 }
                 Out::Last(f) => (f, true),
             };
-            if writer.feed(frame).await.is_err() {
+            let fed = match frame {
+                Encoded::Whole(frame) => writer.feed(frame).await,
+                Encoded::Parts(parts) => writer.feed(parts).await,
+            };
+            if fed.is_err() {
                 break 'outer;
             }
             if last {
@@ -1083,7 +1205,7 @@ async fn write_loop(mut rx: mpsc::UnboundedReceiver<Out>, mut writer: FrameWrite
     }
     // Send a pending Goodbye/Abort if the loop ended on cancellation.
     while let Ok(out) = rx.try_recv() {
-        if let Out::Last(frame) = out {
+        if let Out::Last(Encoded::Whole(frame)) = out {
             let _ = writer.send(frame).await;
             break;
         }

@@ -30,6 +30,8 @@ pub struct Entry {
     holders: Holders,
     /// For a serial object, the queue of calls.
     serial: Option<Arc<Serial>>,
+    /// The methods that may run in the connection's reader (see [`Entry::inline`]).
+    inline: Vec<String>,
 }
 
 impl fmt::Debug for Entry {
@@ -42,7 +44,16 @@ impl Entry {
     /// Wraps an object for serving.
     pub fn new<T: Dispatch>(label: impl Into<String>, object: T) -> Self {
         let interface = object.interface();
+        // Only methods the interface lists: a hand-written `Dispatch` cannot make anything else
+        // inline, nor an `async fn` (whose future would be polled in the reader).
+        let inline = object
+            .inline_methods()
+            .iter()
+            .filter(|name| interface.methods.iter().any(|m| m.name == **name && !m.is_async))
+            .map(|name| name.to_string())
+            .collect();
         Entry {
+            inline,
             label: label.into(),
             interface,
             object: Arc::new(tokio::sync::RwLock::new(object)),
@@ -76,6 +87,17 @@ impl Entry {
     /// Whether `method` must run to the end even if its caller cancels (`#[dopy(no_cancel)]`).
     pub fn no_cancel(&self, method: &str) -> bool {
         self.interface.methods.iter().any(|m| m.no_cancel && m.name == method)
+    }
+
+    /// Whether a call of `method` may run in the connection's reader, without a task of its
+    /// own: the object says the method is short and never blocks ([`Dispatch::inline_methods`]).
+    pub fn inline(&self, method: &str) -> bool {
+        !self.forwards && self.serial.is_none() && self.inline.iter().any(|m| m == method)
+    }
+
+    /// [`call`](Entry::call) on a shared entry, as a future that owns it (`'static`).
+    pub async fn call_owned(self: Arc<Self>, inv: Invocation, ticket: Option<Ticket>) -> Reply {
+        self.call(inv, ticket).await
     }
 
     /// Whether this entry forwards calls to an object elsewhere.

@@ -190,6 +190,11 @@ impl<'a> Method<'a> {
     pub(crate) fn is_no_cancel(&self) -> bool {
         self.attrs.no_cancel.is_some()
     }
+
+    /// Whether the method may run in the connection's reader (`#[dopy(inline)]`).
+    pub(crate) fn is_inline(&self) -> bool {
+        self.attrs.inline.is_some()
+    }
 }
 
 impl<'a> Receiver<'a> {

@@ -14,6 +14,7 @@ mod kw {
     syn::custom_keyword!(skip);
     syn::custom_keyword!(oneway);
     syn::custom_keyword!(no_cancel);
+    syn::custom_keyword!(inline);
 }
 
 /// The name of our helper attribute.
@@ -30,6 +31,8 @@ pub(crate) struct MethodAttrs {
     pub(crate) oneway: Option<kw::oneway>,
     /// `no_cancel`: the method runs to the end even if its caller cancels or times out.
     pub(crate) no_cancel: Option<kw::no_cancel>,
+    /// `inline`: short and never blocks; may run in the connection's reader, without a task.
+    pub(crate) inline: Option<kw::inline>,
 }
 
 /// One key inside `#[dopy(..)]`.
@@ -38,6 +41,7 @@ enum Key {
     Skip(kw::skip),
     Oneway(kw::oneway),
     NoCancel(kw::no_cancel),
+    Inline(kw::inline),
 }
 
 impl Parse for Key {
@@ -53,11 +57,13 @@ impl Parse for Key {
             Ok(Key::Oneway(input.parse()?))
         } else if lookahead.peek(kw::no_cancel) {
             Ok(Key::NoCancel(input.parse()?))
+        } else if lookahead.peek(kw::inline) {
+            Ok(Key::Inline(input.parse()?))
         } else if input.peek(syn::Ident) {
             let unknown: syn::Ident = input.parse()?;
             Err(syn::Error::new_spanned(
                 &unknown,
-                format!("unknown #[dopy] key `{unknown}`; expected `name`, `skip`, `oneway` or `no_cancel`"),
+                format!("unknown #[dopy] key `{unknown}`; expected `name`, `skip`, `oneway`, `no_cancel` or `inline`"),
             ))
         } else {
             Err(lookahead.error())
@@ -87,6 +93,7 @@ pub(crate) fn method_attrs(attrs: &[Attribute]) -> syn::Result<MethodAttrs> {
                 Key::Skip(kw) => errors.check(set(&mut out.skip, kw, &kw, "skip")),
                 Key::Oneway(kw) => errors.check(set(&mut out.oneway, kw, &kw, "oneway")),
                 Key::NoCancel(kw) => errors.check(set(&mut out.no_cancel, kw, &kw, "no_cancel")),
+                Key::Inline(kw) => errors.check(set(&mut out.inline, kw, &kw, "inline")),
             };
         }
     }
@@ -102,6 +109,9 @@ pub(crate) fn method_attrs(attrs: &[Attribute]) -> syn::Result<MethodAttrs> {
         }
         if let Some(kw) = &out.no_cancel {
             errors.push(syn::Error::new_spanned(kw, "a #[dopy(skip)] method is local: it cannot be `no_cancel`"));
+        }
+        if let Some(kw) = &out.inline {
+            errors.push(syn::Error::new_spanned(kw, "a #[dopy(skip)] method is local: it cannot be `inline`"));
         }
     }
     errors.finish().map(|()| out)
@@ -219,7 +229,7 @@ mod tests {
                 #[dopy(foo)]
                 fn f() {}
             )),
-            "unknown #[dopy] key `foo`; expected `name`, `skip`, `oneway` or `no_cancel`"
+            "unknown #[dopy] key `foo`; expected `name`, `skip`, `oneway`, `no_cancel` or `inline`"
         );
         assert_eq!(
             error(parse_quote!(
@@ -241,7 +251,7 @@ mod tests {
                 #[dopy(foo)]
                 fn f() {}
             )),
-            "unknown #[dopy] key `foo`; expected `name`, `skip`, `oneway` or `no_cancel` \
+            "unknown #[dopy] key `foo`; expected `name`, `skip`, `oneway`, `no_cancel` or `inline` \
              | a #[dopy(skip)] method is local: it cannot be `oneway`"
         );
     }

@@ -114,6 +114,12 @@ impl Method<'_> {
                 ));
             }
         }
+        if let (Some(kw), Some(_)) = (&self.attrs.inline, &sig.asyncness) {
+            errors.push(syn::Error::new_spanned(
+                kw,
+                "#[dopy(inline)] is for short synchronous methods: an `async fn` always runs in a task of its own",
+            ));
+        }
         errors.finish()
     }
 }

@@ -65,6 +65,17 @@ pub(crate) fn impl_dispatch(service: &Service<'_>, local_object: bool) -> TokenS
         .iter()
         .any(|m| m.original.attrs.iter().any(|a| a.path().is_ident("deprecated")))
         .then(|| quote!(#[allow(deprecated)]));
+    // `#[dopy(inline)]` methods, for the connection's fast path (remote objects only: a local
+    // object's calls always go through its executor).
+    let inline_names: Vec<&str> =
+        service.methods.iter().filter(|m| m.is_inline()).map(|m| m.remote_name.as_str()).collect();
+    let inline = (!local_object && !inline_names.is_empty()).then(|| {
+        quote! {
+            fn inline_methods(&self) -> &'static [&'static str] {
+                &[#(#inline_names),*]
+            }
+        }
+    });
     quote! {
         #[automatically_derived]
         #deprecated
@@ -72,6 +83,8 @@ pub(crate) fn impl_dispatch(service: &Service<'_>, local_object: bool) -> TokenS
             fn interface(&self) -> #p::Interface {
                 __DOPY_INTERFACE
             }
+
+            #inline
 
             fn dispatch(&self, #call_mut #call: #p::Invocation) -> #dispatched<'_> {
                 #body

@@ -1,0 +1,163 @@
+//! `#[dopy(inline)]` methods: served in the connection's reader when they can complete at once,
+//! in a task of their own when they would wait; results, errors and panics as for any method.
+
+// Test fixtures are not public API.
+#![allow(missing_debug_implementations)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dopy::{Error, Node, Proxy, Value};
+
+/// A counter whose reads are inline.
+#[derive(Default)]
+pub struct Counter {
+    n: AtomicU64,
+    exclusive: u64,
+}
+
+#[dopy::remote]
+impl Counter {
+    /// Adds `by` and returns the new count.
+    #[dopy(inline)]
+    pub fn add(&self, by: u64) -> u64 {
+        self.n.fetch_add(by, Ordering::SeqCst) + by
+    }
+
+    /// Fails for an odd count.
+    #[dopy(inline)]
+    pub fn even(&self, n: u64) -> Result<u64, String> {
+        if n.is_multiple_of(2) {
+            Ok(n)
+        } else {
+            Err(format!("{n} is odd"))
+        }
+    }
+
+    /// Panics.
+    #[dopy(inline)]
+    pub fn explode(&self) -> u64 {
+        panic!("inline boom")
+    }
+
+    /// An inline method with exclusive access.
+    #[dopy(inline)]
+    pub fn bump(&mut self) -> u64 {
+        self.exclusive += 1;
+        self.exclusive
+    }
+
+    /// Holds the object exclusively for a while (not inline: it awaits).
+    pub async fn hold(&mut self, millis: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        self.exclusive
+    }
+}
+
+/// An object on the same connection that is not inline.
+#[derive(Default)]
+pub struct Echo;
+
+#[dopy::remote]
+impl Echo {
+    /// The same text back.
+    pub fn echo(&self, text: String) -> String {
+        text
+    }
+}
+
+async fn serve() -> (Node, String) {
+    let node = Node::new();
+    node.publish("counter", Counter::default()).unwrap();
+    node.publish("echo", Echo).unwrap();
+    let endpoint = node.listen("tcp://127.0.0.1:0").await.unwrap();
+    (node, endpoint.to_string())
+}
+
+/// Within a generous bound: these tests assert behaviour, never speed.
+async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f).await.unwrap_or_else(|_| panic!("{what} hung"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_calls_give_the_same_results_errors_and_panics_as_any_call() {
+    let (_server, url) = serve().await;
+    let counter: CounterProxy = Node::new().proxy(&format!("{url}/counter")).await.unwrap();
+
+    // Many calls in flight at once on one connection: every one answered, none lost.
+    let calls = (0..500).map(|_| counter.add(1));
+    let results = bounded("500 pipelined calls", futures_util::future::join_all(calls)).await;
+    let mut results: Vec<u64> = results.into_iter().map(Result::unwrap).collect();
+    results.sort_unstable();
+    assert_eq!(results, (1..=500).collect::<Vec<_>>());
+
+    assert_eq!(counter.even(4).await.unwrap(), 4);
+    match counter.even(3).await.unwrap_err() {
+        Error::Method { error, .. } => assert_eq!(error, "3 is odd"),
+        other => panic!("expected the method's error, got {other:#}"),
+    }
+
+    let err = counter.explode().await.unwrap_err();
+    assert!(matches!(err, Error::Panic(_)), "{err:#}");
+    assert!(format!("{err:#}").contains("inline boom"), "{err:#}");
+    // The panic did not take the connection's reader down.
+    assert_eq!(counter.add(0).await.unwrap(), 500);
+    assert_eq!(counter.bump().await.unwrap(), 1);
+    assert_eq!(counter.bump().await.unwrap(), 2);
+
+    // A dynamic caller reaches the same inline methods.
+    let dynamic = Node::new().object(&format!("{url}/counter")).await.unwrap();
+    assert_eq!(dynamic.call("add", [Value::UInt(5)]).await.unwrap(), Value::UInt(505));
+}
+
+/// An inline call that would wait (the object is held by a `&mut self` call) is served in a
+/// task instead: it completes once the object is free, and meanwhile the connection serves
+/// other calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_call_that_would_wait_does_not_hold_the_connection() {
+    let (_server, url) = serve().await;
+    let node = Node::new();
+    let counter: CounterProxy = node.proxy(&format!("{url}/counter")).await.unwrap();
+    let echo: EchoProxy = node.proxy(&format!("{url}/echo")).await.unwrap();
+
+    let hold = tokio::spawn({
+        let counter = counter.clone();
+        async move { counter.hold(1_000).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waiting = tokio::spawn({
+        let counter = counter.clone();
+        async move { counter.bump().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "bump ran while `hold` had the object");
+
+    // The same connection still serves: the reader is not stuck behind the waiting call.
+    let answered = Arc::new(AtomicU64::new(0));
+    for i in 0..20 {
+        assert_eq!(bounded("echo", echo.echo(format!("{i}"))).await.unwrap(), format!("{i}"));
+        answered.fetch_add(1, Ordering::SeqCst);
+    }
+    assert!(!hold.is_finished(), "the echoes were answered while the object was held");
+
+    assert_eq!(bounded("hold", hold).await.unwrap().unwrap(), 0);
+    assert_eq!(bounded("the waiting bump", waiting).await.unwrap().unwrap(), 1);
+    assert_eq!(answered.load(Ordering::SeqCst), 20);
+}
+
+/// A fallen-back inline call keeps the caller's deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_inline_call_honours_its_deadline() {
+    let (_server, url) = serve().await;
+    let counter: CounterProxy = Node::new().proxy(&format!("{url}/counter")).await.unwrap();
+    let hold = tokio::spawn({
+        let counter = counter.clone();
+        async move { counter.hold(1_500).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = bounded("bump with a deadline", counter.with_timeout(Duration::from_millis(200)).bump()).await;
+    assert!(matches!(err, Err(Error::DeadlineExceeded(_))), "{err:?}");
+    assert_eq!(bounded("hold", hold).await.unwrap().unwrap(), 0, "the timed-out bump never ran");
+    assert_eq!(counter.bump().await.unwrap(), 1);
+}
