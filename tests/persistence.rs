@@ -128,23 +128,25 @@ async fn sigkill_at_random_points_loses_no_acknowledged_change() {
             let acked = acked.clone();
             let first = sent;
             sent += 1000;
+            // Each task says whether the kill cut it off (a call in flight failed), rather than
+            // it finishing its 1000 changes first.
             tasks.push(tokio::spawn(async move {
                 for id in first..first + 1000 {
                     match ledger.apply(id).await {
                         Ok(_) => acked.lock().unwrap().insert(id),
-                        Err(Error::Disconnected { .. }) => return,
+                        Err(Error::Disconnected { .. }) => return true,
                         Err(e) => panic!("unexpected error: {e:#}"),
                     };
                 }
+                false
             }));
         }
         tokio::time::sleep(Duration::from_millis(random.below(40))).await;
         child.kill().await;
         for task in tasks {
-            if !task.is_finished() {
+            if task.await.unwrap() {
                 killed_with_calls_in_flight += 1;
             }
-            task.await.unwrap();
         }
     }
     assert!(!acked.lock().unwrap().is_empty(), "some changes were acknowledged");
