@@ -69,7 +69,8 @@ pub const NAME: &str = "bench";
 ///
 /// If no loopback port can be bound.
 pub async fn serve() -> (Node, String) {
-    let node = Node::new();
+    // The memory workload exports 100,000 objects on one connection (default limit 65,536).
+    let node = Node::builder().max_exports(1 << 20).build();
     node.publish(NAME, BenchObject { report: Report::sample() }).expect("publish");
     let endpoint = node.listen("tcp://127.0.0.1:0").await.expect("listen");
     (node, format!("{endpoint}/{NAME}"))
