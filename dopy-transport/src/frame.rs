@@ -1,11 +1,13 @@
 //! Frame layout and limits: a 4-byte little-endian length followed by that many payload bytes.
 //!
 //! Framing itself is `tokio_util`'s [`LengthDelimitedCodec`]; this module fixes its settings
-//! (the layout is part of the public protocol, see `PROTOCOL.md`) and classifies its errors.
+//! (the layout is part of the public protocol, see `PROTOCOL.md`), reports a stream that ends
+//! inside a frame ([`FrameCodec`]) and classifies its errors.
 
 use std::io;
 
-use tokio_util::codec::{length_delimited, LengthDelimitedCodec};
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::{length_delimited, Decoder, Encoder, LengthDelimitedCodec};
 
 /// Size of the length prefix in bytes.
 pub const HEADER_LEN: usize = 4;
@@ -43,12 +45,55 @@ impl FrameError {
 }
 
 /// Builds the codec for the protocol's frame layout with the given maximum payload size.
-pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
+pub fn codec(max_frame: usize) -> FrameCodec {
+    let inner = LengthDelimitedCodec::builder()
         .length_field_length(HEADER_LEN)
         .little_endian()
         .max_frame_length(max_frame)
-        .new_codec()
+        .new_codec();
+    FrameCodec { inner, in_frame: false }
+}
+
+/// The protocol's frame codec: [`LengthDelimitedCodec`] with the protocol's settings, which
+/// also reports a stream that ends right after a frame's header as truncated.
+///
+/// `LengthDelimitedCodec` takes a header out of the buffer as soon as it is complete; when the
+/// stream then ends before any of the payload came, its buffer is empty and the default
+/// `decode_eof` took that for a clean end. A stream cut anywhere inside a frame is an error.
+#[derive(Debug)]
+pub struct FrameCodec {
+    inner: LengthDelimitedCodec,
+    /// Whether a header was taken out of the buffer and its payload is still awaited.
+    in_frame: bool,
+}
+
+impl Decoder for FrameCodec {
+    type Item = BytesMut;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        let before = src.len();
+        let frame = self.inner.decode(src)?;
+        // The inner codec consumes input only to take a header or a whole frame.
+        self.in_frame = frame.is_none() && (self.in_frame || src.len() < before);
+        Ok(frame)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() && !self.in_frame => Ok(None),
+            None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the stream ended inside a frame")),
+        }
+    }
+}
+
+impl Encoder<Bytes> for FrameCodec {
+    type Error = io::Error;
+
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> io::Result<()> {
+        self.inner.encode(frame, dst)
+    }
 }
 
 #[cfg(test)]
@@ -72,5 +117,23 @@ mod tests {
         let mut buf = BytesMut::from(&[5u8, 0, 0, 0, 1, 2, 3, 4, 5][..]);
         let err = c.decode(&mut buf).unwrap_err();
         assert!(matches!(FrameError::from_read(err, 4), FrameError::TooLarge { max: 4 }));
+    }
+
+    /// Found by the `frame` fuzz target: a stream cut right after a header (no payload byte
+    /// yet) was taken for a clean end.
+    #[test]
+    fn stream_ending_inside_a_frame_is_an_error() {
+        for cut in [&[3u8, 0, 0][..], &[3, 0, 0, 0], &[3, 0, 0, 0, 1, 2]] {
+            let mut c = codec(16);
+            let mut buf = BytesMut::from(cut);
+            assert!(c.decode(&mut buf).unwrap().is_none());
+            let err = c.decode_eof(&mut buf).unwrap_err();
+            assert!(matches!(FrameError::from_read(err, 16), FrameError::Io(_)), "cut after {cut:?}");
+        }
+        let mut c = codec(16);
+        let mut buf = BytesMut::from(&[1u8, 0, 0, 0, 7, 0, 0, 0, 0][..]);
+        assert_eq!(&c.decode_eof(&mut buf).unwrap().unwrap()[..], &[7]);
+        assert_eq!(&c.decode_eof(&mut buf).unwrap().unwrap()[..], &[] as &[u8]);
+        assert!(c.decode_eof(&mut buf).unwrap().is_none());
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::codec::FramedRead;
 
 use crate::handshake::{self, HandshakeError, Secret};
 use crate::{frame, TransportError};
@@ -21,7 +21,7 @@ pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Incoming frames: a `Stream` of `Result<BytesMut, io::Error>`.
-pub type FrameReader = FramedRead<BoxRead, LengthDelimitedCodec>;
+pub type FrameReader = FramedRead<BoxRead, frame::FrameCodec>;
 
 /// Outgoing frames: a `Sink<Bytes>`; `feed` several frames and `flush` once to batch writes.
 ///
