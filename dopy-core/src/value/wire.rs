@@ -30,8 +30,10 @@
 //!
 //! Decoding faces untrusted input: values nested more than [`MAX_DEPTH`] levels deep are
 //! rejected (on encoding too, so that a peer never receives what it would refuse), and no
-//! length read from the input pre-allocates more than 4096 elements. A connection applies its
-//! node's own limit instead with [`with_max_depth`].
+//! length read from the input pre-allocates more than 4 KiB: every level of a nested value
+//! may pre-allocate, so a few KiB of input nesting claims of 4096 elements would otherwise
+//! allocate 128 times 4096 elements of 80 bytes or more (found by `dopy-core/tests/props.rs`).
+//! A connection applies its node's own nesting limit instead with [`with_max_depth`].
 //!
 //! Postcard discards the message of custom errors: through postcard, an invalid tag or an
 //! excessive nesting is reported as its generic serde error ([`with_max_depth`] says which
@@ -106,8 +108,8 @@ pub fn with_max_depth<T>(levels: usize, f: impl FnOnce() -> T) -> (T, bool) {
     (out, EXCEEDED.with(Cell::get))
 }
 
-/// Elements pre-allocated from a length read from the input, at most.
-const MAX_PREALLOC: usize = 4096;
+/// Bytes pre-allocated from a length read from the input, at most (per sequence).
+const MAX_PREALLOC_BYTES: usize = 4096;
 
 /// The serde name of the wire enum.
 const NAME: &str = "Value";
@@ -453,7 +455,8 @@ fn collect<'de, A: SeqAccess<'de>, T: DeserializeSeed<'de> + Copy>(
     mut seq: A,
     seed: T,
 ) -> Result<Vec<T::Value>, A::Error> {
-    let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_PREALLOC));
+    let most = MAX_PREALLOC_BYTES / std::mem::size_of::<T::Value>().max(1);
+    let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(most));
     while let Some(item) = seq.next_element_seed(seed)? {
         items.push(item);
     }
