@@ -1,7 +1,7 @@
 //! Property tests of the decoders and encodings (proptest; see `docs/FUZZING.md`).
 //!
 //! - any byte string given to the message decoder or the `Value` decoder gives a value or an
-//!   error, never a panic, and allocates within a bound (measured with a counting global
+//!   error, never a panic, and allocates within a bound (peak measured with a peak-tracking global
 //!   allocator, in this test binary only);
 //! - `Value` trees (bounded depth) and typed (postcard) data round-trip through their encodings.
 //!
@@ -16,13 +16,13 @@ use bytes::Bytes;
 use dopy_core::dispatch::ArgList;
 use dopy_core::message::{self, Args, Call, Message, Outcome, Payload, RefWire, Target};
 use dopy_core::value::{from_value, to_value, wire, Value};
+use peakmem_alloc::{PeakMemAlloc, PeakMemAllocTrait, INSTRUMENTED_SYSTEM};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+static GLOBAL: &PeakMemAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -31,13 +31,12 @@ fn measuring() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Bytes allocated while `f` runs (reallocations count their growth): an upper bound of how
-/// much more memory was in use at any moment.
+/// The most memory in use while `f` runs, above what was in use before: the peak of bytes
+/// allocated minus bytes freed (reallocations count their difference).
 fn allocated_by<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let region = Region::new(GLOBAL);
+    GLOBAL.reset_peak_memory();
     let r = f();
-    let change = region.change();
-    (r, change.bytes_allocated + usize::try_from(change.bytes_reallocated).unwrap_or(0))
+    (r, GLOBAL.get_peak_memory())
 }
 
 /// The most a decode of `len` bytes may allocate.
@@ -51,7 +50,9 @@ fn decode_budget(len: usize) -> usize {
     4 * 1024 * 1024 + 64 * len
 }
 
+/// `cases` per property, unless `PROPTEST_CASES` asks for another number.
 fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(cases);
     ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
