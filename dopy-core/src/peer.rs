@@ -472,7 +472,14 @@ impl Connection {
                 Err(_) => Err(shared.disconnected()),
             };
         }
-        let rx = shared.register(id)?;
+        let rx = match shared.register(id) {
+            Ok(rx) => rx,
+            Err(e) => {
+                // The connection has ended: the references exported for this call go too.
+                shared.unexport(&exported);
+                return Err(e);
+            }
+        };
         // If this future is dropped before the reply arrives: forget the slot, tell the peer.
         let mut guard = PendingGuard { shared, id, armed: true };
         shared.send_or_unexport(frame, exported)?;
@@ -695,6 +702,10 @@ impl Shared {
             }
         }
         self.closed.cancel();
+        // The peer's calls still running have no one to answer any more: stop them, as a
+        // `Cancel` would (`no_cancel` methods run on).
+        let running: Vec<CancellationToken> = lock(&self.running).drain().map(|(_, stop)| stop).collect();
+        running.iter().for_each(CancellationToken::cancel);
         let pending = lock(&self.pending).take();
         for (_, slot) in pending.into_iter().flatten() {
             let _ = slot.send(Err(reason.to_owned()));
@@ -909,6 +920,10 @@ impl Shared {
         let stop = CancellationToken::new();
         if cancellable {
             lock(&self.running).insert(id, stop.clone());
+            // Ended meanwhile: `finish` has already stopped the calls it found.
+            if self.closed.is_cancelled() {
+                stop.cancel();
+            }
         }
         let shared = self.clone();
         let span = tracing::debug_span!("dopy.serve", object = entry.label(), method = inv.method(), id);

@@ -1,0 +1,387 @@
+//! Conformance under transport faults: plain calls, returned objects, callbacks and oneway calls
+//! over a stream that drops, stalls, trickles one byte at a time or corrupts a byte, on either
+//! side and at chosen points. Every call ends (an error within a second of the fault, or its
+//! deadline), nothing leaks on either side, and the next connection works.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use dopy::{Error, Node, Proxy, Remote};
+use serde_bytes::ByteBuf;
+use support::faulty::{self, Fault, Pair, When};
+use support::hub::{Hub, HubProxy, Live, Sink};
+
+/// A call still running after this has hung: the test fails.
+const HANG: Duration = Duration::from_secs(15);
+
+/// The promise: a call ends within this much of the fault (or of its deadline).
+const PROMPT: Duration = Duration::from_secs(1);
+
+/// How long releases (which travel asynchronously) may take to settle.
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// Panics anywhere in the process (a task of the library included), counted by a hook.
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+fn count_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+            default(info);
+        }));
+    });
+}
+
+/// How a step of the script ended.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum End {
+    /// With the right result.
+    Correct,
+    /// With a result, but not the right one (a corrupted argument).
+    Wrong(String),
+    /// With an error of this kind.
+    Failed(&'static str),
+}
+
+fn kind<E>(e: &Error<E>) -> &'static str {
+    match e {
+        Error::Method { .. } => "method",
+        Error::Panic(_) => "panic",
+        Error::NoSuchObject(_) => "no such object",
+        Error::NoSuchMethod(_) => "no such method",
+        Error::BadArguments(_) => "bad arguments",
+        Error::Overloaded(_) => "overloaded",
+        Error::DeadlineExceeded(_) => "deadline exceeded",
+        Error::Cancelled(_) => "cancelled",
+        Error::Unauthorized(_) => "unauthorized",
+        Error::Protocol { .. } => "protocol",
+        Error::Disconnected { .. } => "disconnected",
+        Error::Codec { .. } => "codec",
+        _ => "other",
+    }
+}
+
+fn end<T: PartialEq + std::fmt::Debug, E>(got: Result<T, Error<E>>, want: T) -> End {
+    match got {
+        Ok(v) if v == want => End::Correct,
+        Ok(v) => End::Wrong(format!("{v:?}")),
+        Err(e) => End::Failed(kind(&e)),
+    }
+}
+
+/// Runs one step, failing the test if it hangs or outlives its deadline by more than
+/// [`PROMPT`]; returns how it ended.
+async fn step<F: std::future::Future<Output = End>>(name: &str, deadline: Option<Duration>, f: F) -> End {
+    let started = Instant::now();
+    let Ok(end) = tokio::time::timeout(HANG, f).await else {
+        panic!("`{name}` hung for {HANG:?}");
+    };
+    let took = started.elapsed();
+    let bound = deadline.unwrap_or_default() + PROMPT;
+    assert!(took <= bound, "`{name}` took {took:?} (bound {bound:?}), ended {end:?}");
+    end
+}
+
+/// A server publishing a [`Hub`] and a client node, with drop counters on both sides.
+struct World {
+    server: Node,
+    client: Node,
+    tallies: Live,
+    notes: Arc<AtomicUsize>,
+    sinks: Live,
+}
+
+impl World {
+    fn new() -> World {
+        count_panics();
+        let hub = Hub::default();
+        let (tallies, notes) = (hub.tallies.clone(), hub.notes.clone());
+        let server = Node::builder().name("fault-server").build();
+        server.publish("hub", hub).unwrap();
+        World { server, client: Node::builder().name("fault-client").build(), tallies, notes, sinks: Live::default() }
+    }
+
+    async fn pair(&self) -> Pair {
+        faulty::pair(&self.server, &self.client).await
+    }
+
+    /// Runs every kind of call once, in order, each with `deadline`; returns how each ended.
+    async fn script(&self, pair: &Pair, deadline: Option<Duration>) -> Vec<(&'static str, End)> {
+        let mut hub: HubProxy = pair.proxy("hub");
+        if let Some(d) = deadline {
+            hub = hub.with_timeout(d);
+        }
+        let data = ByteBuf::from((0..200u8).collect::<Vec<u8>>());
+        let mut out = Vec::new();
+        out.push(("add", step("add", deadline, async { end(hub.add(0, 2, 3).await, 5) }).await));
+        out.push(("echo", step("echo", deadline, async { end(hub.echo(0, data.clone()).await, data.clone()) }).await));
+        let opened = step("open", deadline, async {
+            match hub.open(0, 10).await {
+                Ok(tally) => {
+                    let tally = match deadline {
+                        Some(d) => tally.with_timeout(d),
+                        None => tally.into_proxy(),
+                    };
+                    end(tally.bump(1).await, 11)
+                }
+                Err(e) => End::Failed(kind(&e)),
+            }
+        });
+        out.push(("returned object", opened.await));
+        let sink = Remote::new(Sink::new(&self.sinks));
+        let called = step("callback", deadline, async { end(hub.call_back(sink.proxy().clone(), 3, 0).await, 21) });
+        out.push(("callback", called.await));
+        drop(sink);
+        let notes = self.notes.load(Ordering::SeqCst);
+        let mut oneway = End::Correct;
+        for _ in 0..3 {
+            if let End::Failed(k) = step("oneway", deadline, async { end(hub.note("n".into()).await, ()) }).await {
+                oneway = End::Failed(k);
+            }
+        }
+        out.push(("oneway", oneway.clone()));
+        out.push(("add after oneway", step("add", deadline, async { end(hub.add(0, 40, 2).await, 42) }).await));
+        if oneway == End::Correct && out.iter().all(|(_, e)| *e == End::Correct) {
+            // The notes were sent before the last call, on the same connection.
+            let until = Instant::now() + SETTLE;
+            while self.notes.load(Ordering::SeqCst) < notes + 3 && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert!(self.notes.load(Ordering::SeqCst) >= notes + 3, "oneway calls lost on a working connection");
+        }
+        out
+    }
+
+    /// Closes the pair from the client (a stalled server end is dropped too, as the network
+    /// finally would) and checks that nothing is left on either side: connections closed,
+    /// streams released, no exports, imports or objects alive.
+    async fn assert_released(&self, pair: &Pair, what: &str) {
+        pair.client.close();
+        assert!(
+            pair.client_faults.wait_released(PROMPT).await,
+            "{what}: the client kept its stream after closing the connection"
+        );
+        if tokio::time::timeout(PROMPT, pair.server.closed()).await.is_err() {
+            // The server can only learn of a stalled or black-holed peer from the network.
+            pair.server_faults.strike(Fault::Drop);
+        }
+        let server_closed = tokio::time::timeout(PROMPT, pair.server.closed()).await;
+        assert!(server_closed.is_ok(), "{what}: the server connection outlived its stream");
+        assert!(pair.server_faults.wait_released(PROMPT).await, "{what}: the server kept its stream");
+        for (side, conn) in [("client", &pair.client), ("server", &pair.server)] {
+            assert_eq!(conn.exported_count(), 0, "{what}: {side} exports left");
+            assert_eq!(conn.imported_count(), 0, "{what}: {side} imports left");
+        }
+        assert_eq!(self.tallies.settle(0, SETTLE).await, 0, "{what}: returned objects leaked on the server");
+        assert_eq!(self.sinks.settle(0, SETTLE).await, 0, "{what}: callback objects leaked on the client");
+    }
+
+    /// A fresh connection to the same server works fully.
+    async fn assert_next_connection_works(&self, what: &str) {
+        let pair = self.pair().await;
+        let ends = self.script(&pair, None).await;
+        assert!(ends.iter().all(|(_, e)| *e == End::Correct), "{what}: the next connection failed: {ends:?}");
+        self.assert_released(&pair, what).await;
+    }
+}
+
+/// The script's byte counts on a healthy connection: (written, read) by the client after the
+/// handshake.
+async fn script_size(world: &World) -> (u64, u64) {
+    let pair = world.pair().await;
+    let (w0, r0) = (pair.client_faults.written(), pair.client_faults.read());
+    let ends = world.script(&pair, None).await;
+    assert!(ends.iter().all(|(_, e)| *e == End::Correct), "{ends:?}");
+    let size = (pair.client_faults.written() - w0, pair.client_faults.read() - r0);
+    world.assert_released(&pair, "healthy").await;
+    size
+}
+
+/// Offsets `0..len` spread over about `runs` points (every offset when there are few).
+fn offsets(len: u64, runs: u64) -> impl Iterator<Item = u64> {
+    (0..len).step_by((len / runs).max(1) as usize)
+}
+
+/// A healthy faulty-transport connection carries every kind of call (the baseline the
+/// fault tests compare to), and releases everything when closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_connection_carries_every_kind_of_call() {
+    let world = World::new();
+    let (written, read) = script_size(&world).await;
+    assert!(written > 200 && read > 200, "the script moved {written}/{read} bytes");
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+}
+
+/// A connection dropped at any point of the script (on either side, while writing or
+/// reading) fails the calls it interrupts with `Disconnected`, promptly, leaks nothing, and
+/// the next connection works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_at_any_point_disconnects_promptly_and_leaks_nothing() {
+    let world = World::new();
+    let (written, read) = script_size(&world).await;
+    let mut runs = 0;
+    let mut interrupted = 0;
+    for (side, client_side) in [("client", true), ("server", false)] {
+        // What the client writes, the server reads.
+        let (written, read) = if client_side { (written, read) } else { (read, written) };
+        for (dir, len) in [("written", written), ("read", read)] {
+            for at in offsets(len, 25) {
+                let trigger = if dir == "written" { When::AfterWritten(at) } else { When::AfterRead(at) };
+                let pair = world.pair().await;
+                let faults = if client_side { &pair.client_faults } else { &pair.server_faults };
+                faults.arm(Fault::Drop, trigger);
+                let ends = world.script(&pair, None).await;
+                let what = format!("drop on the {side} after {at} bytes {dir}");
+                let first_failure = ends.iter().position(|(_, e)| *e != End::Correct);
+                if let Some(i) = first_failure {
+                    interrupted += 1;
+                    for (name, e) in &ends[i..] {
+                        assert_eq!(*e, End::Failed("disconnected"), "{what}: `{name}`: {ends:?}");
+                    }
+                }
+                assert!(faults.fired(), "{what}: the fault never struck");
+                world.assert_released(&pair, &what).await;
+                runs += 1;
+            }
+        }
+    }
+    assert!(interrupted >= runs / 2, "only {interrupted} of {runs} runs were interrupted");
+    world.assert_next_connection_works("after drops").await;
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+}
+
+/// Calls of every kind in flight (a slow call, a slow echo, a returned object on its way, a
+/// callback being served by the client) when the connection drops, on either side: each ends
+/// with `Disconnected` within a second; a oneway call after it fails the same way; nothing
+/// leaks; the next connection works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_with_calls_in_flight_disconnects_each_within_a_second() {
+    let world = World::new();
+    for client_side in [true, false] {
+        let pair = world.pair().await;
+        let in_flight = InFlight::start(&world, &pair, None).await;
+        let faults = if client_side { &pair.client_faults } else { &pair.server_faults };
+        faults.strike(Fault::Drop);
+        let struck = Instant::now();
+        let ends = in_flight.finish().await;
+        let took = struck.elapsed();
+        assert!(took <= PROMPT, "calls in flight ended {took:?} after the drop");
+        for (name, e) in &ends {
+            assert_eq!(*e, End::Failed("disconnected"), "`{name}` (drop on the client side: {client_side})");
+        }
+        let hub: HubProxy = pair.proxy("hub");
+        let oneway = step("oneway after drop", None, async { end(hub.note("late".into()).await, ()) }).await;
+        assert_eq!(oneway, End::Failed("disconnected"));
+        drop(hub);
+        world.assert_released(&pair, "drop in flight").await;
+    }
+    world.assert_next_connection_works("after drops in flight").await;
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+}
+
+/// Calls of every kind in flight at once, held on the server (and one callback held on the
+/// client) until a fault strikes.
+struct InFlight {
+    tasks: Vec<(&'static str, tokio::task::JoinHandle<End>)>,
+}
+
+impl InFlight {
+    /// Starts the calls (each with `deadline`) and waits until the server serves all four and
+    /// the client serves the callback.
+    async fn start(world: &World, pair: &Pair, deadline: Option<Duration>) -> InFlight {
+        let mut hub: HubProxy = pair.proxy("hub");
+        if let Some(d) = deadline {
+            hub = hub.with_timeout(d);
+        }
+        let mut tasks = Vec::new();
+        let h = hub.clone();
+        tasks.push(("slow add", tokio::spawn(async move { end(h.add(60_000, 1, 2).await, 3) })));
+        let h = hub.clone();
+        let data = ByteBuf::from(vec![7u8; 4096]);
+        tasks.push(("slow echo", tokio::spawn(async move { end(h.echo(60_000, data.clone()).await, data) })));
+        let h = hub.clone();
+        tasks.push((
+            "returned object",
+            tokio::spawn(async move {
+                match h.open(60_000, 1).await {
+                    Ok(t) => end(t.bump(1).await, 2),
+                    Err(e) => End::Failed(kind(&e)),
+                }
+            }),
+        ));
+        let mut sink = Sink::new(&world.sinks);
+        sink.delay = Duration::from_secs(60);
+        let sink = Remote::new(sink);
+        let h = hub.clone();
+        tasks.push((
+            "callback",
+            tokio::spawn(async move {
+                let r = h.call_back(sink.proxy().clone(), 1, 0).await;
+                drop(sink);
+                end(r, 7)
+            }),
+        ));
+        let until = Instant::now() + HANG;
+        while (pair.server.serving_count() < 4 || pair.client.serving_count() < 1) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!((pair.server.serving_count(), pair.client.serving_count()), (4, 1), "calls in flight");
+        InFlight { tasks }
+    }
+
+    /// Waits for every call to end (failing the test if one hangs).
+    async fn finish(self) -> Vec<(&'static str, End)> {
+        let mut out = Vec::new();
+        for (name, task) in self.tasks {
+            match tokio::time::timeout(HANG, task).await {
+                Ok(end) => out.push((name, end.unwrap())),
+                Err(_) => panic!("`{name}` hung for {HANG:?}"),
+            }
+        }
+        out
+    }
+}
+
+/// Regression: a call passing a reference on a connection that has already ended fails with
+/// `Disconnected` and does not leave the reference exported (held alive) on the dead
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_with_a_reference_on_an_ended_connection_exports_nothing() {
+    let world = World::new();
+    let pair = world.pair().await;
+    let hub: HubProxy = pair.proxy("hub");
+    pair.client_faults.strike(Fault::Drop);
+    pair.client.closed().await;
+    // Let the end of the connection complete (its pending calls failed, its tables cleared).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sink = Remote::new(Sink::new(&world.sinks));
+    let e = step("callback", None, async { end(hub.call_back(sink.proxy().clone(), 1, 0).await, 7) }).await;
+    assert_eq!(e, End::Failed("disconnected"));
+    drop(sink);
+    assert_eq!(pair.client.exported_count(), 0, "the sink stays exported on the dead connection");
+    assert_eq!(world.sinks.settle(0, SETTLE).await, 0, "the sink is kept alive");
+}
+
+/// Regression: when a connection ends, the calls the peer had made and that are still being
+/// served are stopped (as a `Cancel` would), so what they hold (here a returned object not yet
+/// returned) is released at once instead of when they finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_connection_stops_the_calls_it_was_serving() {
+    let world = World::new();
+    let pair = world.pair().await;
+    let hub: HubProxy = pair.proxy("hub");
+    let call = tokio::spawn(async move { hub.open(60_000, 0).await.map(drop) });
+    while world.tallies.get() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pair.client_faults.strike(Fault::Drop);
+    let ended = tokio::time::timeout(HANG, call).await.expect("hung").unwrap();
+    assert!(matches!(ended, Err(Error::Disconnected { .. })), "{ended:?}");
+    assert_eq!(world.tallies.settle(0, PROMPT).await, 0, "the served call still holds its object");
+    assert_eq!(pair.server.serving_count(), 0);
+}
