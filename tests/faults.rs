@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use dopy::{Error, Node, Proxy, Remote};
+use dopy::core::message::Target;
+use dopy::{DynObject, Error, Node, Proxy, Remote};
 use serde_bytes::ByteBuf;
 use support::faulty::{self, Fault, Pair, When};
 use support::hub::{Hub, HubProxy, Live, Sink};
@@ -20,10 +21,16 @@ const HANG: Duration = Duration::from_secs(15);
 /// The promise: a call ends within this much of the fault (or of its deadline).
 const PROMPT: Duration = Duration::from_secs(1);
 
-/// How long releases (which travel asynchronously) may take to settle.
+/// [`World::script`] on a connection expected to carry everything / that may lose things.
+const HEALTHY: bool = true;
+const FAULTY: bool = false;
+
+/// How long releases (which travel asynchronously) may take to settle, and a stream to be let
+/// go after its connection ended (the library gives a stalled peer 1 s for its last words).
 const SETTLE: Duration = Duration::from_secs(3);
 
-/// Panics anywhere in the process (a task of the library included), counted by a hook.
+/// Panics in the library's tasks (on the runtime's worker threads, not the tests' own
+/// threads, where failed assertions panic), counted by a hook.
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 
 fn count_panics() {
@@ -31,7 +38,9 @@ fn count_panics() {
     HOOK.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
+            if std::thread::current().name() == Some("tokio-runtime-worker") {
+                PANICS.fetch_add(1, Ordering::SeqCst);
+            }
             default(info);
         }));
     });
@@ -111,7 +120,9 @@ impl World {
     }
 
     /// Runs every kind of call once, in order, each with `deadline`; returns how each ended.
-    async fn script(&self, pair: &Pair, deadline: Option<Duration>) -> Vec<(&'static str, End)> {
+    /// A oneway call cannot tell of its loss: with `healthy`, the script also checks that the
+    /// oneway calls arrived.
+    async fn script(&self, pair: &Pair, deadline: Option<Duration>, healthy: bool) -> Vec<(&'static str, End)> {
         let mut hub: HubProxy = pair.proxy("hub");
         if let Some(d) = deadline {
             hub = hub.with_timeout(d);
@@ -146,7 +157,7 @@ impl World {
         }
         out.push(("oneway", oneway.clone()));
         out.push(("add after oneway", step("add", deadline, async { end(hub.add(0, 40, 2).await, 42) }).await));
-        if oneway == End::Correct && out.iter().all(|(_, e)| *e == End::Correct) {
+        if healthy {
             // The notes were sent before the last call, on the same connection.
             let until = Instant::now() + SETTLE;
             while self.notes.load(Ordering::SeqCst) < notes + 3 && Instant::now() < until {
@@ -163,7 +174,7 @@ impl World {
     async fn assert_released(&self, pair: &Pair, what: &str) {
         pair.client.close();
         assert!(
-            pair.client_faults.wait_released(PROMPT).await,
+            pair.client_faults.wait_released(SETTLE).await,
             "{what}: the client kept its stream after closing the connection"
         );
         if tokio::time::timeout(PROMPT, pair.server.closed()).await.is_err() {
@@ -172,7 +183,7 @@ impl World {
         }
         let server_closed = tokio::time::timeout(PROMPT, pair.server.closed()).await;
         assert!(server_closed.is_ok(), "{what}: the server connection outlived its stream");
-        assert!(pair.server_faults.wait_released(PROMPT).await, "{what}: the server kept its stream");
+        assert!(pair.server_faults.wait_released(SETTLE).await, "{what}: the server kept its stream");
         for (side, conn) in [("client", &pair.client), ("server", &pair.server)] {
             assert_eq!(conn.exported_count(), 0, "{what}: {side} exports left");
             assert_eq!(conn.imported_count(), 0, "{what}: {side} imports left");
@@ -184,7 +195,7 @@ impl World {
     /// A fresh connection to the same server works fully.
     async fn assert_next_connection_works(&self, what: &str) {
         let pair = self.pair().await;
-        let ends = self.script(&pair, None).await;
+        let ends = self.script(&pair, None, HEALTHY).await;
         assert!(ends.iter().all(|(_, e)| *e == End::Correct), "{what}: the next connection failed: {ends:?}");
         self.assert_released(&pair, what).await;
     }
@@ -195,7 +206,7 @@ impl World {
 async fn script_size(world: &World) -> (u64, u64) {
     let pair = world.pair().await;
     let (w0, r0) = (pair.client_faults.written(), pair.client_faults.read());
-    let ends = world.script(&pair, None).await;
+    let ends = world.script(&pair, None, HEALTHY).await;
     assert!(ends.iter().all(|(_, e)| *e == End::Correct), "{ends:?}");
     let size = (pair.client_faults.written() - w0, pair.client_faults.read() - r0);
     world.assert_released(&pair, "healthy").await;
@@ -235,7 +246,7 @@ async fn drop_at_any_point_disconnects_promptly_and_leaks_nothing() {
                 let pair = world.pair().await;
                 let faults = if client_side { &pair.client_faults } else { &pair.server_faults };
                 faults.arm(Fault::Drop, trigger);
-                let ends = world.script(&pair, None).await;
+                let ends = world.script(&pair, None, FAULTY).await;
                 let what = format!("drop on the {side} after {at} bytes {dir}");
                 let first_failure = ends.iter().position(|(_, e)| *e != End::Correct);
                 if let Some(i) = first_failure {
@@ -384,4 +395,245 @@ async fn an_ended_connection_stops_the_calls_it_was_serving() {
     assert!(matches!(ended, Err(Error::Disconnected { .. })), "{ended:?}");
     assert_eq!(world.tallies.settle(0, PROMPT).await, 0, "the served call still holds its object");
     assert_eq!(pair.server.serving_count(), 0);
+}
+
+/// A connection that stalls (nothing delivered, nothing closed) with calls of every kind in
+/// flight: each ends with `DeadlineExceeded` at its deadline, as does a oneway call made
+/// afterwards that the stalled stream does not take; closing the stalled connection releases everything on both sides; the next
+/// connection works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stall_with_calls_in_flight_ends_each_at_its_deadline() {
+    let world = World::new();
+    let deadline = Duration::from_millis(1500);
+    for client_side in [true, false] {
+        let pair = world.pair().await;
+        let started = Instant::now();
+        let in_flight = InFlight::start(&world, &pair, Some(deadline)).await;
+        let faults = if client_side { &pair.client_faults } else { &pair.server_faults };
+        faults.strike(Fault::Stall);
+        let ends = in_flight.finish().await;
+        let took = started.elapsed();
+        assert!(took <= deadline + PROMPT, "calls in flight ended {took:?} after they started");
+        for (name, e) in &ends {
+            assert_eq!(*e, End::Failed("deadline exceeded"), "`{name}` (stall on the client side: {client_side})");
+        }
+        let hub: HubProxy = pair.proxy("hub");
+        let short = Duration::from_millis(300);
+        let hub = hub.with_timeout(short);
+        let oneway = step("oneway after stall", Some(short), async { end(hub.note("late".into()).await, ()) }).await;
+        // A oneway call returns once its transport took it: a stalled local stream takes nothing
+        // (the deadline ends the call); the kernel takes it for a peer that stalled.
+        let expected = if client_side { End::Failed("deadline exceeded") } else { End::Correct };
+        assert_eq!(oneway, expected, "a oneway call on a connection stalled (on the client side: {client_side})");
+        drop(hub);
+        world.assert_released(&pair, "stall in flight").await;
+    }
+    world.assert_next_connection_works("after stalls").await;
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+}
+
+/// A stall at chosen points of the script (either side, while writing or reading): every
+/// later call ends at its deadline, none hangs, nothing leaks once the connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stall_at_chosen_points_ends_calls_at_their_deadlines() {
+    let world = World::new();
+    let (written, read) = script_size(&world).await;
+    let deadline = Duration::from_millis(250);
+    for (side, client_side) in [("client", true), ("server", false)] {
+        let (written, read) = if client_side { (written, read) } else { (read, written) };
+        for (dir, len) in [("written", written), ("read", read)] {
+            for at in [1, len / 3, 2 * len / 3] {
+                let trigger = if dir == "written" { When::AfterWritten(at) } else { When::AfterRead(at) };
+                let pair = world.pair().await;
+                let faults = if client_side { &pair.client_faults } else { &pair.server_faults };
+                faults.arm(Fault::Stall, trigger);
+                let ends = world.script(&pair, Some(deadline), FAULTY).await;
+                let what = format!("stall on the {side} after {at} bytes {dir}");
+                assert!(faults.fired(), "{what}: the fault never struck");
+                let first = ends.iter().position(|(_, e)| *e != End::Correct);
+                let first = first.unwrap_or_else(|| panic!("{what}: no call noticed: {ends:?}"));
+                for (name, e) in &ends[first..] {
+                    // A oneway call returns once its transport took it (see above).
+                    let taken = *name == "oneway" && *e == End::Correct;
+                    assert!(taken || *e == End::Failed("deadline exceeded"), "{what}: `{name}`: {ends:?}");
+                }
+                world.assert_released(&pair, &what).await;
+            }
+        }
+    }
+    world.assert_next_connection_works("after stalls").await;
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+}
+
+/// Delivered one byte at a time, both ways and from the first byte of the handshake, every
+/// kind of call still works with full results, concurrent calls included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_byte_at_a_time_delivers_full_results() {
+    let world = World::new();
+    let pair = faulty::pair_with(&world.server, &world.client, |c, s| {
+        c.strike(Fault::Trickle);
+        s.strike(Fault::Trickle);
+    })
+    .await;
+    let ends = world.script(&pair, None, HEALTHY).await;
+    assert!(ends.iter().all(|(_, e)| *e == End::Correct), "{ends:?}");
+    let hub: HubProxy = pair.proxy("hub");
+    let big = ByteBuf::from((0..16 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let mut calls = Vec::new();
+    for i in 0..16i64 {
+        let (hub, big) = (hub.clone(), big.clone());
+        calls.push(tokio::spawn(async move {
+            if i % 4 == 0 {
+                end(hub.echo(0, big.clone()).await, big)
+            } else {
+                end(hub.add(0, i, i).await, 2 * i)
+            }
+        }));
+    }
+    for call in calls {
+        let e = tokio::time::timeout(HANG, call).await.expect("hung").unwrap();
+        assert_eq!(e, End::Correct);
+    }
+    let (w, r) = (pair.client_faults.written(), pair.client_faults.read());
+    assert!(w > 4 * 16 * 1024 && r > 4 * 16 * 1024, "moved {w}/{r} bytes");
+    drop(hub);
+    world.assert_released(&pair, "trickle").await;
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+}
+
+/// A corrupted length prefix (a frame announced as ~4 GiB) is a protocol error: the server
+/// closes the connection and the caller's call ends with `Disconnected` saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_length_prefix_is_a_protocol_error() {
+    let world = World::new();
+    // Byte 3 is the high byte of the first frame's little-endian length; byte 4 its first
+    // payload byte (the message's variant).
+    for (at, says) in [(3, "protocol error"), (4, "protocol error: malformed frame")] {
+        let pair = world.pair().await;
+        pair.client_faults.arm(Fault::Corrupt, When::AfterWritten(at));
+        let hub: HubProxy = pair.proxy("hub");
+        let got = tokio::time::timeout(HANG, hub.add(0, 1, 2)).await.expect("hung");
+        match got {
+            Err(Error::Disconnected { reason }) => assert!(reason.contains(says), "byte {at}: {reason}"),
+            other => panic!("byte {at}: {other:?}"),
+        }
+        assert_eq!(pair.client_faults.corrupted(), 1);
+        assert!(pair.server.close_reason().unwrap_or_default().contains(says), "{:?}", pair.server.close_reason());
+        drop(hub);
+        world.assert_released(&pair, "corrupted frame").await;
+    }
+    world.assert_next_connection_works("after corruption").await;
+}
+
+/// One byte corrupted at any point of the script, either way: no panic, no hang (calls end
+/// by their deadline at worst, as the protocol has no checksum of its own and a corrupted
+/// call id leaves a reply unmatched), every error is one a caller can act on, nothing leaks
+/// once the connection is closed, and the next connection works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_byte_anywhere_ends_in_a_clear_error_or_result() {
+    const CLEAR: [&str; 8] = [
+        "disconnected",
+        "deadline exceeded",
+        "codec",
+        "protocol",
+        "bad arguments",
+        "no such object",
+        "no such method",
+        "method",
+    ];
+    let world = World::new();
+    let (written, read) = script_size(&world).await;
+    let deadline = Duration::from_millis(500);
+    let mut tally = std::collections::BTreeMap::<String, usize>::new();
+    let mut runs = 0;
+    for (dir, len) in [("written", written), ("read", read)] {
+        for at in offsets(len, 80) {
+            let trigger = if dir == "written" { When::AfterWritten(at) } else { When::AfterRead(at) };
+            let pair = world.pair().await;
+            pair.client_faults.arm(Fault::Corrupt, trigger);
+            let ends = world.script(&pair, Some(deadline), FAULTY).await;
+            let what = format!("byte {at} {dir} by the client corrupted");
+            assert_eq!(pair.client_faults.corrupted(), 1, "{what}");
+            for (name, e) in &ends {
+                let key = match e {
+                    End::Correct => "correct".to_owned(),
+                    End::Wrong(_) => "wrong result".to_owned(),
+                    End::Failed(k) => {
+                        assert!(CLEAR.contains(k), "{what}: `{name}` ended with a {k} error: {ends:?}");
+                        k.to_string()
+                    }
+                };
+                *tally.entry(key).or_default() += 1;
+            }
+            world.assert_released(&pair, &what).await;
+            runs += 1;
+        }
+    }
+    println!("{runs} runs, step outcomes: {tally:?}");
+    let failed: usize =
+        tally.iter().filter(|(k, _)| !["correct", "wrong result"].contains(&k.as_str())).map(|(_, n)| n).sum();
+    assert!(failed >= runs, "corruption was hardly noticed: {tally:?}");
+    world.assert_next_connection_works("after corruption").await;
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+}
+
+/// A byte of the handshake corrupted, either way: both sides end the handshake within its
+/// timeout (an error naming the cause, or a connection that then works or ends), never hang,
+/// and release their streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_handshake_fails_cleanly() {
+    let timeout = Duration::from_secs(2);
+    let server = Node::builder().name("hs-server").handshake_timeout(timeout).build();
+    server.publish("hub", Hub::default()).unwrap();
+    let client = Node::builder().name("hs-client").handshake_timeout(timeout).build();
+    // The handshake's size, from a healthy one.
+    let (s, c, _, cf) = faulty::handshake(&server, &client, |_, _| {}).await;
+    let (hs_written, hs_read) = (cf.written(), cf.read());
+    assert!(hs_written > 0 && hs_read > 0);
+    c.unwrap().close();
+    s.unwrap().closed().await;
+    let mut refused = 0;
+    let mut unnoticed = Vec::new();
+    for (dir, len) in [("written", hs_written), ("read", hs_read)] {
+        for at in 0..len {
+            let trigger = if dir == "written" { When::AfterWritten(at) } else { When::AfterRead(at) };
+            let started = Instant::now();
+            let (s, c, sf, cf) =
+                tokio::time::timeout(HANG, faulty::handshake(&server, &client, |c, _| c.arm(Fault::Corrupt, trigger)))
+                    .await
+                    .expect("the handshake hung");
+            let took = started.elapsed();
+            let what = format!("handshake byte {at} {dir} by the client corrupted");
+            assert!(took <= timeout + PROMPT, "{what}: took {took:?}");
+            for e in [s.as_ref().err(), c.as_ref().err()].into_iter().flatten() {
+                assert!(matches!(e, Error::Connect { .. }), "{what}: {e:?}");
+            }
+            if s.is_err() || c.is_err() {
+                refused += 1;
+            }
+            match (s, c) {
+                (Ok(s), Ok(c)) => {
+                    // The corruption went unnoticed by the handshake: the connection works or ends.
+                    unnoticed.push(format!("{dir} {at}"));
+                    let hub = HubProxy::from_object(DynObject::new(c.clone(), Target::Name("hub".into())));
+                    let r = step("add", Some(timeout), async { end(hub.with_timeout(timeout).add(0, 1, 2).await, 3) })
+                        .await;
+                    assert!(matches!(r, End::Correct | End::Failed(_)), "{what}: {r:?}");
+                    c.close();
+                    s.close();
+                }
+                (s, c) => {
+                    for conn in [s.ok(), c.ok()].into_iter().flatten() {
+                        let closed = tokio::time::timeout(timeout + PROMPT, conn.closed()).await;
+                        assert!(closed.is_ok(), "{what}: the other side's connection stays open");
+                    }
+                }
+            }
+            assert!(cf.wait_released(timeout + PROMPT).await, "{what}: the client kept its stream");
+            assert!(sf.wait_released(timeout + PROMPT).await, "{what}: the server kept its stream");
+        }
+    }
+    println!("{refused} of {} corrupted handshakes refused; unnoticed: {unnoticed:?}", hs_written + hs_read);
+    assert!(refused > 0);
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
 }

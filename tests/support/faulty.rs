@@ -371,8 +371,13 @@ pub struct Pair {
     pub server_faults: Faults,
 }
 
-/// Counts every pair opened, to tell apart pairs in failure messages.
+/// Counts every pair opened.
 static PAIRS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many faulty connections this process has opened.
+pub fn pairs_opened() -> usize {
+    PAIRS.load(Ordering::Relaxed)
+}
 
 /// Connects `client` to `server` over TCP loopback through fault-injecting streams, running the
 /// handshake with [`Node::serve_stream`] on both sides.
@@ -391,6 +396,22 @@ pub async fn pair(server: &Node, client: &Node) -> Pair {
 ///
 /// As [`pair`].
 pub async fn pair_with(server: &Node, client: &Node, arm: impl FnOnce(&Faults, &Faults)) -> Pair {
+    let (s, c, server_faults, client_faults) = handshake(server, client, arm).await;
+    Pair { client: c.unwrap(), server: s.unwrap(), client_faults, server_faults }
+}
+
+/// Runs the handshake of both nodes over a faulty TCP loopback connection, with faults armed
+/// by `arm(client_faults, server_faults)` first; returns how each side's
+/// [`Node::serve_stream`] ended, and the server's and the client's faults.
+///
+/// # Panics
+///
+/// If the loopback socket fails.
+pub async fn handshake(
+    server: &Node,
+    client: &Node,
+    arm: impl FnOnce(&Faults, &Faults),
+) -> (Result<Connection, dopy::Error>, Result<Connection, dopy::Error>, Faults, Faults) {
     PAIRS.fetch_add(1, Ordering::Relaxed);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -403,7 +424,7 @@ pub async fn pair_with(server: &Node, client: &Node, arm: impl FnOnce(&Faults, &
     let (client_raw, client_faults) = wrap(dialled, Role::Connector);
     arm(&client_faults, &server_faults);
     let (s, c) = tokio::join!(server.serve_stream(server_raw), client.serve_stream(client_raw));
-    Pair { client: c.unwrap(), server: s.unwrap(), client_faults, server_faults }
+    (s, c, server_faults, client_faults)
 }
 
 impl Pair {
