@@ -261,6 +261,22 @@ async fn drop_at_any_point_disconnects_promptly_and_leaks_nothing() {
             }
         }
     }
+    // On the Kth write of either side.
+    for (side, client_side) in [("client", true), ("server", false)] {
+        for k in 1..=6 {
+            let pair = world.pair().await;
+            let faults = if client_side { &pair.client_faults } else { &pair.server_faults };
+            faults.arm(Fault::Drop, When::OnWrite(k));
+            let ends = world.script(&pair, None, FAULTY).await;
+            let what = format!("drop on the {side}'s write {k}");
+            let first = ends.iter().position(|(_, e)| *e != End::Correct);
+            let first = first.unwrap_or_else(|| panic!("{what}: no call noticed: {ends:?}"));
+            for (name, e) in &ends[first..] {
+                assert_eq!(*e, End::Failed("disconnected"), "{what}: `{name}`: {ends:?}");
+            }
+            world.assert_released(&pair, &what).await;
+        }
+    }
     assert!(interrupted >= runs / 2, "only {interrupted} of {runs} runs were interrupted");
     world.assert_next_connection_works("after drops").await;
     assert_eq!(PANICS.load(Ordering::SeqCst), 0);
