@@ -107,12 +107,18 @@ struct World {
 
 impl World {
     fn new() -> World {
+        World::with(|b| b)
+    }
+
+    /// A world whose two nodes are configured by `config`.
+    fn with(config: impl Fn(dopy::NodeBuilder) -> dopy::NodeBuilder) -> World {
         count_panics();
         let hub = Hub::default();
         let (tallies, notes) = (hub.tallies.clone(), hub.notes.clone());
-        let server = Node::builder().name("fault-server").build();
+        let server = config(Node::builder().name("fault-server")).build();
         server.publish("hub", hub).unwrap();
-        World { server, client: Node::builder().name("fault-client").build(), tallies, notes, sinks: Live::default() }
+        let client = config(Node::builder().name("fault-client")).build();
+        World { server, client, tallies, notes, sinks: Live::default() }
     }
 
     async fn pair(&self) -> Pair {
@@ -443,6 +449,39 @@ async fn stall_with_calls_in_flight_ends_each_at_its_deadline() {
         assert_eq!(oneway, expected, "a oneway call on a connection stalled (on the client side: {client_side})");
         drop(hub);
         world.assert_released(&pair, "stall in flight").await;
+    }
+    world.assert_next_connection_works("after stalls").await;
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+}
+
+/// With heartbeats, a stall needs no deadline: calls of every kind in flight (with none) end
+/// with `Disconnected` once the heartbeat timeout has passed, and both sides end the connection
+/// by themselves and release everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stall_is_ended_by_heartbeats_without_deadlines() {
+    let timeout = Duration::from_millis(1000);
+    let world = World::with(|b| b.heartbeat(Duration::from_millis(200), timeout));
+    for client_side in [true, false] {
+        let pair = world.pair().await;
+        let in_flight = InFlight::start(&world, &pair, None).await;
+        let faults = if client_side { &pair.client_faults } else { &pair.server_faults };
+        faults.strike(Fault::Stall);
+        let struck = Instant::now();
+        let ends = in_flight.finish().await;
+        let took = struck.elapsed();
+        assert!(took <= timeout + PROMPT, "calls in flight ended {took:?} after the stall");
+        for (name, e) in &ends {
+            assert_eq!(*e, End::Failed("disconnected"), "`{name}` (stall on the client side: {client_side})");
+        }
+        for (side, conn) in [("client", &pair.client), ("server", &pair.server)] {
+            let closed = tokio::time::timeout(timeout + PROMPT, conn.closed()).await;
+            assert!(closed.is_ok(), "the {side} did not notice the stall");
+            let reason = conn.close_reason().unwrap_or_default();
+            assert!(reason.contains("heartbeat timeout"), "{side}: {reason}");
+        }
+        assert!(pair.client_faults.wait_released(SETTLE).await, "the client kept its stream");
+        assert!(pair.server_faults.wait_released(SETTLE).await, "the server kept its stream");
+        world.assert_released(&pair, "stall with heartbeats").await;
     }
     world.assert_next_connection_works("after stalls").await;
     assert_eq!(PANICS.load(Ordering::SeqCst), 0);
