@@ -467,12 +467,38 @@ impl Connection {
                 shared.unexport(&exported);
                 return Err(shared.disconnected());
             }
-            return match written.await {
+            let written = match deadline {
+                None => written.await,
+                // A transport that takes nothing (a stalled peer) must not hold the caller
+                // past its deadline. The frame stays queued: it may still go out later.
+                Some(d) => match tokio::time::timeout_at(d.into(), written).await {
+                    Ok(written) => written,
+                    Err(_) => {
+                        return Err(local_fault(
+                            &target,
+                            &method,
+                            FaultKind::DeadlineExceeded,
+                            format!(
+                                "oneway call `{method}` not written to the transport within {:?}",
+                                started.elapsed()
+                            ),
+                        ))
+                    }
+                },
+            };
+            return match written {
                 Ok(()) => Ok((Outcome::Ok(Payload::Dynamic(Value::Unit)), Vec::new())),
                 Err(_) => Err(shared.disconnected()),
             };
         }
-        let rx = shared.register(id)?;
+        let rx = match shared.register(id) {
+            Ok(rx) => rx,
+            Err(e) => {
+                // The connection has ended: the references exported for this call go too.
+                shared.unexport(&exported);
+                return Err(e);
+            }
+        };
         // If this future is dropped before the reply arrives: forget the slot, tell the peer.
         let mut guard = PendingGuard { shared, id, armed: true };
         shared.send_or_unexport(frame, exported)?;
@@ -695,6 +721,10 @@ impl Shared {
             }
         }
         self.closed.cancel();
+        // The peer's calls still running have no one to answer any more: stop them, as a
+        // `Cancel` would (`no_cancel` methods run on).
+        let running: Vec<CancellationToken> = lock(&self.running).drain().map(|(_, stop)| stop).collect();
+        running.iter().for_each(CancellationToken::cancel);
         let pending = lock(&self.pending).take();
         for (_, slot) in pending.into_iter().flatten() {
             let _ = slot.send(Err(reason.to_owned()));
@@ -909,6 +939,10 @@ impl Shared {
         let stop = CancellationToken::new();
         if cancellable {
             lock(&self.running).insert(id, stop.clone());
+            // Ended meanwhile: `finish` has already stopped the calls it found.
+            if self.closed.is_cancelled() {
+                stop.cancel();
+            }
         }
         let shared = self.clone();
         let span = tracing::debug_span!("dopy.serve", object = entry.label(), method = inv.method(), id);
@@ -1159,7 +1193,25 @@ async fn watchdog(shared: Arc<Shared>) {
     }
 }
 
-async fn write_loop(mut rx: mpsc::UnboundedReceiver<Out>, mut writer: FrameWriter, closed: CancellationToken) {
+/// How long the writer may still spend on its last words (`Goodbye`/`Abort`, a flush) once the
+/// connection has ended, before the stream is dropped regardless: a peer that stopped reading
+/// must not keep the socket (and the task) for ever.
+const LAST_WORDS: Duration = Duration::from_secs(1);
+
+async fn write_loop(rx: mpsc::UnboundedReceiver<Out>, writer: FrameWriter, closed: CancellationToken) {
+    let work = write_frames(rx, writer, closed.clone());
+    tokio::pin!(work);
+    let abandon = async {
+        closed.cancelled().await;
+        tokio::time::sleep(LAST_WORDS).await;
+    };
+    tokio::select! {
+        () = &mut work => {}
+        () = abandon => tracing::debug!("the transport took nothing for {LAST_WORDS:?} after the end; dropped"),
+    }
+}
+
+async fn write_frames(mut rx: mpsc::UnboundedReceiver<Out>, mut writer: FrameWriter, closed: CancellationToken) {
     let stop = closed.cancelled();
     tokio::pin!(stop);
     'outer: loop {

@@ -9,6 +9,9 @@ use std::time::Duration;
 use dopy::{Endpoint, Node};
 use serde::{Deserialize, Serialize};
 
+pub mod faulty;
+pub mod hub;
+
 /// A point with optional label and tags, to exercise structs, options and vectors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Point {
