@@ -115,11 +115,13 @@ impl NodeBuilder {
     /// These also count towards
     /// [`max_connections`](NodeBuilder::max_connections).
     ///
-    /// One accepted beyond the cap is closed at once like one beyond `max_connections`. The cap
-    /// bounds what peers that have proved nothing can cost (sockets, TLS and HMAC work) and
-    /// keeps most connection slots for peers that have: a peer that opens connections and stays
-    /// silent holds a slot for at most the [`handshake_timeout`](NodeBuilder::handshake_timeout).
-    /// A handshake takes one or two round trips, so 64 slots admit thousands of new
+    /// While the cap is reached, the listeners accept no more connections: new ones wait in
+    /// the operating system's accept queue until a handshake ends, so a burst of connections is
+    /// served as fast as handshakes complete, nobody is refused. The cap bounds what peers that
+    /// have proved nothing can cost (sockets, TLS and HMAC work): a peer that opens connections
+    /// and stays silent holds a slot for at most the
+    /// [`handshake_timeout`](NodeBuilder::handshake_timeout), delaying newcomers by at most
+    /// that. A handshake takes one or two round trips, so 64 slots admit thousands of new
     /// connections a second; on an exposed listener, shorten the handshake timeout too.
     pub fn max_handshakes(mut self, handshakes: usize) -> Self {
         self.max_handshakes = handshakes.max(1);

@@ -74,7 +74,7 @@ async fn start_hub() -> (Node, String, Hub2) {
     let counters = Hub2 { tallies: hub.tallies.clone(), notes: hub.notes.clone() };
     // All 1,000 clients dial at once: admit them all to the handshake (the default cap of 64
     // handshakes at once would refuse most of the burst, by design).
-    let node = Node::builder().name("load-server").max_in_flight(4096).max_handshakes(1024).build();
+    let node = Node::builder().name("load-server").max_in_flight(4096).build();
     node.publish("hub", hub).unwrap();
     let addr = node.listen("tcp://127.0.0.1:0").await.unwrap();
     (node, format!("{addr}/hub"), counters)

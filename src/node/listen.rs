@@ -37,7 +37,6 @@ pub(super) struct Admission {
     connections: Arc<Semaphore>,
     handshakes: Arc<Semaphore>,
     max_connections: usize,
-    max_handshakes: usize,
 }
 
 /// The slots one admitted connection holds: `connection` until it closes, `handshake` until its
@@ -51,16 +50,12 @@ struct Admitted {
 #[derive(Clone, Copy, Debug)]
 enum Full {
     Connections(usize),
-    Handshakes(usize),
 }
 
 impl fmt::Display for Full {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Full::Connections(n) => write!(f, "{n} connections already open (NodeBuilder::max_connections)"),
-            Full::Handshakes(n) => {
-                write!(f, "{n} connections already in their handshake (NodeBuilder::max_handshakes)")
-            }
         }
     }
 }
@@ -71,16 +66,13 @@ impl Admission {
             connections: Arc::new(Semaphore::new(max_connections)),
             handshakes: Arc::new(Semaphore::new(max_handshakes)),
             max_connections,
-            max_handshakes,
         }
     }
 
-    /// Takes a slot of each kind, or neither.
-    fn admit(&self) -> Result<Admitted, Full> {
+    /// Takes a connection slot for a connection accepted with a `handshake` slot.
+    fn admit(&self, handshake: OwnedSemaphorePermit) -> Result<Admitted, Full> {
         let connection =
             self.connections.clone().try_acquire_owned().map_err(|_| Full::Connections(self.max_connections))?;
-        let handshake =
-            self.handshakes.clone().try_acquire_owned().map_err(|_| Full::Handshakes(self.max_handshakes))?;
         Ok(Admitted { connection, handshake })
     }
 }
@@ -184,11 +176,23 @@ impl Listener {
 
 /// Accepts connections until the node goes away; each is served in a task of its own.
 ///
-/// A connection beyond the node's caps ([`Admission`]) is closed at once, before the
-/// handshake: nothing is sent to it.
+/// While `max_handshakes` accepted connections are in their handshake, the loop accepts no
+/// more: new connections wait in the operating system's accept queue (a burst is served as
+/// fast as handshakes complete, and a flood of silent peers delays newcomers by at most the
+/// handshake timeout, never refuses them). A connection beyond `max_connections` is closed at
+/// once, before the handshake: nothing is sent to it.
 pub(super) async fn accept_loop(node: Weak<Inner>, mut listener: Listener, stop: CancellationToken) {
     let mut refusals = Refusals::default();
+    let Some(handshakes) = node.upgrade().map(|inner| inner.admission.handshakes.clone()) else { return };
     loop {
+        let handshake = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            permit = handshakes.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let accepted = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
@@ -200,7 +204,7 @@ pub(super) async fn accept_loop(node: Weak<Inner>, mut listener: Listener, stop:
             Ok(_) if stop.is_cancelled() => break,
             Ok(accepted) => {
                 let Some(inner) = node.upgrade() else { break };
-                let admitted = match inner.admission.admit() {
+                let admitted = match inner.admission.admit(handshake) {
                     Ok(admitted) => admitted,
                     Err(full) => {
                         // Dropping the stream closes it.
