@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use dopy::core::message::Target;
-use dopy::{DynObject, Error, Node, Proxy, Remote};
+use dopy::{Error, Node, Proxy, Remote};
 use serde_bytes::ByteBuf;
 use support::faulty::{self, Fault, Pair, When};
 use support::hub::{Hub, HubProxy, Live, Sink};
@@ -675,7 +674,7 @@ async fn corrupted_handshake_fails_cleanly() {
                 (Ok(s), Ok(c)) => {
                     // The corruption went unnoticed by the handshake: the connection works or ends.
                     unnoticed.push(format!("{dir} {at}"));
-                    let hub = HubProxy::from_object(DynObject::new(c.clone(), Target::Name("hub".into())));
+                    let hub: HubProxy = c.proxy("hub");
                     let r = step("add", Some(timeout), async { end(hub.with_timeout(timeout).add(0, 1, 2).await, 3) })
                         .await;
                     assert!(matches!(r, End::Correct | End::Failed(_)), "{what}: {r:?}");

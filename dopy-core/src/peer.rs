@@ -306,6 +306,20 @@ impl Connection {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
+    /// A handle to the object the peer publishes under `name`, over this connection: for a
+    /// connection made by hand (`Node::serve_stream`, a custom transport) or accepted from the
+    /// peer (calling back the node that connected). Nothing is sent: a name the peer does not
+    /// publish fails at the first call with `NoSuchObject`.
+    pub fn object(&self, name: &str) -> DynObject {
+        DynObject::new(self.clone(), Target::Name(name.to_owned()))
+    }
+
+    /// A typed proxy (`CalculatorProxy`) to the object the peer publishes under `name`, as
+    /// [`object`](Connection::object).
+    pub fn proxy<P: crate::Proxy>(&self, name: &str) -> P {
+        P::from_object(self.object(name))
+    }
+
     /// How the other end was named when connecting (or its address, for accepted ones).
     pub fn endpoint(&self) -> &str {
         &self.shared.endpoint

@@ -12,9 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use dopy::core::message::Target;
 use dopy::transport::{LinkInfo, RawStream, Role};
-use dopy::{Connection, DynObject, Node, Proxy};
+use dopy::{Connection, Node, Proxy};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -430,6 +429,6 @@ pub async fn handshake(
 impl Pair {
     /// A typed proxy to the object the server publishes as `name`.
     pub fn proxy<P: Proxy>(&self, name: &str) -> P {
-        P::from_object(DynObject::new(self.client.clone(), Target::Name(name.to_owned())))
+        self.client.proxy(name)
     }
 }
