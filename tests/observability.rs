@@ -1,27 +1,12 @@
 //! `tracing` events for connections and calls, on both sides, visible once a subscriber is
 //! installed.
 
+#[path = "support/capture.rs"]
+mod capture;
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use capture::Capture;
 use support::{calc_proxy, start_server};
-
-/// Collects everything the fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Connection open, handshake and close (with its reason), and every call (object, method,
 /// duration, outcome) are traced on the serving and the calling side.

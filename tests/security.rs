@@ -9,13 +9,16 @@
 // Test fixtures are not public API.
 #![allow(missing_debug_implementations)]
 
+#[path = "support/capture.rs"]
+mod capture;
+
 use std::collections::HashSet;
 use std::error::Error as _;
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use capture::Capture;
 use dopy::core::message::{ObjectId, Target};
 use dopy::transport::handshake::{self, Role, Secret, FLAG_AUTH, HELLO, HELLO_LEN, NONCE_LEN, PROOF_LEN};
 use dopy::transport::TransportError;
@@ -528,21 +531,6 @@ async fn a_name_server_entry_cannot_make_a_client_run_a_command() {
     assert!(!ran, "connecting to the entry ran `touch` on the client");
     let err = dialled.expect_err("an exec: entry gave a proxy");
     assert!(matches!(err, dopy::Error::InvalidAddress { .. }), "{err:#}");
-}
-
-/// Collects everything the fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The forms a leaked secret could take: the text, its bytes in hex, its bytes as `Debug`.
