@@ -142,7 +142,7 @@ fn invocation(method: &str, args: Args, dynamic_result: bool) -> Invocation {
 /// The value of a dynamic reply.
 fn value_of(reply: Reply) -> Value {
     match reply.map(|answer| answer.payload) {
-        Ok(Payload::Dynamic(value)) => value,
+        Ok(Payload::Wire(wire)) => wire.decode().expect("a wire value decodes"),
         other => panic!("expected a dynamic value, got {other:?}"),
     }
 }
@@ -158,7 +158,7 @@ fn ready(dispatched: Dispatched<'_>) -> Value {
 /// Calls `method` with positional dynamic arguments and a dynamic result.
 async fn call(object: &mut Calculator, method: &str, args: Vec<Value>) -> Result<Value, Box<Fault>> {
     match run(object, invocation(method, Args::Positional(args), true)).await? {
-        Payload::Dynamic(value) => Ok(value),
+        Payload::Wire(wire) => Ok(wire.decode().expect("a wire value decodes")),
         other => panic!("expected a dynamic result, got {other:?}"),
     }
 }
@@ -228,7 +228,8 @@ async fn named_arguments_match_parameter_names() {
     let mut calc = Calculator::new();
     let named = Args::Named(vec![("b".into(), v(4)), ("a".into(), v(20))]);
     let reply = run(&mut calc, invocation("divide", named, true)).await.unwrap();
-    assert_eq!(reply, Payload::Dynamic(Value::Int(5)));
+    let Payload::Wire(wire) = reply else { panic!("expected a dynamic result, got {reply:?}") };
+    assert_eq!(wire.decode().unwrap(), Value::Int(5));
     assert_eq!(call(&mut calc, "sum", vec![v(vec![1, 2, 3])]).await.unwrap(), Value::Int(6));
     assert_eq!(call(&mut calc, "sum", vec![v(vec![1, 2, 3]), v(Some(10))]).await.unwrap(), Value::Int(16));
 }

@@ -242,8 +242,9 @@ impl Responder {
     /// A [`FaultKind::Method`] fault when the value's `Serialize` impl fails.
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Answer, Box<Fault>> {
         let encoded = if self.dynamic {
-            to_value(value)
-                .map(|v| Answer { payload: Payload::Dynamic(v), refs: Vec::new() })
+            // Written straight into the wire form of its `Value`: no tree is built.
+            crate::value::wire::to_wire(value)
+                .map(|(wire, refs)| Answer { payload: Payload::Wire(wire), refs })
                 .map_err(|e| e.to_string())
         } else {
             let (bytes, refs) = crate::refs::encoding(Vec::new(), || crate::message::to_bytes(value));
@@ -263,7 +264,12 @@ impl Responder {
     pub fn error<E: Serialize + fmt::Display + ?Sized>(&self, error: &E, causes: Vec<String>) -> Reply {
         let mut fault = Fault::new(FaultKind::Method, error.to_string());
         fault.causes = causes;
-        fault.detail = self.encode(error).ok().map(|a| a.payload);
+        // A detail travels inside the fault, where only a `Value` can be written.
+        fault.detail = if self.dynamic {
+            to_value(error).ok().map(Payload::Dynamic)
+        } else {
+            self.encode(error).ok().map(|a| a.payload)
+        };
         Err(Box::new(fault))
     }
 

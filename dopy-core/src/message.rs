@@ -107,13 +107,31 @@ pub struct Call {
 }
 
 /// The result of a call, or the value half of one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[non_exhaustive]
 pub enum Payload {
     /// postcard bytes of the value.
     Typed(#[serde(deserialize_with = "frame_bytes")] Bytes),
     /// A dynamic value.
-    Dynamic(#[serde(with = "value::wire")] Value),
+    Dynamic(#[serde(deserialize_with = "value::wire::deserialize")] Value),
+    /// A dynamic value written straight into its wire form ([`value::wire::to_wire`]): how a
+    /// server answers a dynamic caller, without building the [`Value`]. It travels as
+    /// [`Payload::Dynamic`] (the receiver decodes a `Value`), and only as the result of a
+    /// [`Message::Return`], which [`Message::encode`] writes; any other serializer refuses it.
+    #[serde(skip_deserializing)]
+    Wire(value::wire::WireValue),
+}
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Payload::Typed(bytes) => s.serialize_newtype_variant("Payload", 0, "Typed", bytes),
+            Payload::Dynamic(v) => s.serialize_newtype_variant("Payload", 1, "Dynamic", &value::wire::Wire(v)),
+            Payload::Wire(_) => Err(serde::ser::Error::custom(
+                "a prepared wire value is written by `Message::encode`, as the result of a `Return`",
+            )),
+        }
+    }
 }
 
 /// What went wrong in a call, as seen by the side that served it.
@@ -248,7 +266,28 @@ impl Message {
     ///
     /// A postcard error, which only a failing `Serialize` impl inside typed data could cause.
     pub fn encode(&self) -> Result<Bytes, postcard::Error> {
-        to_bytes(self)
+        match self.spliced() {
+            Some((head, wire)) => {
+                let mut out = encode_head(&head, wire.len())?;
+                out.extend_from_slice(wire);
+                Ok(Bytes::from(out))
+            }
+            None => to_bytes(self),
+        }
+    }
+
+    /// A `Return` whose result is a [`Payload::Wire`]: the same message with a one-byte
+    /// placeholder (`Value::Unit`, whose wire form is the single tag byte 0) as its result, and
+    /// the bytes to write in place of that byte. The result is the last thing in a `Return`,
+    /// so the head's bytes without their last one, followed by the wire bytes, are the message.
+    fn spliced(&self) -> Option<(Message, &Bytes)> {
+        match self {
+            Message::Return { id, refs, outcome: Outcome::Ok(Payload::Wire(wire)) } => {
+                let placeholder = Outcome::Ok(Payload::Dynamic(Value::Unit));
+                Some((Message::Return { id: *id, refs: refs.clone(), outcome: placeholder }, wire.bytes()))
+            }
+            _ => None,
+        }
     }
 
     /// Encodes the message without copying a large typed payload into it.
@@ -262,6 +301,12 @@ impl Message {
     ///
     /// As [`encode`](Message::encode).
     pub fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
+        if let Some((head, wire)) = self.spliced() {
+            if wire.len() < SHARE_MIN {
+                return self.encode().map(Encoded::Whole);
+            }
+            return Ok(Encoded::Parts(vec![Bytes::from(encode_head(&head, 0)?), wire.clone()]));
+        }
         let payload = match self {
             Message::Call(Call { args: Args::Typed(b), .. }) => b,
             Message::Return { outcome: Outcome::Ok(Payload::Typed(b)), .. } => b,
@@ -424,6 +469,16 @@ pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, postcard::Err
     Ok(Bytes::from(out))
 }
 
+/// Encodes the head of a spliced message (see `Message::spliced`) without its placeholder
+/// byte, in a buffer with room for `more` bytes after it.
+fn encode_head(head: &Message, more: usize) -> Result<Vec<u8>, postcard::Error> {
+    let size = postcard::serialize_with_flavor(head, postcard::ser_flavors::Size::default())?;
+    let mut out = postcard::serialize_with_flavor(head, ExactVec(Vec::with_capacity(size + more)))?;
+    debug_assert_eq!(out.last(), Some(&0), "the placeholder is `Value::Unit`, tag 0");
+    out.pop();
+    Ok(out)
+}
+
 /// A postcard output flavor that writes a message in parts, keeping one payload uncopied: when
 /// the serializer writes exactly that payload's bytes (the same slice), they become a part of
 /// their own.
@@ -544,6 +599,31 @@ mod tests {
         }
         for msg in [typed_return(SHARE_MIN - 1), call(10), Message::Goodbye] {
             assert_eq!(msg.encode_shared().unwrap(), Encoded::Whole(msg.encode().unwrap()));
+        }
+    }
+
+    #[test]
+    fn a_prepared_wire_result_encodes_as_the_dynamic_value() {
+        for rows in [0usize, 3, 2000] {
+            let data: Vec<(u32, String)> = (0..rows as u32).map(|i| (i, format!("row {i}"))).collect();
+            let (wire, _) = value::wire::to_wire(&data).unwrap();
+            let refs = vec![RefWire::Mine(ObjectId([42; 16]))];
+            let prepared = Message::Return { id: 7, refs: refs.clone(), outcome: Outcome::Ok(Payload::Wire(wire)) };
+            let tree = Outcome::Ok(Payload::Dynamic(value::to_value(&data).unwrap()));
+            let plain = Message::Return { id: 7, refs, outcome: tree };
+            let expected = plain.encode().unwrap();
+            assert_eq!(prepared.encode().unwrap(), expected);
+            let shared = prepared.encode_shared().unwrap();
+            assert_eq!(matches!(shared, Encoded::Parts(_)), expected.len() > SHARE_MIN, "{rows} rows");
+            let joined = match shared {
+                Encoded::Whole(b) => b.to_vec(),
+                Encoded::Parts(parts) => parts.concat(),
+            };
+            assert_eq!(joined, &expected[..]);
+            // The receiver decodes the value.
+            assert_eq!(Message::decode(&expected).unwrap(), plain);
+            // Nothing else can write it (it would be written wrongly).
+            assert!(postcard::to_allocvec(&prepared).is_err());
         }
     }
 

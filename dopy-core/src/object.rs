@@ -265,6 +265,7 @@ impl DynObject {
         let (outcome, refs) = self.invoke(method, args, Vec::new(), flags::DYNAMIC_RESULT).await?;
         self.finish(method, outcome, &refs, |p| match p {
             Payload::Dynamic(v) => Ok(v),
+            Payload::Wire(wire) => wire.decode().map_err(|e| e.to_string()),
             Payload::Typed(_) => Err("the peer answered a dynamic call with typed data".into()),
         })
     }
@@ -377,6 +378,7 @@ fn decode_payload<R: DeserializeOwned>(payload: Payload) -> Result<R, String> {
             crate::message::sharing(&bytes, || postcard::from_bytes(&bytes)).map_err(|e| e.to_string())
         }
         Payload::Dynamic(value) => from_value(value).map_err(|e| e.to_string()),
+        Payload::Wire(wire) => wire.decode().and_then(from_value).map_err(|e| e.to_string()),
     }
 }
 

@@ -635,6 +635,11 @@ impl Shared {
         // Values nested deeper than the node's limit are refused here already, with a clear
         // message (postcard's own drops it).
         let max_depth = self.host.max_depth;
+        if let Message::Return { outcome: Outcome::Ok(Payload::Wire(wire)), .. } = &*msg {
+            if wire.depth() > max_depth {
+                return Err(codec(format!("value nesting exceeds {max_depth} levels")));
+            }
+        }
         let encoded = |msg: &Message| match wire::with_max_depth(max_depth, || msg.encode_shared()) {
             (Ok(frame), _) => Ok(frame),
             (Err(_), true) => Err(codec(format!("value nesting exceeds {max_depth} levels"))),

@@ -123,20 +123,24 @@ pub(crate) fn collect(value: &Value, table: &mut Vec<DynObject>) {
 
 /// Replaces the index placeholders a wire decode left in `value` by the table's references.
 pub(crate) fn resolve(value: &mut Value, table: &[DynObject]) {
+    resolve_with(value, &|i| table.get(i as usize).cloned())
+}
+
+/// Replaces the index placeholders a wire decode left in `value` by what `lookup` finds
+/// (dangling references where it finds nothing).
+pub(crate) fn resolve_with(value: &mut Value, lookup: &dyn Fn(u32) -> Option<DynObject>) {
     match value {
         Value::Ref(obj) => {
             if let Some(i) = obj.unresolved_index() {
-                *obj = table
-                    .get(i as usize)
-                    .cloned()
+                *obj = lookup(i)
                     .unwrap_or_else(|| DynObject::dangling(format!("reference #{i} is not in the message's table")));
             }
         }
-        Value::Option(Some(v)) | Value::Variant(_, v) => resolve(v, table),
-        Value::Seq(items) => items.iter_mut().for_each(|v| resolve(v, table)),
+        Value::Option(Some(v)) | Value::Variant(_, v) => resolve_with(v, lookup),
+        Value::Seq(items) => items.iter_mut().for_each(|v| resolve_with(v, lookup)),
         Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
-            resolve(k, table);
-            resolve(v, table);
+            resolve_with(k, lookup);
+            resolve_with(v, lookup);
         }),
         _ => {}
     }

@@ -315,7 +315,10 @@ pub fn check_dispatch(data: &[u8], table: &ObjectTable, rt: &tokio::runtime::Run
     let outcome = match reply {
         Ok(answer) => {
             match (&answer.payload, dynamic) {
-                (Payload::Dynamic(_), true) | (Payload::Typed(_), false) => {}
+                (Payload::Wire(wire), true) => {
+                    wire.decode().expect("a dynamic result written in the wire form decodes");
+                }
+                (Payload::Typed(_), false) => {}
                 (payload, _) => panic!("`{method}` answered {payload:?} to a call with dynamic = {dynamic}"),
             }
             Outcome::Ok(answer.payload)

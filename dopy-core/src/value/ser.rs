@@ -38,6 +38,11 @@ pub fn to_value<T: ?Sized + Serialize>(value: &T) -> Result<Value, Error> {
     crate::refs::encoding(Vec::new(), || value.serialize(Serializer)).0
 }
 
+/// [`to_value`] within an encode already in progress: references go to its table.
+pub(crate) fn plain<T: ?Sized + Serialize>(value: &T) -> Result<Value, Error> {
+    value.serialize(Serializer)
+}
+
 fn with_capacity<T>(len: Option<usize>) -> Vec<T> {
     Vec::with_capacity(len.unwrap_or(0).min(MAX_PREALLOC))
 }

@@ -48,6 +48,10 @@ use serde::{Deserialize, Deserializer};
 
 use super::Value;
 
+mod direct;
+
+pub use direct::{to_wire, WireValue};
+
 /// The deepest nesting of values accepted by default: the outermost value is at level 1, and
 /// the contents of an option, sequence, map or variant are one level deeper than it.
 pub const MAX_DEPTH: usize = 128;
