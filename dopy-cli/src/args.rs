@@ -111,14 +111,14 @@ pub(crate) fn parse_value(ty: &str, text: &str) -> Result<Value, String> {
         return parse_value(inner, text).map(|v| Value::Option(Some(Box::new(v))));
     }
     if is_string_like(name, generics) {
-        return Ok(Value::String(serde_json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned())));
+        return Ok(Value::String(serde_json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned()).into()));
     }
     let value = match serde_json::from_str::<Value>(text) {
         Ok(value) => value,
         Err(e) if text.trim_start().starts_with(['[', '{']) => return Err(format!("invalid JSON: {e}")),
         Err(_) => match (name, text.parse::<f64>()) {
             ("f32" | "f64", Ok(f)) => Value::Float(f),
-            _ => Value::String(text.to_owned()),
+            _ => Value::String(text.into()),
         },
     };
     match check_primitive(name, &value) {
@@ -129,7 +129,7 @@ pub(crate) fn parse_value(ty: &str, text: &str) -> Result<Value, String> {
 
 /// JSON if `text` parses as JSON, else the text as a string.
 fn json_or_string(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()))
 }
 
 /// Splits a type as written in the source into its last path segment and its generic arguments:
@@ -212,7 +212,7 @@ mod tests {
     }
 
     fn s(v: &str) -> Value {
-        Value::String(v.to_owned())
+        Value::String(v.into())
     }
 
     #[test]

@@ -289,7 +289,7 @@ impl<E> Error<E> {
     where
         E: serde::Serialize,
     {
-        self.map_method(|e| crate::value::to_value(&e).unwrap_or_else(|err| Value::String(err.to_string())))
+        self.map_method(|e| crate::value::to_value(&e).unwrap_or_else(|err| Value::String(err.to_string().into())))
     }
 }
 

@@ -20,6 +20,10 @@ pub mod wire;
 
 use std::fmt;
 
+/// The string type of [`Value::String`] and [`Value::Variant`] names: a `String` that keeps
+/// strings of up to 24 bytes inline (no allocation), which most field names, map keys and
+/// variant names are. Build one with `.into()` from a `&str` or a `String`; it derefs to `str`.
+pub use compact_str::CompactString;
 pub use de::from_value;
 pub use error::Error;
 pub use ser::to_value;
@@ -61,8 +65,8 @@ pub enum Value {
     Float(f64),
     /// A Unicode scalar value.
     Char(char),
-    /// A UTF-8 string.
-    String(String),
+    /// A UTF-8 string (see [`CompactString`]: short strings are not allocated).
+    String(CompactString),
     /// A byte string (`serde_bytes::ByteBuf`, `Vec<u8>` with `#[serde(with = "serde_bytes")]`).
     Bytes(Vec<u8>),
     /// `Option<T>`: `None` or `Some(value)`.
@@ -73,7 +77,7 @@ pub enum Value {
     Map(Vec<(Value, Value)>),
     /// An enum variant: its name and its payload (`Unit` for a unit variant, the inner value
     /// for a newtype variant, a `Seq` for a tuple variant, a `Map` for a struct variant).
-    Variant(String, Box<Value>),
+    Variant(CompactString, Box<Value>),
     /// A reference to an object: a live handle a dynamic caller can call like any
     /// [`DynObject`](crate::DynObject), and pass on in further calls.
     Ref(crate::object::DynObject),
@@ -282,13 +286,13 @@ impl From<char> for Value {
 
 impl From<&str> for Value {
     fn from(v: &str) -> Self {
-        Value::String(v.to_owned())
+        Value::String(v.into())
     }
 }
 
 impl From<String> for Value {
     fn from(v: String) -> Self {
-        Value::String(v)
+        Value::String(v.into())
     }
 }
 
@@ -398,7 +402,7 @@ mod tests {
     use super::*;
 
     fn s(v: &str) -> Value {
-        Value::String(v.to_owned())
+        Value::String(v.into())
     }
 
     #[test]
@@ -483,7 +487,7 @@ mod tests {
 
     #[test]
     fn display() {
-        let var = |n: &str, p| Value::Variant(n.to_owned(), Box::new(p));
+        let var = |n: &str, p| Value::Variant(n.into(), Box::new(p));
         let cases = [
             (Value::Unit, "()"),
             (Value::Bool(true), "true"),

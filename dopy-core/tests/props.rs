@@ -71,7 +71,7 @@ fn leaf() -> impl Strategy<Value = Value> {
         any::<u128>().prop_map(Value::UInt128),
         any::<f64>().prop_map(Value::Float),
         any::<char>().prop_map(Value::Char),
-        ".{0,12}".prop_map(Value::String),
+        ".{0,12}".prop_map(|s| Value::String(s.into())),
         vec(any::<u8>(), 0..24).prop_map(Value::Bytes),
     ]
 }
@@ -83,7 +83,7 @@ fn value() -> impl Strategy<Value = Value> {
             proptest::option::of(inner.clone()).prop_map(|v| Value::Option(v.map(Box::new))),
             vec(inner.clone(), 0..6).prop_map(Value::Seq),
             vec((inner.clone(), inner.clone()), 0..4).prop_map(Value::Map),
-            ("[A-Za-z_]{1,10}", inner).prop_map(|(name, v)| Value::Variant(name, Box::new(v))),
+            ("[A-Za-z_]{1,10}", inner).prop_map(|(name, v)| Value::Variant(name.into(), Box::new(v))),
         ]
     })
 }

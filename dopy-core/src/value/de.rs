@@ -180,7 +180,7 @@ impl<'de> de::Deserializer<'de> for Value {
             Value::UInt128(v) => visitor.visit_u128(v),
             Value::Float(v) => visitor.visit_f64(v),
             Value::Char(v) => visitor.visit_char(v),
-            Value::String(v) => visitor.visit_string(v),
+            Value::String(v) => visitor.visit_string(v.into_string()),
             Value::Bytes(v) => visitor.visit_byte_buf(v),
             Value::Option(None) => visitor.visit_none(),
             Value::Option(Some(v)) => visitor.visit_some(*v),
@@ -256,7 +256,7 @@ impl<'de> de::Deserializer<'de> for Value {
                 match (chars.next(), chars.next()) {
                     (Some(c), None) => visitor.visit_char(c),
                     // Let the visitor report the string it cannot take.
-                    _ => visitor.visit_string(v),
+                    _ => visitor.visit_string(v.into_string()),
                 }
             }
             other => Err(other.invalid_type(&visitor)),
@@ -269,7 +269,7 @@ impl<'de> de::Deserializer<'de> for Value {
 
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self {
-            Value::String(v) => visitor.visit_string(v),
+            Value::String(v) => visitor.visit_string(v.into_string()),
             Value::Char(v) => visitor.visit_char(v),
             Value::Bytes(v) => visitor.visit_byte_buf(v),
             other => Err(other.invalid_type(&visitor)),
@@ -283,7 +283,7 @@ impl<'de> de::Deserializer<'de> for Value {
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self {
             Value::Bytes(v) => visitor.visit_byte_buf(v),
-            Value::String(v) => visitor.visit_byte_buf(v.into_bytes()),
+            Value::String(v) => visitor.visit_byte_buf(v.into_string().into_bytes()),
             Value::Seq(items) => match items.iter().map(as_byte).collect::<Option<Vec<u8>>>() {
                 Some(bytes) => visitor.visit_byte_buf(bytes),
                 // Not all bytes: let the visitor say which element it cannot take.
@@ -696,11 +696,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+        Ok(Value::String(v.into()))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+        Ok(Value::String(v.into()))
     }
 
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value, E> {
@@ -751,7 +751,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         let (variant, access) = data.variant::<Value>()?;
         let name = match variant {
             Value::String(name) => name,
-            other => other.to_string(),
+            other => other.to_string().into(),
         };
         let payload = access.newtype_variant::<Value>()?;
         Ok(Value::Variant(name, Box::new(payload)))
@@ -769,7 +769,7 @@ mod tests {
     use super::*;
 
     fn s(v: &str) -> Value {
-        Value::String(v.to_owned())
+        Value::String(v.into())
     }
 
     fn map(entries: Vec<(&str, Value)>) -> Value {
@@ -777,7 +777,7 @@ mod tests {
     }
 
     fn var(name: &str, payload: Value) -> Value {
-        Value::Variant(name.to_owned(), Box::new(payload))
+        Value::Variant(name.into(), Box::new(payload))
     }
 
     #[track_caller]

@@ -118,7 +118,7 @@ impl ser::Serializer for Serializer {
     }
 
     fn serialize_str(self, v: &str) -> Result<Value, Error> {
-        Ok(Value::String(v.to_owned()))
+        Ok(Value::String(v.into()))
     }
 
     fn serialize_bytes(self, v: &[u8]) -> Result<Value, Error> {
@@ -147,7 +147,7 @@ impl ser::Serializer for Serializer {
         _variant_index: u32,
         variant: &'static str,
     ) -> Result<Value, Error> {
-        Ok(Value::Variant(variant.to_owned(), Box::new(Value::Unit)))
+        Ok(Value::Variant(variant.into(), Box::new(Value::Unit)))
     }
 
     fn serialize_newtype_struct<T: ?Sized + Serialize>(self, name: &'static str, value: &T) -> Result<Value, Error> {
@@ -171,7 +171,7 @@ impl ser::Serializer for Serializer {
         variant: &'static str,
         value: &T,
     ) -> Result<Value, Error> {
-        Ok(Value::Variant(variant.to_owned(), Box::new(value.serialize(self)?)))
+        Ok(Value::Variant(variant.into(), Box::new(value.serialize(self)?)))
     }
 
     fn serialize_seq(self, len: Option<usize>) -> Result<SerializeSeq, Error> {
@@ -288,7 +288,7 @@ impl ser::SerializeTupleVariant for SerializeTupleVariant {
     }
 
     fn end(self) -> Result<Value, Error> {
-        Ok(Value::Variant(self.variant.to_owned(), Box::new(Value::Seq(self.items))))
+        Ok(Value::Variant(self.variant.into(), Box::new(Value::Seq(self.items))))
     }
 }
 
@@ -342,7 +342,7 @@ impl ser::SerializeStruct for SerializeStruct {
     type Error = Error;
 
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
-        self.entries.push((Value::String(key.to_owned()), value.serialize(Serializer)?));
+        self.entries.push((Value::String(key.into()), value.serialize(Serializer)?));
         Ok(())
     }
 
@@ -362,12 +362,12 @@ impl ser::SerializeStructVariant for SerializeStructVariant {
     type Error = Error;
 
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
-        self.entries.push((Value::String(key.to_owned()), value.serialize(Serializer)?));
+        self.entries.push((Value::String(key.into()), value.serialize(Serializer)?));
         Ok(())
     }
 
     fn end(self) -> Result<Value, Error> {
-        Ok(Value::Variant(self.variant.to_owned(), Box::new(Value::Map(self.entries))))
+        Ok(Value::Variant(self.variant.into(), Box::new(Value::Map(self.entries))))
     }
 }
 
@@ -402,7 +402,7 @@ impl Serialize for Value {
                 Value::Unit => serializer.serialize_str(name),
                 _ => {
                     let mut map = serializer.serialize_map(Some(1))?;
-                    map.serialize_entry(name, &**payload)?;
+                    map.serialize_entry(name.as_str(), &**payload)?;
                     map.end()
                 }
             },
@@ -424,7 +424,7 @@ mod tests {
     use super::*;
 
     fn s(v: &str) -> Value {
-        Value::String(v.to_owned())
+        Value::String(v.into())
     }
 
     #[derive(Serialize)]
@@ -492,7 +492,7 @@ mod tests {
 
     #[test]
     fn variants() {
-        let var = |name: &str, payload| Value::Variant(name.to_owned(), Box::new(payload));
+        let var = |name: &str, payload| Value::Variant(name.into(), Box::new(payload));
         assert_eq!(to_value(&E::A).unwrap(), var("A", Value::Unit));
         assert_eq!(to_value(&E::B(1)).unwrap(), var("B", Value::UInt(1)));
         assert_eq!(to_value(&E::C(1, 'c')).unwrap(), var("C", Value::Seq(vec![Value::UInt(1), Value::Char('c')])));

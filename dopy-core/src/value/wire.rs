@@ -436,7 +436,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
             Tag::Seq => payload.newtype_variant_seed(SeqSeed { depth }).map(Value::Seq),
             Tag::Map => payload.newtype_variant_seed(MapSeed { depth }).map(Value::Map),
             Tag::Variant => payload
-                .newtype_variant_seed(NamedSeed { depth })
+                .newtype_variant_seed(NamedSeed::new(depth))
                 .map(|(name, payload)| Value::Variant(name, Box::new(payload))),
             // Resolved against the message's reference table once the whole message is read.
             Tag::Ref => payload.newtype_variant::<u32>().map(|i| Value::Ref(crate::object::DynObject::unresolved(i))),
@@ -581,29 +581,44 @@ impl<'de> Visitor<'de> for PairSeed {
     }
 }
 
-/// Reads a (name, wire value) pair whose value is at level `depth`.
-#[derive(Clone, Copy)]
-struct NamedSeed {
+/// Reads a (name, wire value) pair whose value is at level `depth`; the name is an `N`
+/// (a `String` for named arguments, a [`CompactString`](super::CompactString) for variants).
+struct NamedSeed<N> {
     depth: usize,
+    name: std::marker::PhantomData<N>,
 }
 
-impl<'de> DeserializeSeed<'de> for NamedSeed {
-    type Value = (String, Value);
+impl<N> NamedSeed<N> {
+    fn new(depth: usize) -> Self {
+        NamedSeed { depth, name: std::marker::PhantomData }
+    }
+}
+
+impl<N> Clone for NamedSeed<N> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<N> Copy for NamedSeed<N> {}
+
+impl<'de, N: Deserialize<'de>> DeserializeSeed<'de> for NamedSeed<N> {
+    type Value = (N, Value);
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_tuple(2, self)
     }
 }
 
-impl<'de> Visitor<'de> for NamedSeed {
-    type Value = (String, Value);
+impl<'de, N: Deserialize<'de>> Visitor<'de> for NamedSeed<N> {
+    type Value = (N, Value);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a (name, wire-encoded value) pair")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let name = element(&mut seq, std::marker::PhantomData::<String>, 0, &self)?;
+        let name = element(&mut seq, std::marker::PhantomData::<N>, 0, &self)?;
         let value = element(&mut seq, ValueSeed { depth: self.depth }, 1, &self)?;
         Ok((name, value))
     }
@@ -678,7 +693,7 @@ pub mod named {
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                collect(seq, NamedSeed { depth: 1 })
+                collect(seq, NamedSeed::new(1))
             }
         }
 
@@ -694,7 +709,7 @@ mod tests {
     use super::*;
 
     fn s(v: &str) -> Value {
-        Value::String(v.to_owned())
+        Value::String(v.into())
     }
 
     fn some(v: Value) -> Value {
@@ -702,7 +717,7 @@ mod tests {
     }
 
     fn var(name: &str, payload: Value) -> Value {
-        Value::Variant(name.to_owned(), Box::new(payload))
+        Value::Variant(name.into(), Box::new(payload))
     }
 
     fn encode(v: &Value) -> Vec<u8> {
