@@ -49,8 +49,10 @@ use serde::{Deserialize, Deserializer};
 use super::Value;
 
 mod direct;
+mod read;
 
 pub use direct::{to_wire, WireValue};
+pub(crate) use read::take;
 
 /// The deepest nesting of values accepted by default: the outermost value is at level 1, and
 /// the contents of an option, sequence, map or variant are one level deeper than it.

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use serde::ser::{self, Serialize};
 
-use super::{deserialize, with_max_depth, Tag, DEPTH_CEILING};
+use super::{with_max_depth, Tag, DEPTH_CEILING};
 use crate::object::DynObject;
 use crate::value::{Error, Value};
 
@@ -54,9 +54,10 @@ impl WireValue {
     /// ```
     pub fn decode(&self) -> Result<Value, Error> {
         // Made here, so within the ceiling whatever the receiving node's limit.
-        let (decoded, _) = with_max_depth(DEPTH_CEILING, || {
-            let mut de = postcard::Deserializer::from_bytes(&self.bytes);
-            deserialize(&mut de).map_err(|e| Error::new(format!("malformed wire value: {e}")))
+        let (decoded, _) = with_max_depth(DEPTH_CEILING, || match super::take(&self.bytes) {
+            Ok((value, [])) => Ok(value),
+            Ok(_) => Err(Error::new("malformed wire value: bytes after the value")),
+            Err(e) => Err(Error::new(format!("malformed wire value: {e}"))),
         });
         let mut value = decoded?;
         crate::refs::resolve_with(&mut value, &crate::refs::in_get);
