@@ -146,6 +146,12 @@ fn arguments(c: &mut Criterion) {
     g.bench_function("clone 10 KiB struct Value (baseline of the above)", |b| b.iter(|| black_box(&value).clone()));
     let returned = Message::Return { id: 1, refs: Vec::new(), outcome: Outcome::Ok(Payload::Dynamic(value.clone())) };
     g.bench_function("encode 10 KiB struct Value on the wire", |b| b.iter(|| black_box(&returned).encode().unwrap()));
+    g.bench_function("encode 10 KiB struct straight into the wire form (to_wire)", |b| {
+        b.iter(|| {
+            let (wire, _) = dopy_core::value::wire::to_wire(black_box(&r)).unwrap();
+            Message::Return { id: 1, refs: Vec::new(), outcome: Outcome::Ok(Payload::Wire(wire)) }.encode().unwrap()
+        })
+    });
     let bytes = returned.encode().unwrap();
     g.bench_function("decode 10 KiB struct Value from the wire", |b| {
         b.iter(|| Message::decode(black_box(&bytes)).unwrap())
