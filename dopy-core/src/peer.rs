@@ -26,7 +26,10 @@ use tracing::Instrument;
 use crate::dispatch::{Answer, Invocation, Reply};
 use crate::error::CallSite;
 use crate::interface::METHODS;
-use crate::message::{flags, Args, Call, Encoded, Fault, FaultKind, Hop, Message, Outcome, Payload, Target};
+use crate::message::{
+    flags, Args, Call, CallIn, CallRef, Encoded, Fault, FaultKind, Hop, Incoming, Message, Outcome, Payload, RefWire,
+    Target, TargetIn,
+};
 use crate::object::DynObject;
 use crate::table::{Entry, ObjectTable};
 use crate::value::{wire, Value};
@@ -406,10 +409,24 @@ impl Connection {
     /// stays usable), [`Error::Overloaded`] if no slot frees up in time,
     /// [`Error::DeadlineExceeded`], or [`Error::Disconnected`] if the connection ends first.
     pub async fn call<E>(&self, request: Request) -> Result<(Outcome, Vec<DynObject>), Error<E>> {
-        let Request { target, method, args, refs, flags: call_flags, deadline } = request;
+        let Request { target, method, args, refs, flags, deadline } = request;
+        self.call_to(&target, &method, args, refs, flags, deadline).await
+    }
+
+    /// [`call`](Connection::call) with the target and method borrowed (from the handle that
+    /// makes the call): they are encoded from there, never copied.
+    pub(crate) async fn call_to<E>(
+        &self,
+        target: &Target,
+        method: &str,
+        args: Args,
+        refs: Vec<DynObject>,
+        call_flags: u32,
+        deadline: Option<Instant>,
+    ) -> Result<(Outcome, Vec<DynObject>), Error<E>> {
         let shared = &self.shared;
         let started = Instant::now();
-        let local_fault = |target: &Target, method: &str, kind, message: String| {
+        let local_fault = |kind, message: String| {
             let site =
                 CallSite { endpoint: shared.endpoint.clone(), object: target.to_string(), method: method.to_owned() };
             Error::from_fault(Fault::new(kind, message), site, |_| None)
@@ -427,15 +444,11 @@ impl Connection {
         let Ok(Ok(_permit)) = permit else {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(local_fault(
-                    &target,
-                    &method,
                     FaultKind::DeadlineExceeded,
                     format!("no slot for `{method}` before the deadline"),
                 ));
             }
             return Err(local_fault(
-                &target,
-                &method,
                 FaultKind::Overloaded,
                 format!(
                     "{} calls already in flight on this connection; none finished within {wait:?}",
@@ -449,8 +462,6 @@ impl Connection {
                 Some(left) if !left.is_zero() => Some(u64::try_from(left.as_micros()).unwrap_or(u64::MAX).max(1)),
                 _ => {
                     return Err(local_fault(
-                        &target,
-                        &method,
                         FaultKind::DeadlineExceeded,
                         format!("the deadline of `{method}` passed before it was sent"),
                     ))
@@ -459,21 +470,19 @@ impl Connection {
         };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         shared.activity.fetch_add(1, Ordering::Relaxed);
-        // The target and the method move into the message and are taken back after encoding
-        // (for the error paths and the trace): no copies.
-        let mut msg = Message::Call(Call {
+        // Encoded from the caller's target and method: no copies.
+        let mut msg = CallRef {
             id,
             target,
             method,
             refs: Vec::new(),
-            args,
+            args: &args,
             flags: call_flags,
             deadline: remaining,
             chain: crate::chain::for_outgoing_call(),
-        });
-        let encoded = shared.encode_mut(&mut msg, refs);
-        let Message::Call(Call { target, method, .. }) = msg else { unreachable!("a call was encoded") };
-        let (frame, exported) = encoded?;
+        };
+        let (frame, exported) = shared.encode_mut(&mut msg, refs)?;
+        drop(args);
         if call_flags & flags::ONEWAY != 0 {
             // Returns once the frame is written to the transport.
             let (ack, written) = oneshot::channel();
@@ -489,8 +498,6 @@ impl Connection {
                     Ok(written) => written,
                     Err(_) => {
                         return Err(local_fault(
-                            &target,
-                            &method,
                             FaultKind::DeadlineExceeded,
                             format!(
                                 "oneway call `{method}` not written to the transport within {:?}",
@@ -524,8 +531,6 @@ impl Connection {
                     drop(guard);
                     let waited = started.elapsed();
                     return Err(local_fault(
-                        &target,
-                        &method,
                         FaultKind::DeadlineExceeded,
                         format!("no reply to `{method}` within {waited:?}; the call was cancelled"),
                     ));
@@ -616,26 +621,17 @@ impl Shared {
 
     /// [`encode`](Shared::encode), leaving the message to the caller (who may still need its
     /// fields, so that they need not be cloned into it).
-    fn encode_mut<E>(
+    fn encode_mut<E, M: Outgoing>(
         self: &Arc<Self>,
-        msg: &mut Message,
+        msg: &mut M,
         mut refs: Vec<DynObject>,
     ) -> Result<(Encoded, Vec<crate::message::ObjectId>), Error<E>> {
         let codec = |reason: String| Error::Codec { reason };
-        match &*msg {
-            Message::Call(Call { args: Args::Positional(values), .. }) => {
-                values.iter().for_each(|v| crate::refs::collect(v, &mut refs))
-            }
-            Message::Call(Call { args: Args::Named(values), .. }) => {
-                values.iter().for_each(|(_, v)| crate::refs::collect(v, &mut refs))
-            }
-            Message::Return { outcome: Outcome::Ok(Payload::Dynamic(v)), .. } => crate::refs::collect(v, &mut refs),
-            _ => {}
-        }
+        msg.collect_refs(&mut refs);
         // Values nested deeper than the node's limit are refused here already, with a clear
         // message (postcard's own drops it).
         let max_depth = self.host.max_depth;
-        let encoded = |msg: &Message| match wire::with_max_depth(max_depth, || msg.encode_shared()) {
+        let encoded = |msg: &M| match wire::with_max_depth(max_depth, || msg.encode_shared()) {
             (Ok(frame), _) => Ok(frame),
             (Err(_), true) => Err(codec(format!("value nesting exceeds {max_depth} levels"))),
             (Err(e), false) => Err(codec(e.to_string())),
@@ -649,22 +645,12 @@ impl Shared {
             Ok(done) => done,
             Err(Unsent::Unsendable(reason)) => return Err(codec(reason)),
             Err(Unsent::Limit(reason)) => {
-                let site = match &msg {
-                    Message::Call(call) => CallSite {
-                        endpoint: self.endpoint.clone(),
-                        object: call.target.to_string(),
-                        method: call.method.clone(),
-                    },
-                    _ => CallSite { endpoint: self.endpoint.clone(), object: String::new(), method: String::new() },
-                };
+                let (object, method) = msg.site().unwrap_or_default();
+                let site = CallSite { endpoint: self.endpoint.clone(), object, method };
                 return Err(Error::from_fault(Fault::new(FaultKind::Overloaded, reason), site, |_| None));
             }
         };
-        match &mut *msg {
-            Message::Call(call) => call.refs = wire,
-            Message::Return { refs, .. } => *refs = wire,
-            _ => {}
-        }
+        msg.set_refs(wire);
         let (frame, _) = crate::refs::encoding(refs, || encoded(msg));
         let frame = frame.and_then(|f| self.check_size(f));
         match frame {
@@ -773,8 +759,18 @@ impl Shared {
 
     fn handle(self: &Arc<Self>, msg: Message) -> Result<(), String> {
         match msg {
-            Message::Call(call) => self.handle_call(call),
+            // The reader decodes calls as `Incoming::Call`.
+            Message::Call(Call { id, target, method, refs, args, flags, deadline, chain }) => {
+                let target = TargetIn::of(&target);
+                self.handle_call(CallIn { id, target, method, refs, args, flags, deadline, chain })
+            }
             Message::Return { id, refs, mut outcome } => {
+                // A method's error may be kept (in an `Error`): not a slice of the read buffer.
+                if let Outcome::Err(fault) = &mut outcome {
+                    if let Some(Payload::Typed(detail)) = &mut fault.detail {
+                        crate::message::unshare(detail);
+                    }
+                }
                 let table = self.import_all(refs);
                 if !table.is_empty() {
                     resolve_outcome(&mut outcome, &table);
@@ -864,15 +860,15 @@ impl Shared {
         }
     }
 
-    fn resolve_target(&self, target: &Target) -> Option<Arc<Entry>> {
+    fn resolve_target(&self, target: TargetIn<'_>) -> Option<Arc<Entry>> {
         match target {
-            Target::Name(_) => self.host.table.resolve(target),
-            Target::Id(id) => lock(&self.refs).exported_entry(id),
+            TargetIn::Name(name) => self.host.table.get(name),
+            TargetIn::Id(id) => lock(&self.refs).exported_entry(&id),
         }
     }
 
-    fn handle_call(self: &Arc<Self>, call: Call) {
-        let Call { id, target, method, refs, mut args, flags: call_flags, chain, deadline } = call;
+    fn handle_call(self: &Arc<Self>, call: CallIn<'_>) {
+        let CallIn { id, target, method, refs, mut args, flags: call_flags, chain, deadline } = call;
         self.activity.fetch_add(1, Ordering::Relaxed);
         let deadline = deadline.map(|us| Instant::now() + Duration::from_micros(us));
         let oneway = call_flags & flags::ONEWAY != 0;
@@ -881,11 +877,11 @@ impl Shared {
         if !table.is_empty() {
             resolve_args(&mut args, &table);
         }
-        let Some(entry) = self.resolve_target(&target) else {
+        let Some(entry) = self.resolve_target(target) else {
             tracing::debug!(%target, %method, "call for an unknown object");
             if !oneway {
                 let why = match target {
-                    Target::Id(_) => "(released, or never exported on this connection)",
+                    TargetIn::Id(_) => "(released, or never exported on this connection)",
                     _ => "",
                 };
                 let fault = Fault::new(
@@ -896,6 +892,13 @@ impl Shared {
             }
             return;
         };
+        let inline = entry.inline_name(&method);
+        if inline.is_none() {
+            // Served in a task, where the arguments may wait (for the object's lock, say).
+            if let Args::Typed(bytes) = &mut args {
+                crate::message::unshare(bytes);
+            }
+        }
         let inv = Invocation::new(method, args, dynamic, table);
         if inv.method() == METHODS && !entry.forwards() {
             if !oneway {
@@ -930,15 +933,14 @@ impl Shared {
         // Fast path: a method the object marks inline (short, never blocks) runs right here in
         // the reader when it completes without waiting (lock free, no queue): no task, no
         // hand-off, no cancellation token. Anything that would wait gets a task as before.
-        let (inv, ticket) = if entry.inline(inv.method()) {
-            let method = inv.method().to_owned();
+        let (inv, ticket) = if let Some(method) = inline {
             let mut run = Box::pin(crate::chain::scope(chain, deadline, entry.clone().call_owned(inv, ticket)));
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             match std::future::Future::poll(run.as_mut(), &mut cx) {
                 std::task::Poll::Ready(reply) => {
                     self.serving.fetch_sub(1, Ordering::AcqRel);
                     if !oneway {
-                        let reply = reply.map_err(|f| Box::new(self.with_hop(*f, entry.label(), &method)));
+                        let reply = reply.map_err(|f| Box::new(self.with_hop(*f, entry.label(), method)));
                         self.reply(id, reply);
                     }
                     return;
@@ -1006,7 +1008,7 @@ impl Shared {
         self: &Arc<Self>,
         id: u64,
         entry: Arc<Entry>,
-        method: String,
+        method: &'static str,
         run: std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>,
         oneway: bool,
         deadline: Option<Instant>,
@@ -1032,7 +1034,7 @@ impl Shared {
             lock(&shared.running).remove(&id);
             shared.serving.fetch_sub(1, Ordering::AcqRel);
             if let (Some(reply), false) = (reply, oneway) {
-                let reply = reply.map_err(|f| Box::new(shared.with_hop(*f, entry.label(), &method)));
+                let reply = reply.map_err(|f| Box::new(shared.with_hop(*f, entry.label(), method)));
                 shared.reply(id, reply);
             }
         });
@@ -1041,6 +1043,73 @@ impl Shared {
     fn with_hop(&self, mut fault: Fault, object: &str, method: &str) -> Fault {
         fault.hops.push(Hop { node: self.host.name.clone(), object: object.to_owned(), method: method.to_owned() });
         fault
+    }
+}
+
+/// A message to encode: a [`Message`], or a call borrowing its parts ([`CallRef`]).
+trait Outgoing {
+    /// Adds the references inside the message's dynamic values to `refs`.
+    fn collect_refs(&self, refs: &mut Vec<DynObject>);
+    /// Fills in the message's reference table.
+    fn set_refs(&mut self, wire: Vec<RefWire>);
+    /// The object and method called, for a call.
+    fn site(&self) -> Option<(String, String)>;
+    /// See [`Message::encode_shared`].
+    fn encode_shared(&self) -> Result<Encoded, postcard::Error>;
+}
+
+fn collect_args(args: &Args, refs: &mut Vec<DynObject>) {
+    match args {
+        Args::Positional(values) => values.iter().for_each(|v| crate::refs::collect(v, refs)),
+        Args::Named(values) => values.iter().for_each(|(_, v)| crate::refs::collect(v, refs)),
+        _ => {}
+    }
+}
+
+impl Outgoing for Message {
+    fn collect_refs(&self, refs: &mut Vec<DynObject>) {
+        match self {
+            Message::Call(call) => collect_args(&call.args, refs),
+            Message::Return { outcome: Outcome::Ok(Payload::Dynamic(v)), .. } => crate::refs::collect(v, refs),
+            _ => {}
+        }
+    }
+
+    fn set_refs(&mut self, wire: Vec<RefWire>) {
+        match self {
+            Message::Call(call) => call.refs = wire,
+            Message::Return { refs, .. } => *refs = wire,
+            _ => {}
+        }
+    }
+
+    fn site(&self) -> Option<(String, String)> {
+        match self {
+            Message::Call(call) => Some((call.target.to_string(), call.method.clone())),
+            _ => None,
+        }
+    }
+
+    fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
+        Message::encode_shared(self)
+    }
+}
+
+impl Outgoing for CallRef<'_> {
+    fn collect_refs(&self, refs: &mut Vec<DynObject>) {
+        collect_args(self.args, refs)
+    }
+
+    fn set_refs(&mut self, wire: Vec<RefWire>) {
+        self.refs = wire;
+    }
+
+    fn site(&self) -> Option<(String, String)> {
+        Some((self.target.to_string(), self.method.to_owned()))
+    }
+
+    fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
+        CallRef::encode_shared(self)
     }
 }
 
@@ -1104,15 +1173,20 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
             },
             Some(Ok(frame)) => {
                 let frame = frame.freeze();
-                // A large typed payload stays in the frame's buffer instead of being copied.
-                let (decoded, too_deep) = wire::with_max_depth(max_depth, || Message::decode_frame(frame.clone()));
+                // Typed payloads stay in the frame's buffer instead of being copied (small ones
+                // get a copy if they are kept: see `Incoming`).
+                let (decoded, too_deep) = wire::with_max_depth(max_depth, || Incoming::decode(&frame));
                 let abort = |reason: String| {
                     shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
                     reason
                 };
                 let handled = match decoded {
+                    Ok(Incoming::Call(call)) => {
+                        shared.handle_call(call);
+                        Ok(())
+                    }
                     // An error here: the peer ended the connection.
-                    Ok(msg) => shared.handle(msg),
+                    Ok(Incoming::Other(msg)) => shared.handle(msg),
                     // One message too deep fails alone: the connection goes on.
                     Err(_) if too_deep => shared.refuse_too_deep(&frame).map_err(abort),
                     Err(e) => Err(abort(format!("protocol error: malformed frame ({e})"))),
