@@ -2,7 +2,8 @@
 //!
 //! Each connection runs two tasks: a reader that decodes frames and routes them (replies to
 //! the waiting caller, calls to the object table), and a writer that drains its queue and
-//! flushes once per batch, so pipelined calls share write syscalls.
+//! flushes once per batch, so pipelined calls share write syscalls. The reader also keeps the
+//! heartbeat and the idle timeout (a watchdog tick in its loop).
 //!
 //! A connection also keeps the reference bookkeeping of its two ends (PROTOCOL.md, section 3.2):
 //! the objects this side exported to the peer, with how many references the peer holds, and the
@@ -165,9 +166,6 @@ struct Shared {
     serving: std::sync::atomic::AtomicUsize,
     /// Replies that arrived for calls nobody waits for any more (cancelled or timed out).
     late: AtomicU64,
-    /// Frames received so far: the watchdog's sign of life (one relaxed add per frame, no clock
-    /// read, no lock).
-    received: AtomicU64,
     /// Calls sent or received so far: the watchdog's sign of use (heartbeats do not count).
     activity: AtomicU64,
 }
@@ -282,15 +280,11 @@ impl Connection {
             running: Mutex::new(HashMap::default()),
             serving: std::sync::atomic::AtomicUsize::new(0),
             late: AtomicU64::new(0),
-            received: AtomicU64::new(0),
             activity: AtomicU64::new(0),
         });
         let span = tracing::debug_span!("dopy.connection", link = %shared.info);
         tracing::debug!(parent: &span, "connection open");
         let writer = tokio::spawn(write_loop(rx, writer, shared.closed.clone()).instrument(span.clone()));
-        if shared.host.heartbeat.is_some() || shared.host.idle_timeout.is_some() {
-            tokio::spawn(watchdog(shared.clone()).instrument(span.clone()));
-        }
         tokio::spawn(read_loop(shared.clone(), reader, writer).instrument(span));
         let owner = owned.then(|| Arc::new(CloseOnDrop(shared.clone())));
         if let Some(o) = &owner {
@@ -1150,13 +1144,26 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
     // frame registers and unregisters a waiter under the token's lock each time.
     let closed = shared.closed.cancelled();
     tokio::pin!(closed);
+    // The heartbeat and the idle timeout are checked here, on ticks, rather than by a task of
+    // their own (which would cost every idle connection its memory).
+    let mut watchdog = Watchdog::new(&shared.host);
+    // Frames received so far: the watchdog's sign of life.
+    let mut frames = 0u64;
     let reason = loop {
+        // Biased: while frames keep coming, only the reader is polled.
         let item = tokio::select! {
+            biased;
             item = reader.next() => item,
             _ = &mut closed => return,
+            () = Watchdog::tick(&mut watchdog) => {
+                if let Some(watchdog) = &mut watchdog {
+                    watchdog.check(shared, frames);
+                }
+                continue;
+            }
         };
         if matches!(item, Some(Ok(_))) {
-            shared.received.fetch_add(1, Ordering::Relaxed);
+            frames += 1;
         }
         match item {
             None => break "the peer closed the connection".to_owned(),
@@ -1208,48 +1215,85 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
     shared.finish(&reason);
 }
 
-/// Watches a connection's signs of life and use: sends a `Ping` after
-/// [`Heartbeat::interval`] of silence, closes it after [`Heartbeat::timeout`] of silence (the
-/// peer is gone) or after [`Host::idle_timeout`] without use.
+/// Watches a connection's signs of life and use, for its reader: sends a `Ping` after
+/// [`Heartbeat::interval`] of silence, closes the connection after [`Heartbeat::timeout`] of
+/// silence (the peer is gone) or after [`Host::idle_timeout`] without use.
 ///
-/// It wakes a few times per period and compares counters the other tasks bump; the hot path
-/// reads no clock and takes no lock for it.
-async fn watchdog(shared: Arc<Shared>) {
-    let heartbeat = shared.host.heartbeat;
-    let idle_timeout = shared.host.idle_timeout;
-    let periods = [heartbeat.map(|h| h.interval), heartbeat.map(|h| h.timeout), idle_timeout];
-    let shortest = periods.into_iter().flatten().min().unwrap_or(Duration::from_secs(1));
-    // A sign of life is noticed at most one tick late.
-    let tick = (shortest / 4).max(Duration::from_millis(1));
-    let mut ticks = tokio::time::interval(tick);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut received, mut activity) = (u64::MAX, u64::MAX);
-    let (mut alive_at, mut used_at, mut pinged_at) = (Instant::now(), Instant::now(), None::<Instant>);
-    let (mut ticked_at, mut waited) = (Instant::now(), false);
-    let closed = shared.closed.cancelled();
-    tokio::pin!(closed);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = &mut closed => return,
-        }
+/// It wakes a few times per period and compares counters: the frames the reader received, the
+/// calls made either way; the hot path reads no clock and takes no lock for it.
+struct Watchdog {
+    heartbeat: Option<Heartbeat>,
+    idle_timeout: Option<Duration>,
+    /// The time between checks.
+    tick: Duration,
+    ticks: tokio::time::Interval,
+    /// The counters at the last check (`u64::MAX` before the first).
+    received: u64,
+    activity: u64,
+    alive_at: Instant,
+    used_at: Instant,
+    pinged_at: Option<Instant>,
+    ticked_at: Instant,
+    /// Whether the last tick came late and was skipped.
+    waited: bool,
+}
+
+impl Watchdog {
+    /// The watchdog of a connection of `host`; `None` when it has neither heartbeat nor idle
+    /// timeout.
+    fn new(host: &Host) -> Option<Watchdog> {
+        let (heartbeat, idle_timeout) = (host.heartbeat, host.idle_timeout);
+        let periods = [heartbeat.map(|h| h.interval), heartbeat.map(|h| h.timeout), idle_timeout];
+        let shortest = periods.into_iter().flatten().min()?;
+        // A sign of life is noticed at most one tick late.
+        let tick = (shortest / 4).max(Duration::from_millis(1));
+        let mut ticks = tokio::time::interval(tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let now = Instant::now();
-        let frames = shared.received.load(Ordering::Relaxed);
-        if frames != received {
-            received = frames;
-            alive_at = now;
+        Some(Watchdog {
+            heartbeat,
+            idle_timeout,
+            tick,
+            ticks,
+            received: u64::MAX,
+            activity: u64::MAX,
+            alive_at: now,
+            used_at: now,
+            pinged_at: None,
+            ticked_at: now,
+            waited: false,
+        })
+    }
+
+    /// Waits for the next check (for ever without a watchdog).
+    async fn tick(watchdog: &mut Option<Watchdog>) {
+        match watchdog {
+            Some(w) => {
+                w.ticks.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Checks the connection, `received` frames having arrived so far; closes it if the peer is
+    /// gone or the connection idle.
+    fn check(&mut self, shared: &Arc<Shared>, received: u64) {
+        let now = Instant::now();
+        if received != self.received {
+            self.received = received;
+            self.alive_at = now;
         }
         // A tick this late means this process did not run (suspended, starved): what arrived
         // meanwhile may still wait to be read, so decide nothing before the reader has had a
         // tick to catch up (once: a runtime always late must still notice a dead peer).
-        let stalled = now.duration_since(ticked_at) > tick * 2 && !waited;
-        ticked_at = now;
-        waited = stalled;
+        let stalled = now.duration_since(self.ticked_at) > self.tick * 2 && !self.waited;
+        self.ticked_at = now;
+        self.waited = stalled;
         if stalled {
-            continue;
+            return;
         }
-        if let Some(Heartbeat { interval, timeout }) = heartbeat {
-            let silent = now.duration_since(alive_at);
+        if let Some(Heartbeat { interval, timeout }) = self.heartbeat {
+            let silent = now.duration_since(self.alive_at);
             if silent >= timeout {
                 let reason =
                     format!("heartbeat timeout: nothing received from the peer for {silent:?} (limit {timeout:?})");
@@ -1257,25 +1301,24 @@ async fn watchdog(shared: Arc<Shared>) {
                 shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
                 return;
             }
-            let since_ping = pinged_at.map_or(Duration::MAX, |at| now.duration_since(at));
+            let since_ping = self.pinged_at.map_or(Duration::MAX, |at| now.duration_since(at));
             if silent >= interval && since_ping >= interval {
-                pinged_at = Some(now);
+                self.pinged_at = Some(now);
                 let nonce = shared.next_id.fetch_add(1, Ordering::Relaxed);
                 if let Ok((frame, _)) = shared.encode::<Value>(Message::Ping { nonce }, Vec::new()) {
                     let _ = shared.send::<Value>(Out::Frame(frame));
                 }
             }
         }
-        if let Some(idle) = idle_timeout {
+        if let Some(idle) = self.idle_timeout {
             let calls = shared.activity.load(Ordering::Relaxed);
-            if calls != activity || !shared.is_idle() {
-                activity = calls;
-                used_at = now;
-            } else if now.duration_since(used_at) >= idle {
+            if calls != self.activity || !shared.is_idle() {
+                self.activity = calls;
+                self.used_at = now;
+            } else if now.duration_since(self.used_at) >= idle {
                 let reason = format!("idle timeout: no call and no reference for {idle:?}");
                 tracing::debug!(%reason, "closing an idle connection");
                 shared.close_with(Message::Goodbye, &reason);
-                return;
             }
         }
     }
