@@ -131,12 +131,60 @@ enum Out {
     Last(Encoded),
 }
 
-/// A reply slot: the waiting caller gets the outcome and its references, or why the
-/// connection ended.
-type Slot = oneshot::Sender<Delivery>;
+/// A reply slot: the waiting caller's waker until the outcome arrives, then the outcome and
+/// its references, or why the connection ended. Slots live in the connection's map of calls
+/// (no allocation of their own); the caller takes the outcome out when it is woken.
+enum Slot {
+    /// No reply yet; whom to wake when it comes.
+    Waiting(Option<std::task::Waker>),
+    /// The reply (or the end of the connection), for the caller to take.
+    Done(Delivery),
+}
 
 /// What a reply slot receives.
 type Delivery = Result<(Outcome, Vec<DynObject>), String>;
+
+/// This side's calls (and pings) waiting for their reply, by id.
+#[derive(Default)]
+struct Calls {
+    slots: HashMap<u64, Slot, IdHash>,
+    /// Set once the connection has ended, so that a call made after the end fails at once
+    /// instead of waiting forever.
+    ended: bool,
+}
+
+/// The reply of call (or ping) `id`, registered with [`Shared::register`]: ready when it has
+/// arrived, or when the connection has ended.
+struct Awaited<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl std::future::Future for Awaited<'_> {
+    type Output = Delivery;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Delivery> {
+        let mut calls = lock(&self.shared.pending);
+        match calls.slots.get_mut(&self.id) {
+            Some(Slot::Waiting(waker)) => {
+                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *waker = Some(cx.waker().clone());
+                }
+                std::task::Poll::Pending
+            }
+            Some(Slot::Done(_)) => match calls.slots.remove(&self.id) {
+                Some(Slot::Done(delivery)) => std::task::Poll::Ready(delivery),
+                _ => unreachable!("the slot was just seen done"),
+            },
+            // Only the caller removes its slot (when it takes the reply, or gives up).
+            None => {
+                drop(calls);
+                let reason = lock(&self.shared.close_reason).clone();
+                std::task::Poll::Ready(Err(reason.unwrap_or_else(|| "the connection is closed".into())))
+            }
+        }
+    }
+}
 
 struct Shared {
     host: Arc<Host>,
@@ -147,9 +195,8 @@ struct Shared {
     endpoint: String,
     out: mpsc::UnboundedSender<Out>,
     next_id: AtomicU64,
-    /// Calls waiting for a reply; `None` once the connection has ended, so that a call made
-    /// after the end fails at once instead of waiting forever.
-    pending: Mutex<Option<HashMap<u64, Slot, IdHash>>>,
+    /// Calls waiting for a reply.
+    pending: Mutex<Calls>,
     /// Objects exported to the peer and imported from it.
     refs: Mutex<RefTables>,
     /// The handle that keeps an outgoing connection open, so that handles made later (for
@@ -272,7 +319,7 @@ impl Connection {
             endpoint,
             out: tx,
             next_id: AtomicU64::new(1),
-            pending: Mutex::new(Some(HashMap::default())),
+            pending: Mutex::new(Calls::default()),
             refs: Mutex::new(RefTables::default()),
             owner: Mutex::new(Weak::new()),
             closed: CancellationToken::new(),
@@ -385,9 +432,8 @@ impl Connection {
         let answer = rx.await;
         drop(guard);
         match answer {
-            Ok(Ok(_)) => Ok(started.elapsed()),
-            Ok(Err(reason)) => Err(Error::Disconnected { reason }),
-            Err(_) => Err(shared.disconnected()),
+            Ok(_) => Ok(started.elapsed()),
+            Err(reason) => Err(Error::Disconnected { reason }),
         }
     }
 
@@ -538,14 +584,10 @@ impl Connection {
             method,
             id,
             elapsed_us = started.elapsed().as_micros() as u64,
-            ok = matches!(outcome, Ok(Ok((Outcome::Ok(_), _)))),
+            ok = matches!(outcome, Ok((Outcome::Ok(_), _))),
             "call returned"
         );
-        match outcome {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(reason)) => Err(Error::Disconnected { reason }),
-            Err(_) => Err(shared.disconnected()),
-        }
+        outcome.map_err(|reason| Error::Disconnected { reason })
     }
 }
 
@@ -576,8 +618,9 @@ struct PendingGuard<'a> {
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        let removed = lock(&self.shared.pending).as_mut().and_then(|map| map.remove(&self.id));
-        if self.armed && removed.is_some() {
+        let removed = lock(&self.shared.pending).slots.remove(&self.id);
+        // A reply that arrived meanwhile needs no `Cancel` (it is dropped, outside the lock).
+        if self.armed && matches!(removed, Some(Slot::Waiting(_))) {
             if let Ok((frame, _)) = self.shared.encode::<Value>(Message::Cancel { id: self.id }, Vec::new()) {
                 let _ = self.shared.send::<Value>(Out::Frame(frame));
             }
@@ -591,15 +634,35 @@ impl Shared {
         Connection { shared: self.clone(), _owner: lock(&self.owner).upgrade() }
     }
 
-    /// Creates the reply slot of call (or ping) `id`.
-    fn register<E>(&self, id: u64) -> Result<oneshot::Receiver<Delivery>, Error<E>> {
-        let (tx, rx) = oneshot::channel();
-        let mut pending = lock(&self.pending);
-        let Some(map) = pending.as_mut() else {
+    /// Creates the reply slot of call (or ping) `id`; the reply is awaited with what this
+    /// returns (and the slot removed by a [`PendingGuard`]).
+    fn register<E>(&self, id: u64) -> Result<Awaited<'_>, Error<E>> {
+        let mut calls = lock(&self.pending);
+        if calls.ended {
+            drop(calls);
             return Err(self.disconnected());
+        }
+        calls.slots.insert(id, Slot::Waiting(None));
+        Ok(Awaited { shared: self, id })
+    }
+
+    /// Hands the reply of call (or ping) `id` to its caller; gives it back if nobody waits for
+    /// it (any more).
+    fn deliver(&self, id: u64, delivery: Delivery) -> Result<(), Delivery> {
+        let waker = {
+            let mut calls = lock(&self.pending);
+            match calls.slots.get_mut(&id) {
+                Some(slot @ Slot::Waiting(_)) => match std::mem::replace(slot, Slot::Done(delivery)) {
+                    Slot::Waiting(waker) => waker,
+                    Slot::Done(_) => unreachable!("the slot was just seen waiting"),
+                },
+                _ => return Err(delivery),
+            }
         };
-        map.insert(id, tx);
-        Ok(rx)
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
     }
 
     /// Encodes a message: exports the references it carries (`refs` for a typed payload, plus
@@ -719,10 +782,18 @@ impl Shared {
         // `Cancel` would (`no_cancel` methods run on).
         let running: Vec<CancellationToken> = lock(&self.running).drain().map(|(_, stop)| stop).collect();
         running.iter().for_each(CancellationToken::cancel);
-        let pending = lock(&self.pending).take();
-        for (_, slot) in pending.into_iter().flatten() {
-            let _ = slot.send(Err(reason.to_owned()));
-        }
+        let wakers: Vec<std::task::Waker> = {
+            let mut calls = lock(&self.pending);
+            calls.ended = true;
+            let waiting = calls.slots.values_mut().filter(|slot| matches!(slot, Slot::Waiting(_)));
+            waiting
+                .filter_map(|slot| match std::mem::replace(slot, Slot::Done(Err(reason.to_owned()))) {
+                    Slot::Waiting(waker) => waker,
+                    Slot::Done(_) => None,
+                })
+                .collect()
+        };
+        wakers.into_iter().for_each(std::task::Waker::wake);
         // Dropping the exports may run user code (an object's Drop): not under the lock.
         let dropped = lock(&self.refs).clear();
         drop(dropped);
@@ -769,15 +840,9 @@ impl Shared {
                 if !table.is_empty() {
                     resolve_outcome(&mut outcome, &table);
                 }
-                let slot = lock(&self.pending).as_mut().and_then(|m| m.remove(&id));
-                match slot {
-                    Some(slot) => {
-                        let _ = slot.send(Ok((outcome, table)));
-                    }
-                    None => {
-                        self.late.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(id, "reply to a call nobody waits for (cancelled or late): discarded");
-                    }
+                if self.deliver(id, Ok((outcome, table))).is_err() {
+                    self.late.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(id, "reply to a call nobody waits for (cancelled or late): discarded");
                 }
             }
             Message::Ping { nonce } => {
@@ -786,10 +851,7 @@ impl Shared {
                 }
             }
             Message::Pong { nonce } => {
-                let slot = lock(&self.pending).as_mut().and_then(|m| m.remove(&nonce));
-                if let Some(slot) = slot {
-                    let _ = slot.send(Ok((Outcome::Ok(Payload::Dynamic(Value::Unit)), Vec::new())));
-                }
+                let _ = self.deliver(nonce, Ok((Outcome::Ok(Payload::Dynamic(Value::Unit)), Vec::new())));
             }
             Message::Release { object, count } => {
                 let dropped = lock(&self.refs).release(object, count);
@@ -809,7 +871,7 @@ impl Shared {
     /// Whether nothing uses the connection: no call in flight either way, no reference held
     /// either way.
     fn is_idle(&self) -> bool {
-        let waiting = lock(&self.pending).as_ref().is_some_and(|calls| !calls.is_empty());
+        let waiting = !lock(&self.pending).slots.is_empty();
         let refs = lock(&self.refs);
         !waiting && self.serving.load(Ordering::Acquire) == 0 && refs.exported() == 0 && refs.imported() == 0
     }
@@ -845,9 +907,7 @@ impl Shared {
                     drop(self.import_all(refs));
                 }
                 let fault = Fault::new(FaultKind::Protocol, format!("the reply was refused: its {why}"));
-                if let Some(slot) = lock(&self.pending).as_mut().and_then(|m| m.remove(&id)) {
-                    let _ = slot.send(Ok((Outcome::Err(Box::new(fault)), Vec::new())));
-                }
+                let _ = self.deliver(id, Ok((Outcome::Err(Box::new(fault)), Vec::new())));
                 Ok(())
             }
             _ => Err(format!("protocol error: {why}")),
