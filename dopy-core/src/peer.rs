@@ -13,6 +13,8 @@ mod refs;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -32,7 +34,7 @@ use crate::message::{
     Target, TargetIn,
 };
 use crate::object::DynObject;
-use crate::table::{Entry, ObjectTable};
+use crate::table::{Entry, ObjectTable, Ticket};
 use crate::value::{wire, Value};
 use crate::Error;
 
@@ -822,12 +824,12 @@ impl Shared {
         let _ = self.send_or_unexport::<Value>(frame, exported);
     }
 
-    fn handle(self: &Arc<Self>, msg: Message) -> Result<(), String> {
+    fn handle(self: &Arc<Self>, msg: Message, runner: &mut dyn InlineRunner) -> Result<(), String> {
         match msg {
             // The reader decodes calls as `Incoming::Call`.
             Message::Call(Call { id, target, method, refs, args, flags, deadline, chain }) => {
                 let target = TargetIn::of(&target);
-                self.handle_call(CallIn { id, target, method, refs, args, flags, deadline, chain })
+                self.handle_call(CallIn { id, target, method, refs, args, flags, deadline, chain }, runner)
             }
             Message::Return { id, refs, mut outcome } => {
                 // A method's error may be kept (in an `Error`): not a slice of the read buffer.
@@ -921,7 +923,8 @@ impl Shared {
         }
     }
 
-    fn handle_call(self: &Arc<Self>, call: CallIn<'_>) {
+    /// Serves a call; `runner` runs inline calls.
+    fn handle_call(self: &Arc<Self>, call: CallIn<'_>, runner: &mut dyn InlineRunner) {
         let CallIn { id, target, method, refs, mut args, flags: call_flags, chain, deadline } = call;
         self.activity.fetch_add(1, Ordering::Relaxed);
         let deadline = deadline.map(|us| Instant::now() + Duration::from_micros(us));
@@ -988,10 +991,8 @@ impl Shared {
         // the reader when it completes without waiting (lock free, no queue): no task, no
         // hand-off, no cancellation token. Anything that would wait gets a task as before.
         let (inv, ticket) = if let Some(method) = inline {
-            let mut run = Box::pin(crate::chain::scope(chain, deadline, entry.clone().call_owned(inv, ticket)));
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            match std::future::Future::poll(run.as_mut(), &mut cx) {
-                std::task::Poll::Ready(reply) => {
+            match runner.run(entry.clone(), inv, ticket, chain, deadline) {
+                Ok(reply) => {
                     self.serving.fetch_sub(1, Ordering::AcqRel);
                     if !oneway {
                         let reply = reply.map_err(|f| Box::new(self.with_hop(*f, entry.label(), method)));
@@ -999,7 +1000,7 @@ impl Shared {
                     }
                     return;
                 }
-                std::task::Poll::Pending => return self.serve_in_task(id, entry, method, run, oneway, deadline),
+                Err(run) => return self.serve_in_task(id, entry, method, run, oneway, deadline),
             }
         } else {
             (inv, ticket)
@@ -1097,6 +1098,81 @@ impl Shared {
     fn with_hop(&self, mut fault: Fault, object: &str, method: &str) -> Fault {
         fault.hops.push(Hop { node: self.host.name.clone(), object: object.to_owned(), method: method.to_owned() });
         fault
+    }
+}
+
+/// Runs inline calls for a reader (see [`Shared::handle_call`]).
+trait InlineRunner {
+    /// Starts an inline call: its reply if it completed at once, else the call, to finish in a
+    /// task.
+    fn run(
+        &mut self,
+        entry: Arc<Entry>,
+        inv: Invocation,
+        ticket: Option<Ticket>,
+        chain: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Reply, Pin<Box<dyn Future<Output = Reply> + Send>>>;
+}
+
+/// The future of an inline call.
+fn inline_call(
+    entry: Arc<Entry>,
+    inv: Invocation,
+    ticket: Option<Ticket>,
+    chain: u64,
+    deadline: Option<Instant>,
+) -> impl Future<Output = Reply> + Send + 'static {
+    crate::chain::scope(chain, deadline, entry.call_owned(inv, ticket))
+}
+
+/// A reader's [`InlineRunner`]: one box for its inline calls' futures (made by `make`), reused
+/// from one call to the next, so that an inline call that completes at once (the usual case)
+/// allocates nothing for its future. One that has to wait takes the box to its task; the next
+/// call gets a fresh one.
+struct InlineBox<F, Fut> {
+    make: F,
+    spare: Option<Pin<Box<Option<Fut>>>>,
+}
+
+impl<F, Fut> InlineRunner for InlineBox<F, Fut>
+where
+    F: Fn(Arc<Entry>, Invocation, Option<Ticket>, u64, Option<Instant>) -> Fut,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    fn run(
+        &mut self,
+        entry: Arc<Entry>,
+        inv: Invocation,
+        ticket: Option<Ticket>,
+        chain: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Reply, Pin<Box<dyn Future<Output = Reply> + Send>>> {
+        let mut call = self.spare.take().unwrap_or_else(|| Box::pin(None));
+        call.set(Some((self.make)(entry, inv, ticket, chain, deadline)));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match call.as_mut().as_pin_mut().map(|run| run.poll(&mut cx)) {
+            Some(std::task::Poll::Ready(reply)) => {
+                call.set(None);
+                self.spare = Some(call);
+                Ok(reply)
+            }
+            _ => Err(Box::pin(Started(call))),
+        }
+    }
+}
+
+/// An inline call that has to wait, in the box it started in.
+struct Started<Fut>(Pin<Box<Option<Fut>>>);
+
+impl<Fut: Future> Future for Started<Fut> {
+    type Output = Fut::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Fut::Output> {
+        match self.get_mut().0.as_mut().as_pin_mut() {
+            Some(run) => run.poll(cx),
+            None => unreachable!("a started call is in its box until it completes"),
+        }
     }
 }
 
@@ -1209,6 +1285,7 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
     let mut watchdog = Watchdog::new(&shared.host);
     // Frames received so far: the watchdog's sign of life.
     let mut frames = 0u64;
+    let mut runner = InlineBox { make: inline_call, spare: None };
     let reason = loop {
         // Biased: while frames keep coming, only the reader is polled.
         let item = tokio::select! {
@@ -1249,11 +1326,11 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                 };
                 let handled = match decoded {
                     Ok(Incoming::Call(call)) => {
-                        shared.handle_call(call);
+                        shared.handle_call(call, &mut runner);
                         Ok(())
                     }
                     // An error here: the peer ended the connection.
-                    Ok(Incoming::Other(msg)) => shared.handle(msg),
+                    Ok(Incoming::Other(msg)) => shared.handle(msg, &mut runner),
                     // One message too deep fails alone: the connection goes on.
                     Err(_) if too_deep => shared.refuse_too_deep(&frame).map_err(abort),
                     Err(e) => Err(abort(format!("protocol error: malformed frame ({e})"))),
