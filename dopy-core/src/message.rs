@@ -308,17 +308,11 @@ impl Message {
             return Ok(Encoded::Parts(vec![Bytes::from(encode_head(&head, 0)?), wire.clone()]));
         }
         let payload = match self {
-            Message::Call(Call { args: Args::Typed(b), .. }) => b,
-            Message::Return { outcome: Outcome::Ok(Payload::Typed(b)), .. } => b,
-            _ => return self.encode().map(Encoded::Whole),
+            Message::Call(Call { args: Args::Typed(b), .. }) => Some(b),
+            Message::Return { outcome: Outcome::Ok(Payload::Typed(b)), .. } => Some(b),
+            _ => None,
         };
-        if payload.len() < SHARE_MIN {
-            return self.encode().map(Encoded::Whole);
-        }
-        let size = postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())?;
-        let parts =
-            Parts { payload: Some(payload), current: Vec::with_capacity(size - payload.len()), done: Vec::new() };
-        postcard::serialize_with_flavor(self, parts).map(Encoded::Parts)
+        encode_around(self, payload)
     }
 
     /// Decodes one frame.
@@ -369,6 +363,73 @@ impl Message {
     }
 }
 
+/// Encodes `value` whole, or in parts around `payload` (a byte string it serializes) when that
+/// is at least [`SHARE_MIN`] bytes: see [`Message::encode_shared`].
+fn encode_around<T: Serialize>(value: &T, payload: Option<&Bytes>) -> Result<Encoded, postcard::Error> {
+    let Some(payload) = payload.filter(|p| p.len() >= SHARE_MIN) else {
+        return to_bytes(value).map(Encoded::Whole);
+    };
+    let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())?;
+    let parts = Parts { payload: Some(payload), current: Vec::with_capacity(size - payload.len()), done: Vec::new() };
+    postcard::serialize_with_flavor(value, parts).map(Encoded::Parts)
+}
+
+/// A `Message::Call` that borrows its target, method and arguments: what a caller encodes,
+/// without copying the names its handle keeps into a [`Call`]. Encodes to exactly the bytes of
+/// the `Message::Call` with the same fields.
+#[derive(Debug)]
+pub(crate) struct CallRef<'a> {
+    pub(crate) id: u64,
+    pub(crate) target: &'a Target,
+    pub(crate) method: &'a str,
+    pub(crate) refs: Vec<RefWire>,
+    pub(crate) args: &'a Args,
+    pub(crate) flags: u32,
+    pub(crate) deadline: Option<u64>,
+    pub(crate) chain: u64,
+}
+
+impl CallRef<'_> {
+    /// As [`Message::encode_shared`] of the same call.
+    pub(crate) fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
+        let payload = match self.args {
+            Args::Typed(b) => Some(b),
+            _ => None,
+        };
+        encode_around(self, payload)
+    }
+}
+
+impl Serialize for CallRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// [`Call`]'s fields, in its order, borrowed.
+        #[derive(Serialize)]
+        #[serde(rename = "Call")]
+        struct Fields<'b> {
+            id: u64,
+            target: &'b Target,
+            method: &'b str,
+            refs: &'b [RefWire],
+            args: &'b Args,
+            flags: u32,
+            deadline: Option<u64>,
+            chain: u64,
+        }
+        let fields = Fields {
+            id: self.id,
+            target: self.target,
+            method: self.method,
+            refs: &self.refs,
+            args: self.args,
+            flags: self.flags,
+            deadline: self.deadline,
+            chain: self.chain,
+        };
+        // `Message::Call` is the enum's first variant.
+        serializer.serialize_newtype_variant("Message", 0, "Call", &fields)
+    }
+}
+
 /// Typed payloads at least this large are shared rather than copied: with the frame by
 /// [`Message::decode_frame`], with the message by [`Message::encode_shared`].
 pub const SHARE_MIN: usize = 4096;
@@ -399,16 +460,27 @@ impl Encoded {
 
 thread_local! {
     /// The frame [`Message::decode_frame`] is decoding, so that a large typed payload can be a
-    /// slice of it (serde has no context argument; the decode is synchronous).
-    static FRAME: std::cell::RefCell<Option<Bytes>> = const { std::cell::RefCell::new(None) };
+    /// slice of it (serde has no context argument; the decode is synchronous), with the size
+    /// from which byte strings are shared.
+    static FRAME: std::cell::RefCell<Option<(Bytes, usize)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Runs `decode` (a synchronous decode of `source`) so that large byte strings read from
 /// `source` become slices of it instead of copies: typed payloads of a frame, and
 /// [`crate::Bytes`] values in typed arguments and results.
 pub(crate) fn sharing<R>(source: &Bytes, decode: impl FnOnce() -> R) -> R {
+    // A source too small to hold a shared value is not worth a clone (which, for a buffer
+    // that owns a `Vec`, allocates).
+    if source.len() < SHARE_MIN {
+        return decode();
+    }
+    sharing_from(source, SHARE_MIN, decode)
+}
+
+/// [`sharing`], with byte strings of at least `min` bytes shared.
+fn sharing_from<R>(source: &Bytes, min: usize, decode: impl FnOnce() -> R) -> R {
     /// Puts the previous source back, even if the decode panics.
-    struct Restore(Option<Bytes>);
+    struct Restore(Option<(Bytes, usize)>);
 
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -417,13 +489,98 @@ pub(crate) fn sharing<R>(source: &Bytes, decode: impl FnOnce() -> R) -> R {
         }
     }
 
-    // A source too small to hold a shared value is not worth a clone (which, for a buffer
-    // that owns a `Vec`, allocates).
-    if source.len() < SHARE_MIN {
-        return decode();
-    }
-    let _restore = Restore(FRAME.with(|f| f.borrow_mut().replace(source.clone())));
+    let _restore = Restore(FRAME.with(|f| f.borrow_mut().replace((source.clone(), min))));
     decode()
+}
+
+/// What a connection's reader decodes a frame into: a call, with its target's name borrowed
+/// from the frame, or any other message.
+///
+/// Typed payloads of every size are slices of the frame (not copies): the reader hands a
+/// payload on to be consumed at once, and gives one that may stay around longer (arguments of
+/// a call served in a task, a method's error) a copy of its own with [`unshare`].
+pub(crate) enum Incoming<'a> {
+    /// A `Message::Call`.
+    Call(CallIn<'a>),
+    /// Any other message.
+    Other(Message),
+}
+
+impl<'a> Incoming<'a> {
+    /// Decodes one frame, as [`Message::decode_frame`] does but for the above.
+    pub(crate) fn decode(frame: &'a Bytes) -> Result<Incoming<'a>, postcard::Error> {
+        /// `Message` with its first variant only.
+        #[derive(Deserialize)]
+        #[serde(rename = "Message")]
+        enum CallOnly<'b> {
+            Call(#[serde(borrow)] CallIn<'b>),
+        }
+
+        sharing_from(frame, 0, || {
+            // The variant index of `Message::Call`, a varint, is one zero byte.
+            if frame.first() != Some(&0) {
+                return Message::decode(frame).map(Incoming::Other);
+            }
+            match postcard::take_from_bytes::<CallOnly<'a>>(frame)? {
+                (CallOnly::Call(call), []) => Ok(Incoming::Call(call)),
+                _ => Err(postcard::Error::DeserializeBadEncoding),
+            }
+        })
+    }
+}
+
+/// A [`Call`] as the reader decodes it: the target's name is borrowed from the frame.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Call")]
+pub(crate) struct CallIn<'a> {
+    pub(crate) id: u64,
+    #[serde(borrow)]
+    pub(crate) target: TargetIn<'a>,
+    pub(crate) method: String,
+    pub(crate) refs: Vec<RefWire>,
+    pub(crate) args: Args,
+    pub(crate) flags: u32,
+    pub(crate) deadline: Option<u64>,
+    pub(crate) chain: u64,
+}
+
+/// A [`Target`] that borrows its name.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename = "Target")]
+pub(crate) enum TargetIn<'a> {
+    /// [`Target::Name`].
+    Name(&'a str),
+    /// [`Target::Id`].
+    Id(ObjectId),
+}
+
+impl<'a> TargetIn<'a> {
+    /// Borrows `target`.
+    pub(crate) fn of(target: &'a Target) -> Self {
+        match target {
+            Target::Name(name) => TargetIn::Name(name),
+            Target::Id(id) => TargetIn::Id(*id),
+        }
+    }
+}
+
+impl std::fmt::Display for TargetIn<'_> {
+    /// As [`Target`]'s.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetIn::Name(n) => f.write_str(n),
+            TargetIn::Id(id) => write!(f, "#{id}"),
+        }
+    }
+}
+
+/// Gives a small payload shared with a frame by [`Incoming::decode`] a buffer of its own, so
+/// that it does not keep the frame's read buffer alive (large ones stay shared, as
+/// [`Message::decode_frame`] leaves them).
+pub(crate) fn unshare(payload: &mut Bytes) {
+    if payload.len() < SHARE_MIN {
+        *payload = Bytes::copy_from_slice(payload);
+    }
 }
 
 /// Reads a typed payload: a slice of the frame being decoded when it is large and lies in it,
@@ -439,19 +596,14 @@ pub(crate) fn frame_bytes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> 
         }
 
         fn visit_borrowed_bytes<E: serde::de::Error>(self, v: &'de [u8]) -> Result<Bytes, E> {
-            if v.len() >= SHARE_MIN {
-                let shared = FRAME.with(|f| {
-                    let frame = f.borrow();
-                    let frame = frame.as_ref()?;
-                    let (start, end) = (frame.as_ptr() as usize, frame.as_ptr() as usize + frame.len());
-                    let inside = v.as_ptr() as usize >= start && v.as_ptr() as usize + v.len() <= end;
-                    inside.then(|| frame.slice_ref(v))
-                });
-                if let Some(bytes) = shared {
-                    return Ok(bytes);
-                }
-            }
-            Ok(Bytes::copy_from_slice(v))
+            let shared = FRAME.with(|f| {
+                let frame = f.borrow();
+                let (frame, min) = frame.as_ref()?;
+                let (start, end) = (frame.as_ptr() as usize, frame.as_ptr() as usize + frame.len());
+                let inside = v.as_ptr() as usize >= start && v.as_ptr() as usize + v.len() <= end;
+                (v.len() >= *min && inside).then(|| frame.slice_ref(v))
+            });
+            Ok(shared.unwrap_or_else(|| Bytes::copy_from_slice(v)))
         }
 
         fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
@@ -644,6 +796,36 @@ mod tests {
             assert_eq!(Message::decode(&expected).unwrap(), plain);
             // Nothing else can write it (it would be written wrongly).
             assert!(postcard::to_allocvec(&prepared).is_err());
+        }
+    }
+
+    #[test]
+    fn call_ref_encodes_as_the_call() {
+        let target = Target::Name("calc".into());
+        for args in [Args::Typed(Bytes::from(vec![7u8; 12])), Args::Typed(Bytes::from(vec![1u8; SHARE_MIN]))] {
+            let refs = vec![RefWire::Mine(ObjectId([3; 16])), RefWire::Yours(Target::Name("x".into()))];
+            let call = Message::Call(Call {
+                id: 300,
+                target: target.clone(),
+                method: "add".into(),
+                refs: refs.clone(),
+                args: args.clone(),
+                flags: 1,
+                deadline: Some(70_000),
+                chain: u64::MAX,
+            });
+            let borrowed = CallRef {
+                id: 300,
+                target: &target,
+                method: "add",
+                refs,
+                args: &args,
+                flags: 1,
+                deadline: Some(70_000),
+                chain: u64::MAX,
+            };
+            assert_eq!(to_bytes(&borrowed).unwrap(), call.encode().unwrap());
+            assert_eq!(borrowed.encode_shared().unwrap(), call.encode_shared().unwrap());
         }
     }
 

@@ -13,7 +13,7 @@ use crate::dispatch::{Answer, Dispatch, Dispatched, Invocation, Reply};
 use crate::error::CallSite;
 use crate::interface::{Interface, METHODS};
 use crate::message::{flags, Args, Fault, FaultKind, Outcome, Payload, Target};
-use crate::peer::{Connection, Import, Request};
+use crate::peer::{Connection, Import};
 use crate::refs;
 use crate::table::Entry;
 use crate::value::{from_value, to_value, Value};
@@ -195,17 +195,7 @@ impl DynObject {
     ) -> Result<(Outcome, Vec<DynObject>), Error<E>> {
         let deadline = self.deadline();
         match &self.via {
-            Via::Remote { conn, target, .. } => {
-                let request = Request {
-                    target: target.clone(),
-                    method: method.to_owned(),
-                    args,
-                    refs,
-                    flags: call_flags,
-                    deadline,
-                };
-                conn.call(request).await
-            }
+            Via::Remote { conn, target, .. } => conn.call_to(target, method, args, refs, call_flags, deadline).await,
             Via::Local(entry) => {
                 let inv = Invocation::new(method.to_owned(), args, call_flags & flags::DYNAMIC_RESULT != 0, refs);
                 let reply = if method == METHODS && !entry.forwards() {

@@ -2,7 +2,8 @@
 //!
 //! Each connection runs two tasks: a reader that decodes frames and routes them (replies to
 //! the waiting caller, calls to the object table), and a writer that drains its queue and
-//! flushes once per batch, so pipelined calls share write syscalls.
+//! flushes once per batch, so pipelined calls share write syscalls. The reader also keeps the
+//! heartbeat and the idle timeout (a watchdog tick in its loop).
 //!
 //! A connection also keeps the reference bookkeeping of its two ends (PROTOCOL.md, section 3.2):
 //! the objects this side exported to the peer, with how many references the peer holds, and the
@@ -12,6 +13,8 @@ mod refs;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -26,9 +29,12 @@ use tracing::Instrument;
 use crate::dispatch::{Answer, Invocation, Reply};
 use crate::error::CallSite;
 use crate::interface::METHODS;
-use crate::message::{flags, Args, Call, Encoded, Fault, FaultKind, Hop, Message, Outcome, Payload, Target};
+use crate::message::{
+    flags, Args, Call, CallIn, CallRef, Encoded, Fault, FaultKind, Hop, Incoming, Message, Outcome, Payload, RefWire,
+    Target, TargetIn,
+};
 use crate::object::DynObject;
-use crate::table::{Entry, ObjectTable};
+use crate::table::{Entry, ObjectTable, Ticket};
 use crate::value::{wire, Value};
 use crate::Error;
 
@@ -127,12 +133,60 @@ enum Out {
     Last(Encoded),
 }
 
-/// A reply slot: the waiting caller gets the outcome and its references, or why the
-/// connection ended.
-type Slot = oneshot::Sender<Delivery>;
+/// A reply slot: the waiting caller's waker until the outcome arrives, then the outcome and
+/// its references, or why the connection ended. Slots live in the connection's map of calls
+/// (no allocation of their own); the caller takes the outcome out when it is woken.
+enum Slot {
+    /// No reply yet; whom to wake when it comes.
+    Waiting(Option<std::task::Waker>),
+    /// The reply (or the end of the connection), for the caller to take.
+    Done(Delivery),
+}
 
 /// What a reply slot receives.
 type Delivery = Result<(Outcome, Vec<DynObject>), String>;
+
+/// This side's calls (and pings) waiting for their reply, by id.
+#[derive(Default)]
+struct Calls {
+    slots: HashMap<u64, Slot, IdHash>,
+    /// Set once the connection has ended, so that a call made after the end fails at once
+    /// instead of waiting forever.
+    ended: bool,
+}
+
+/// The reply of call (or ping) `id`, registered with [`Shared::register`]: ready when it has
+/// arrived, or when the connection has ended.
+struct Awaited<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl std::future::Future for Awaited<'_> {
+    type Output = Delivery;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Delivery> {
+        let mut calls = lock(&self.shared.pending);
+        match calls.slots.get_mut(&self.id) {
+            Some(Slot::Waiting(waker)) => {
+                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *waker = Some(cx.waker().clone());
+                }
+                std::task::Poll::Pending
+            }
+            Some(Slot::Done(_)) => match calls.slots.remove(&self.id) {
+                Some(Slot::Done(delivery)) => std::task::Poll::Ready(delivery),
+                _ => unreachable!("the slot was just seen done"),
+            },
+            // Only the caller removes its slot (when it takes the reply, or gives up).
+            None => {
+                drop(calls);
+                let reason = lock(&self.shared.close_reason).clone();
+                std::task::Poll::Ready(Err(reason.unwrap_or_else(|| "the connection is closed".into())))
+            }
+        }
+    }
+}
 
 struct Shared {
     host: Arc<Host>,
@@ -143,9 +197,8 @@ struct Shared {
     endpoint: String,
     out: mpsc::UnboundedSender<Out>,
     next_id: AtomicU64,
-    /// Calls waiting for a reply; `None` once the connection has ended, so that a call made
-    /// after the end fails at once instead of waiting forever.
-    pending: Mutex<Option<HashMap<u64, Slot, IdHash>>>,
+    /// Calls waiting for a reply.
+    pending: Mutex<Calls>,
     /// Objects exported to the peer and imported from it.
     refs: Mutex<RefTables>,
     /// The handle that keeps an outgoing connection open, so that handles made later (for
@@ -162,9 +215,6 @@ struct Shared {
     serving: std::sync::atomic::AtomicUsize,
     /// Replies that arrived for calls nobody waits for any more (cancelled or timed out).
     late: AtomicU64,
-    /// Frames received so far: the watchdog's sign of life (one relaxed add per frame, no clock
-    /// read, no lock).
-    received: AtomicU64,
     /// Calls sent or received so far: the watchdog's sign of use (heartbeats do not count).
     activity: AtomicU64,
 }
@@ -271,7 +321,7 @@ impl Connection {
             endpoint,
             out: tx,
             next_id: AtomicU64::new(1),
-            pending: Mutex::new(Some(HashMap::default())),
+            pending: Mutex::new(Calls::default()),
             refs: Mutex::new(RefTables::default()),
             owner: Mutex::new(Weak::new()),
             closed: CancellationToken::new(),
@@ -279,15 +329,11 @@ impl Connection {
             running: Mutex::new(HashMap::default()),
             serving: std::sync::atomic::AtomicUsize::new(0),
             late: AtomicU64::new(0),
-            received: AtomicU64::new(0),
             activity: AtomicU64::new(0),
         });
         let span = tracing::debug_span!("dopy.connection", link = %shared.info);
         tracing::debug!(parent: &span, "connection open");
         let writer = tokio::spawn(write_loop(rx, writer, shared.closed.clone()).instrument(span.clone()));
-        if shared.host.heartbeat.is_some() || shared.host.idle_timeout.is_some() {
-            tokio::spawn(watchdog(shared.clone()).instrument(span.clone()));
-        }
         tokio::spawn(read_loop(shared.clone(), reader, writer).instrument(span));
         let owner = owned.then(|| Arc::new(CloseOnDrop(shared.clone())));
         if let Some(o) = &owner {
@@ -388,9 +434,8 @@ impl Connection {
         let answer = rx.await;
         drop(guard);
         match answer {
-            Ok(Ok(_)) => Ok(started.elapsed()),
-            Ok(Err(reason)) => Err(Error::Disconnected { reason }),
-            Err(_) => Err(shared.disconnected()),
+            Ok(_) => Ok(started.elapsed()),
+            Err(reason) => Err(Error::Disconnected { reason }),
         }
     }
 
@@ -406,10 +451,24 @@ impl Connection {
     /// stays usable), [`Error::Overloaded`] if no slot frees up in time,
     /// [`Error::DeadlineExceeded`], or [`Error::Disconnected`] if the connection ends first.
     pub async fn call<E>(&self, request: Request) -> Result<(Outcome, Vec<DynObject>), Error<E>> {
-        let Request { target, method, args, refs, flags: call_flags, deadline } = request;
+        let Request { target, method, args, refs, flags, deadline } = request;
+        self.call_to(&target, &method, args, refs, flags, deadline).await
+    }
+
+    /// [`call`](Connection::call) with the target and method borrowed (from the handle that
+    /// makes the call): they are encoded from there, never copied.
+    pub(crate) async fn call_to<E>(
+        &self,
+        target: &Target,
+        method: &str,
+        args: Args,
+        refs: Vec<DynObject>,
+        call_flags: u32,
+        deadline: Option<Instant>,
+    ) -> Result<(Outcome, Vec<DynObject>), Error<E>> {
         let shared = &self.shared;
         let started = Instant::now();
-        let local_fault = |target: &Target, method: &str, kind, message: String| {
+        let local_fault = |kind, message: String| {
             let site =
                 CallSite { endpoint: shared.endpoint.clone(), object: target.to_string(), method: method.to_owned() };
             Error::from_fault(Fault::new(kind, message), site, |_| None)
@@ -427,15 +486,11 @@ impl Connection {
         let Ok(Ok(_permit)) = permit else {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(local_fault(
-                    &target,
-                    &method,
                     FaultKind::DeadlineExceeded,
                     format!("no slot for `{method}` before the deadline"),
                 ));
             }
             return Err(local_fault(
-                &target,
-                &method,
                 FaultKind::Overloaded,
                 format!(
                     "{} calls already in flight on this connection; none finished within {wait:?}",
@@ -449,8 +504,6 @@ impl Connection {
                 Some(left) if !left.is_zero() => Some(u64::try_from(left.as_micros()).unwrap_or(u64::MAX).max(1)),
                 _ => {
                     return Err(local_fault(
-                        &target,
-                        &method,
                         FaultKind::DeadlineExceeded,
                         format!("the deadline of `{method}` passed before it was sent"),
                     ))
@@ -459,21 +512,19 @@ impl Connection {
         };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         shared.activity.fetch_add(1, Ordering::Relaxed);
-        // The target and the method move into the message and are taken back after encoding
-        // (for the error paths and the trace): no copies.
-        let mut msg = Message::Call(Call {
+        // Encoded from the caller's target and method: no copies.
+        let mut msg = CallRef {
             id,
             target,
             method,
             refs: Vec::new(),
-            args,
+            args: &args,
             flags: call_flags,
             deadline: remaining,
             chain: crate::chain::for_outgoing_call(),
-        });
-        let encoded = shared.encode_mut(&mut msg, refs);
-        let Message::Call(Call { target, method, .. }) = msg else { unreachable!("a call was encoded") };
-        let (frame, exported) = encoded?;
+        };
+        let (frame, exported) = shared.encode_mut(&mut msg, refs)?;
+        drop(args);
         if call_flags & flags::ONEWAY != 0 {
             // Returns once the frame is written to the transport.
             let (ack, written) = oneshot::channel();
@@ -489,8 +540,6 @@ impl Connection {
                     Ok(written) => written,
                     Err(_) => {
                         return Err(local_fault(
-                            &target,
-                            &method,
                             FaultKind::DeadlineExceeded,
                             format!(
                                 "oneway call `{method}` not written to the transport within {:?}",
@@ -524,8 +573,6 @@ impl Connection {
                     drop(guard);
                     let waited = started.elapsed();
                     return Err(local_fault(
-                        &target,
-                        &method,
                         FaultKind::DeadlineExceeded,
                         format!("no reply to `{method}` within {waited:?}; the call was cancelled"),
                     ));
@@ -539,14 +586,10 @@ impl Connection {
             method,
             id,
             elapsed_us = started.elapsed().as_micros() as u64,
-            ok = matches!(outcome, Ok(Ok((Outcome::Ok(_), _)))),
+            ok = matches!(outcome, Ok((Outcome::Ok(_), _))),
             "call returned"
         );
-        match outcome {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(reason)) => Err(Error::Disconnected { reason }),
-            Err(_) => Err(shared.disconnected()),
-        }
+        outcome.map_err(|reason| Error::Disconnected { reason })
     }
 }
 
@@ -577,8 +620,9 @@ struct PendingGuard<'a> {
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        let removed = lock(&self.shared.pending).as_mut().and_then(|map| map.remove(&self.id));
-        if self.armed && removed.is_some() {
+        let removed = lock(&self.shared.pending).slots.remove(&self.id);
+        // A reply that arrived meanwhile needs no `Cancel` (it is dropped, outside the lock).
+        if self.armed && matches!(removed, Some(Slot::Waiting(_))) {
             if let Ok((frame, _)) = self.shared.encode::<Value>(Message::Cancel { id: self.id }, Vec::new()) {
                 let _ = self.shared.send::<Value>(Out::Frame(frame));
             }
@@ -592,15 +636,35 @@ impl Shared {
         Connection { shared: self.clone(), _owner: lock(&self.owner).upgrade() }
     }
 
-    /// Creates the reply slot of call (or ping) `id`.
-    fn register<E>(&self, id: u64) -> Result<oneshot::Receiver<Delivery>, Error<E>> {
-        let (tx, rx) = oneshot::channel();
-        let mut pending = lock(&self.pending);
-        let Some(map) = pending.as_mut() else {
+    /// Creates the reply slot of call (or ping) `id`; the reply is awaited with what this
+    /// returns (and the slot removed by a [`PendingGuard`]).
+    fn register<E>(&self, id: u64) -> Result<Awaited<'_>, Error<E>> {
+        let mut calls = lock(&self.pending);
+        if calls.ended {
+            drop(calls);
             return Err(self.disconnected());
+        }
+        calls.slots.insert(id, Slot::Waiting(None));
+        Ok(Awaited { shared: self, id })
+    }
+
+    /// Hands the reply of call (or ping) `id` to its caller; gives it back if nobody waits for
+    /// it (any more).
+    fn deliver(&self, id: u64, delivery: Delivery) -> Result<(), Delivery> {
+        let waker = {
+            let mut calls = lock(&self.pending);
+            match calls.slots.get_mut(&id) {
+                Some(slot @ Slot::Waiting(_)) => match std::mem::replace(slot, Slot::Done(delivery)) {
+                    Slot::Waiting(waker) => waker,
+                    Slot::Done(_) => unreachable!("the slot was just seen waiting"),
+                },
+                _ => return Err(delivery),
+            }
         };
-        map.insert(id, tx);
-        Ok(rx)
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
     }
 
     /// Encodes a message: exports the references it carries (`refs` for a typed payload, plus
@@ -616,31 +680,20 @@ impl Shared {
 
     /// [`encode`](Shared::encode), leaving the message to the caller (who may still need its
     /// fields, so that they need not be cloned into it).
-    fn encode_mut<E>(
+    fn encode_mut<E, M: Outgoing>(
         self: &Arc<Self>,
-        msg: &mut Message,
+        msg: &mut M,
         mut refs: Vec<DynObject>,
     ) -> Result<(Encoded, Vec<crate::message::ObjectId>), Error<E>> {
         let codec = |reason: String| Error::Codec { reason };
-        match &*msg {
-            Message::Call(Call { args: Args::Positional(values), .. }) => {
-                values.iter().for_each(|v| crate::refs::collect(v, &mut refs))
-            }
-            Message::Call(Call { args: Args::Named(values), .. }) => {
-                values.iter().for_each(|(_, v)| crate::refs::collect(v, &mut refs))
-            }
-            Message::Return { outcome: Outcome::Ok(Payload::Dynamic(v)), .. } => crate::refs::collect(v, &mut refs),
-            _ => {}
-        }
+        msg.collect_refs(&mut refs);
         // Values nested deeper than the node's limit are refused here already, with a clear
         // message (postcard's own drops it).
         let max_depth = self.host.max_depth;
-        if let Message::Return { outcome: Outcome::Ok(Payload::Wire(wire)), .. } = &*msg {
-            if wire.depth() > max_depth {
-                return Err(codec(format!("value nesting exceeds {max_depth} levels")));
-            }
+        if msg.depth() > max_depth {
+            return Err(codec(format!("value nesting exceeds {max_depth} levels")));
         }
-        let encoded = |msg: &Message| match wire::with_max_depth(max_depth, || msg.encode_shared()) {
+        let encoded = |msg: &M| match wire::with_max_depth(max_depth, || msg.encode_shared()) {
             (Ok(frame), _) => Ok(frame),
             (Err(_), true) => Err(codec(format!("value nesting exceeds {max_depth} levels"))),
             (Err(e), false) => Err(codec(e.to_string())),
@@ -654,22 +707,12 @@ impl Shared {
             Ok(done) => done,
             Err(Unsent::Unsendable(reason)) => return Err(codec(reason)),
             Err(Unsent::Limit(reason)) => {
-                let site = match &msg {
-                    Message::Call(call) => CallSite {
-                        endpoint: self.endpoint.clone(),
-                        object: call.target.to_string(),
-                        method: call.method.clone(),
-                    },
-                    _ => CallSite { endpoint: self.endpoint.clone(), object: String::new(), method: String::new() },
-                };
+                let (object, method) = msg.site().unwrap_or_default();
+                let site = CallSite { endpoint: self.endpoint.clone(), object, method };
                 return Err(Error::from_fault(Fault::new(FaultKind::Overloaded, reason), site, |_| None));
             }
         };
-        match &mut *msg {
-            Message::Call(call) => call.refs = wire,
-            Message::Return { refs, .. } => *refs = wire,
-            _ => {}
-        }
+        msg.set_refs(wire);
         let (frame, _) = crate::refs::encoding(refs, || encoded(msg));
         let frame = frame.and_then(|f| self.check_size(f));
         match frame {
@@ -744,10 +787,18 @@ impl Shared {
         // `Cancel` would (`no_cancel` methods run on).
         let running: Vec<CancellationToken> = lock(&self.running).drain().map(|(_, stop)| stop).collect();
         running.iter().for_each(CancellationToken::cancel);
-        let pending = lock(&self.pending).take();
-        for (_, slot) in pending.into_iter().flatten() {
-            let _ = slot.send(Err(reason.to_owned()));
-        }
+        let wakers: Vec<std::task::Waker> = {
+            let mut calls = lock(&self.pending);
+            calls.ended = true;
+            let waiting = calls.slots.values_mut().filter(|slot| matches!(slot, Slot::Waiting(_)));
+            waiting
+                .filter_map(|slot| match std::mem::replace(slot, Slot::Done(Err(reason.to_owned()))) {
+                    Slot::Waiting(waker) => waker,
+                    Slot::Done(_) => None,
+                })
+                .collect()
+        };
+        wakers.into_iter().for_each(std::task::Waker::wake);
         // Dropping the exports may run user code (an object's Drop): not under the lock.
         let dropped = lock(&self.refs).clear();
         drop(dropped);
@@ -776,23 +827,27 @@ impl Shared {
         let _ = self.send_or_unexport::<Value>(frame, exported);
     }
 
-    fn handle(self: &Arc<Self>, msg: Message) -> Result<(), String> {
+    fn handle(self: &Arc<Self>, msg: Message, runner: &mut dyn InlineRunner) -> Result<(), String> {
         match msg {
-            Message::Call(call) => self.handle_call(call),
+            // The reader decodes calls as `Incoming::Call`.
+            Message::Call(Call { id, target, method, refs, args, flags, deadline, chain }) => {
+                let target = TargetIn::of(&target);
+                self.handle_call(CallIn { id, target, method, refs, args, flags, deadline, chain }, runner)
+            }
             Message::Return { id, refs, mut outcome } => {
+                // A method's error may be kept (in an `Error`): not a slice of the read buffer.
+                if let Outcome::Err(fault) = &mut outcome {
+                    if let Some(Payload::Typed(detail)) = &mut fault.detail {
+                        crate::message::unshare(detail);
+                    }
+                }
                 let table = self.import_all(refs);
                 if !table.is_empty() {
                     resolve_outcome(&mut outcome, &table);
                 }
-                let slot = lock(&self.pending).as_mut().and_then(|m| m.remove(&id));
-                match slot {
-                    Some(slot) => {
-                        let _ = slot.send(Ok((outcome, table)));
-                    }
-                    None => {
-                        self.late.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(id, "reply to a call nobody waits for (cancelled or late): discarded");
-                    }
+                if self.deliver(id, Ok((outcome, table))).is_err() {
+                    self.late.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(id, "reply to a call nobody waits for (cancelled or late): discarded");
                 }
             }
             Message::Ping { nonce } => {
@@ -801,10 +856,7 @@ impl Shared {
                 }
             }
             Message::Pong { nonce } => {
-                let slot = lock(&self.pending).as_mut().and_then(|m| m.remove(&nonce));
-                if let Some(slot) = slot {
-                    let _ = slot.send(Ok((Outcome::Ok(Payload::Dynamic(Value::Unit)), Vec::new())));
-                }
+                let _ = self.deliver(nonce, Ok((Outcome::Ok(Payload::Dynamic(Value::Unit)), Vec::new())));
             }
             Message::Release { object, count } => {
                 let dropped = lock(&self.refs).release(object, count);
@@ -824,7 +876,7 @@ impl Shared {
     /// Whether nothing uses the connection: no call in flight either way, no reference held
     /// either way.
     fn is_idle(&self) -> bool {
-        let waiting = lock(&self.pending).as_ref().is_some_and(|calls| !calls.is_empty());
+        let waiting = !lock(&self.pending).slots.is_empty();
         let refs = lock(&self.refs);
         !waiting && self.serving.load(Ordering::Acquire) == 0 && refs.exported() == 0 && refs.imported() == 0
     }
@@ -860,24 +912,23 @@ impl Shared {
                     drop(self.import_all(refs));
                 }
                 let fault = Fault::new(FaultKind::Protocol, format!("the reply was refused: its {why}"));
-                if let Some(slot) = lock(&self.pending).as_mut().and_then(|m| m.remove(&id)) {
-                    let _ = slot.send(Ok((Outcome::Err(Box::new(fault)), Vec::new())));
-                }
+                let _ = self.deliver(id, Ok((Outcome::Err(Box::new(fault)), Vec::new())));
                 Ok(())
             }
             _ => Err(format!("protocol error: {why}")),
         }
     }
 
-    fn resolve_target(&self, target: &Target) -> Option<Arc<Entry>> {
+    fn resolve_target(&self, target: TargetIn<'_>) -> Option<Arc<Entry>> {
         match target {
-            Target::Name(_) => self.host.table.resolve(target),
-            Target::Id(id) => lock(&self.refs).exported_entry(id),
+            TargetIn::Name(name) => self.host.table.get(name),
+            TargetIn::Id(id) => lock(&self.refs).exported_entry(&id),
         }
     }
 
-    fn handle_call(self: &Arc<Self>, call: Call) {
-        let Call { id, target, method, refs, mut args, flags: call_flags, chain, deadline } = call;
+    /// Serves a call; `runner` runs inline calls.
+    fn handle_call(self: &Arc<Self>, call: CallIn<'_>, runner: &mut dyn InlineRunner) {
+        let CallIn { id, target, method, refs, mut args, flags: call_flags, chain, deadline } = call;
         self.activity.fetch_add(1, Ordering::Relaxed);
         let deadline = deadline.map(|us| Instant::now() + Duration::from_micros(us));
         let oneway = call_flags & flags::ONEWAY != 0;
@@ -886,11 +937,11 @@ impl Shared {
         if !table.is_empty() {
             resolve_args(&mut args, &table);
         }
-        let Some(entry) = self.resolve_target(&target) else {
+        let Some(entry) = self.resolve_target(target) else {
             tracing::debug!(%target, %method, "call for an unknown object");
             if !oneway {
                 let why = match target {
-                    Target::Id(_) => "(released, or never exported on this connection)",
+                    TargetIn::Id(_) => "(released, or never exported on this connection)",
                     _ => "",
                 };
                 let fault = Fault::new(
@@ -901,6 +952,13 @@ impl Shared {
             }
             return;
         };
+        let inline = entry.inline_name(&method);
+        if inline.is_none() {
+            // Served in a task, where the arguments may wait (for the object's lock, say).
+            if let Args::Typed(bytes) = &mut args {
+                crate::message::unshare(bytes);
+            }
+        }
         let inv = Invocation::new(method, args, dynamic, table);
         if inv.method() == METHODS && !entry.forwards() {
             if !oneway {
@@ -935,20 +993,17 @@ impl Shared {
         // Fast path: a method the object marks inline (short, never blocks) runs right here in
         // the reader when it completes without waiting (lock free, no queue): no task, no
         // hand-off, no cancellation token. Anything that would wait gets a task as before.
-        let (inv, ticket) = if entry.inline(inv.method()) {
-            let method = inv.method().to_owned();
-            let mut run = Box::pin(crate::chain::scope(chain, deadline, entry.clone().call_owned(inv, ticket)));
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            match std::future::Future::poll(run.as_mut(), &mut cx) {
-                std::task::Poll::Ready(reply) => {
+        let (inv, ticket) = if let Some(method) = inline {
+            match runner.run(entry.clone(), inv, ticket, chain, deadline) {
+                Ok(reply) => {
                     self.serving.fetch_sub(1, Ordering::AcqRel);
                     if !oneway {
-                        let reply = reply.map_err(|f| Box::new(self.with_hop(*f, entry.label(), &method)));
+                        let reply = reply.map_err(|f| Box::new(self.with_hop(*f, entry.label(), method)));
                         self.reply(id, reply);
                     }
                     return;
                 }
-                std::task::Poll::Pending => return self.serve_in_task(id, entry, method, run, oneway, deadline),
+                Err(run) => return self.serve_in_task(id, entry, method, run, oneway, deadline),
             }
         } else {
             (inv, ticket)
@@ -1011,7 +1066,7 @@ impl Shared {
         self: &Arc<Self>,
         id: u64,
         entry: Arc<Entry>,
-        method: String,
+        method: &'static str,
         run: std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>,
         oneway: bool,
         deadline: Option<Instant>,
@@ -1037,7 +1092,7 @@ impl Shared {
             lock(&shared.running).remove(&id);
             shared.serving.fetch_sub(1, Ordering::AcqRel);
             if let (Some(reply), false) = (reply, oneway) {
-                let reply = reply.map_err(|f| Box::new(shared.with_hop(*f, entry.label(), &method)));
+                let reply = reply.map_err(|f| Box::new(shared.with_hop(*f, entry.label(), method)));
                 shared.reply(id, reply);
             }
         });
@@ -1046,6 +1101,160 @@ impl Shared {
     fn with_hop(&self, mut fault: Fault, object: &str, method: &str) -> Fault {
         fault.hops.push(Hop { node: self.host.name.clone(), object: object.to_owned(), method: method.to_owned() });
         fault
+    }
+}
+
+/// Runs inline calls for a reader (see [`Shared::handle_call`]).
+trait InlineRunner {
+    /// Starts an inline call: its reply if it completed at once, else the call, to finish in a
+    /// task.
+    fn run(
+        &mut self,
+        entry: Arc<Entry>,
+        inv: Invocation,
+        ticket: Option<Ticket>,
+        chain: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Reply, Pin<Box<dyn Future<Output = Reply> + Send>>>;
+}
+
+/// The future of an inline call.
+fn inline_call(
+    entry: Arc<Entry>,
+    inv: Invocation,
+    ticket: Option<Ticket>,
+    chain: u64,
+    deadline: Option<Instant>,
+) -> impl Future<Output = Reply> + Send + 'static {
+    crate::chain::scope(chain, deadline, entry.call_owned(inv, ticket))
+}
+
+/// A reader's [`InlineRunner`]: one box for its inline calls' futures (made by `make`), reused
+/// from one call to the next, so that an inline call that completes at once (the usual case)
+/// allocates nothing for its future. One that has to wait takes the box to its task; the next
+/// call gets a fresh one.
+struct InlineBox<F, Fut> {
+    make: F,
+    spare: Option<Pin<Box<Option<Fut>>>>,
+}
+
+impl<F, Fut> InlineRunner for InlineBox<F, Fut>
+where
+    F: Fn(Arc<Entry>, Invocation, Option<Ticket>, u64, Option<Instant>) -> Fut,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    fn run(
+        &mut self,
+        entry: Arc<Entry>,
+        inv: Invocation,
+        ticket: Option<Ticket>,
+        chain: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Reply, Pin<Box<dyn Future<Output = Reply> + Send>>> {
+        let mut call = self.spare.take().unwrap_or_else(|| Box::pin(None));
+        call.set(Some((self.make)(entry, inv, ticket, chain, deadline)));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match call.as_mut().as_pin_mut().map(|run| run.poll(&mut cx)) {
+            Some(std::task::Poll::Ready(reply)) => {
+                call.set(None);
+                self.spare = Some(call);
+                Ok(reply)
+            }
+            _ => Err(Box::pin(Started(call))),
+        }
+    }
+}
+
+/// An inline call that has to wait, in the box it started in.
+struct Started<Fut>(Pin<Box<Option<Fut>>>);
+
+impl<Fut: Future> Future for Started<Fut> {
+    type Output = Fut::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Fut::Output> {
+        match self.get_mut().0.as_mut().as_pin_mut() {
+            Some(run) => run.poll(cx),
+            None => unreachable!("a started call is in its box until it completes"),
+        }
+    }
+}
+
+/// A message to encode: a [`Message`], or a call borrowing its parts ([`CallRef`]).
+trait Outgoing {
+    /// Adds the references inside the message's dynamic values to `refs`.
+    fn collect_refs(&self, refs: &mut Vec<DynObject>);
+    /// Fills in the message's reference table.
+    fn set_refs(&mut self, wire: Vec<RefWire>);
+    /// The object and method called, for a call.
+    fn site(&self) -> Option<(String, String)>;
+    /// See [`Message::encode_shared`].
+    fn encode_shared(&self) -> Result<Encoded, postcard::Error>;
+    /// The nesting of a value already in its wire form (a [`Payload::Wire`] result), which
+    /// the encoding cannot check; 0 when there is none.
+    fn depth(&self) -> usize {
+        0
+    }
+}
+
+fn collect_args(args: &Args, refs: &mut Vec<DynObject>) {
+    match args {
+        Args::Positional(values) => values.iter().for_each(|v| crate::refs::collect(v, refs)),
+        Args::Named(values) => values.iter().for_each(|(_, v)| crate::refs::collect(v, refs)),
+        _ => {}
+    }
+}
+
+impl Outgoing for Message {
+    fn depth(&self) -> usize {
+        match self {
+            Message::Return { outcome: Outcome::Ok(Payload::Wire(wire)), .. } => wire.depth(),
+            _ => 0,
+        }
+    }
+
+    fn collect_refs(&self, refs: &mut Vec<DynObject>) {
+        match self {
+            Message::Call(call) => collect_args(&call.args, refs),
+            Message::Return { outcome: Outcome::Ok(Payload::Dynamic(v)), .. } => crate::refs::collect(v, refs),
+            _ => {}
+        }
+    }
+
+    fn set_refs(&mut self, wire: Vec<RefWire>) {
+        match self {
+            Message::Call(call) => call.refs = wire,
+            Message::Return { refs, .. } => *refs = wire,
+            _ => {}
+        }
+    }
+
+    fn site(&self) -> Option<(String, String)> {
+        match self {
+            Message::Call(call) => Some((call.target.to_string(), call.method.clone())),
+            _ => None,
+        }
+    }
+
+    fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
+        Message::encode_shared(self)
+    }
+}
+
+impl Outgoing for CallRef<'_> {
+    fn collect_refs(&self, refs: &mut Vec<DynObject>) {
+        collect_args(self.args, refs)
+    }
+
+    fn set_refs(&mut self, wire: Vec<RefWire>) {
+        self.refs = wire;
+    }
+
+    fn site(&self) -> Option<(String, String)> {
+        Some((self.target.to_string(), self.method.to_owned()))
+    }
+
+    fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
+        CallRef::encode_shared(self)
     }
 }
 
@@ -1086,13 +1295,27 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
     // frame registers and unregisters a waiter under the token's lock each time.
     let closed = shared.closed.cancelled();
     tokio::pin!(closed);
+    // The heartbeat and the idle timeout are checked here, on ticks, rather than by a task of
+    // their own (which would cost every idle connection its memory).
+    let mut watchdog = Watchdog::new(&shared.host);
+    // Frames received so far: the watchdog's sign of life.
+    let mut frames = 0u64;
+    let mut runner = InlineBox { make: inline_call, spare: None };
     let reason = loop {
+        // Biased: while frames keep coming, only the reader is polled.
         let item = tokio::select! {
+            biased;
             item = reader.next() => item,
             _ = &mut closed => return,
+            () = Watchdog::tick(&mut watchdog) => {
+                if let Some(watchdog) = &mut watchdog {
+                    watchdog.check(shared, frames);
+                }
+                continue;
+            }
         };
         if matches!(item, Some(Ok(_))) {
-            shared.received.fetch_add(1, Ordering::Relaxed);
+            frames += 1;
         }
         match item {
             None => break "the peer closed the connection".to_owned(),
@@ -1109,15 +1332,20 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
             },
             Some(Ok(frame)) => {
                 let frame = frame.freeze();
-                // A large typed payload stays in the frame's buffer instead of being copied.
-                let (decoded, too_deep) = wire::with_max_depth(max_depth, || Message::decode_frame(frame.clone()));
+                // Typed payloads stay in the frame's buffer instead of being copied (small ones
+                // get a copy if they are kept: see `Incoming`).
+                let (decoded, too_deep) = wire::with_max_depth(max_depth, || Incoming::decode(&frame));
                 let abort = |reason: String| {
                     shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
                     reason
                 };
                 let handled = match decoded {
+                    Ok(Incoming::Call(call)) => {
+                        shared.handle_call(call, &mut runner);
+                        Ok(())
+                    }
                     // An error here: the peer ended the connection.
-                    Ok(msg) => shared.handle(msg),
+                    Ok(Incoming::Other(msg)) => shared.handle(msg, &mut runner),
                     // One message too deep fails alone: the connection goes on.
                     Err(_) if too_deep => shared.refuse_too_deep(&frame).map_err(abort),
                     Err(e) => Err(abort(format!("protocol error: malformed frame ({e})"))),
@@ -1139,48 +1367,85 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
     shared.finish(&reason);
 }
 
-/// Watches a connection's signs of life and use: sends a `Ping` after
-/// [`Heartbeat::interval`] of silence, closes it after [`Heartbeat::timeout`] of silence (the
-/// peer is gone) or after [`Host::idle_timeout`] without use.
+/// Watches a connection's signs of life and use, for its reader: sends a `Ping` after
+/// [`Heartbeat::interval`] of silence, closes the connection after [`Heartbeat::timeout`] of
+/// silence (the peer is gone) or after [`Host::idle_timeout`] without use.
 ///
-/// It wakes a few times per period and compares counters the other tasks bump; the hot path
-/// reads no clock and takes no lock for it.
-async fn watchdog(shared: Arc<Shared>) {
-    let heartbeat = shared.host.heartbeat;
-    let idle_timeout = shared.host.idle_timeout;
-    let periods = [heartbeat.map(|h| h.interval), heartbeat.map(|h| h.timeout), idle_timeout];
-    let shortest = periods.into_iter().flatten().min().unwrap_or(Duration::from_secs(1));
-    // A sign of life is noticed at most one tick late.
-    let tick = (shortest / 4).max(Duration::from_millis(1));
-    let mut ticks = tokio::time::interval(tick);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut received, mut activity) = (u64::MAX, u64::MAX);
-    let (mut alive_at, mut used_at, mut pinged_at) = (Instant::now(), Instant::now(), None::<Instant>);
-    let (mut ticked_at, mut waited) = (Instant::now(), false);
-    let closed = shared.closed.cancelled();
-    tokio::pin!(closed);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = &mut closed => return,
-        }
+/// It wakes a few times per period and compares counters: the frames the reader received, the
+/// calls made either way; the hot path reads no clock and takes no lock for it.
+struct Watchdog {
+    heartbeat: Option<Heartbeat>,
+    idle_timeout: Option<Duration>,
+    /// The time between checks.
+    tick: Duration,
+    ticks: tokio::time::Interval,
+    /// The counters at the last check (`u64::MAX` before the first).
+    received: u64,
+    activity: u64,
+    alive_at: Instant,
+    used_at: Instant,
+    pinged_at: Option<Instant>,
+    ticked_at: Instant,
+    /// Whether the last tick came late and was skipped.
+    waited: bool,
+}
+
+impl Watchdog {
+    /// The watchdog of a connection of `host`; `None` when it has neither heartbeat nor idle
+    /// timeout.
+    fn new(host: &Host) -> Option<Watchdog> {
+        let (heartbeat, idle_timeout) = (host.heartbeat, host.idle_timeout);
+        let periods = [heartbeat.map(|h| h.interval), heartbeat.map(|h| h.timeout), idle_timeout];
+        let shortest = periods.into_iter().flatten().min()?;
+        // A sign of life is noticed at most one tick late.
+        let tick = (shortest / 4).max(Duration::from_millis(1));
+        let mut ticks = tokio::time::interval(tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let now = Instant::now();
-        let frames = shared.received.load(Ordering::Relaxed);
-        if frames != received {
-            received = frames;
-            alive_at = now;
+        Some(Watchdog {
+            heartbeat,
+            idle_timeout,
+            tick,
+            ticks,
+            received: u64::MAX,
+            activity: u64::MAX,
+            alive_at: now,
+            used_at: now,
+            pinged_at: None,
+            ticked_at: now,
+            waited: false,
+        })
+    }
+
+    /// Waits for the next check (for ever without a watchdog).
+    async fn tick(watchdog: &mut Option<Watchdog>) {
+        match watchdog {
+            Some(w) => {
+                w.ticks.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Checks the connection, `received` frames having arrived so far; closes it if the peer is
+    /// gone or the connection idle.
+    fn check(&mut self, shared: &Arc<Shared>, received: u64) {
+        let now = Instant::now();
+        if received != self.received {
+            self.received = received;
+            self.alive_at = now;
         }
         // A tick this late means this process did not run (suspended, starved): what arrived
         // meanwhile may still wait to be read, so decide nothing before the reader has had a
         // tick to catch up (once: a runtime always late must still notice a dead peer).
-        let stalled = now.duration_since(ticked_at) > tick * 2 && !waited;
-        ticked_at = now;
-        waited = stalled;
+        let stalled = now.duration_since(self.ticked_at) > self.tick * 2 && !self.waited;
+        self.ticked_at = now;
+        self.waited = stalled;
         if stalled {
-            continue;
+            return;
         }
-        if let Some(Heartbeat { interval, timeout }) = heartbeat {
-            let silent = now.duration_since(alive_at);
+        if let Some(Heartbeat { interval, timeout }) = self.heartbeat {
+            let silent = now.duration_since(self.alive_at);
             if silent >= timeout {
                 let reason =
                     format!("heartbeat timeout: nothing received from the peer for {silent:?} (limit {timeout:?})");
@@ -1188,25 +1453,24 @@ async fn watchdog(shared: Arc<Shared>) {
                 shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
                 return;
             }
-            let since_ping = pinged_at.map_or(Duration::MAX, |at| now.duration_since(at));
+            let since_ping = self.pinged_at.map_or(Duration::MAX, |at| now.duration_since(at));
             if silent >= interval && since_ping >= interval {
-                pinged_at = Some(now);
+                self.pinged_at = Some(now);
                 let nonce = shared.next_id.fetch_add(1, Ordering::Relaxed);
                 if let Ok((frame, _)) = shared.encode::<Value>(Message::Ping { nonce }, Vec::new()) {
                     let _ = shared.send::<Value>(Out::Frame(frame));
                 }
             }
         }
-        if let Some(idle) = idle_timeout {
+        if let Some(idle) = self.idle_timeout {
             let calls = shared.activity.load(Ordering::Relaxed);
-            if calls != activity || !shared.is_idle() {
-                activity = calls;
-                used_at = now;
-            } else if now.duration_since(used_at) >= idle {
+            if calls != self.activity || !shared.is_idle() {
+                self.activity = calls;
+                self.used_at = now;
+            } else if now.duration_since(self.used_at) >= idle {
                 let reason = format!("idle timeout: no call and no reference for {idle:?}");
                 tracing::debug!(%reason, "closing an idle connection");
                 shared.close_with(Message::Goodbye, &reason);
-                return;
             }
         }
     }

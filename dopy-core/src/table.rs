@@ -31,7 +31,7 @@ pub struct Entry {
     /// For a serial object, the queue of calls.
     serial: Option<Arc<Serial>>,
     /// The methods that may run in the connection's reader (see [`Entry::inline`]).
-    inline: Vec<String>,
+    inline: Vec<&'static str>,
 }
 
 impl fmt::Debug for Entry {
@@ -50,7 +50,7 @@ impl Entry {
             .inline_methods()
             .iter()
             .filter(|name| interface.methods.iter().any(|m| m.name == **name && !m.is_async))
-            .map(|name| name.to_string())
+            .copied()
             .collect();
         Entry {
             inline,
@@ -92,7 +92,16 @@ impl Entry {
     /// Whether a call of `method` may run in the connection's reader, without a task of its
     /// own: the object says the method is short and never blocks ([`Dispatch::inline_methods`]).
     pub fn inline(&self, method: &str) -> bool {
-        !self.forwards && self.serial.is_none() && self.inline.iter().any(|m| m == method)
+        self.inline_name(method).is_some()
+    }
+
+    /// [`inline`](Entry::inline), returning the method's name as the object declared it: a
+    /// `'static` name that a call can keep (for its error trace) without copying it.
+    pub fn inline_name(&self, method: &str) -> Option<&'static str> {
+        if self.forwards || self.serial.is_some() {
+            return None;
+        }
+        self.inline.iter().copied().find(|m| *m == method)
     }
 
     /// [`call`](Entry::call) on a shared entry, as a future that owns it (`'static`).
@@ -217,9 +226,14 @@ impl ObjectTable {
     /// Finds the object a call is for.
     pub fn resolve(&self, target: &Target) -> Option<Arc<Entry>> {
         match target {
-            Target::Name(name) => self.named.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned(),
+            Target::Name(name) => self.get(name),
             Target::Id(_) => None,
         }
+    }
+
+    /// Finds the object published under `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Entry>> {
+        self.named.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
     /// The published names, sorted.

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::{lock, Shared};
-use crate::message::{Message, ObjectId, RefWire, Target};
+use crate::message::{Message, ObjectId, RefWire, Target, TargetIn};
 use crate::object::DynObject;
 use crate::table::Entry;
 
@@ -215,7 +215,7 @@ impl Shared {
                 };
                 DynObject::imported(self.connection(), import)
             }
-            RefWire::Yours(target) => match self.resolve_target(&target) {
+            RefWire::Yours(target) => match self.resolve_target(TargetIn::of(&target)) {
                 Some(entry) => DynObject::from_entry(entry),
                 None => DynObject::dangling(format!("object `{target}` is gone")),
             },
