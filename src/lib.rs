@@ -38,6 +38,7 @@ pub use address::{Address, Endpoint};
 pub use dopy_core::dispatch::DynArgs;
 pub use dopy_core::interface::{Interface, MethodInfo, ParamInfo, Receiver};
 pub use dopy_core::message::Args;
+pub use dopy_core::value::CompactString;
 pub use dopy_core::{
     from_value, to_value, Bytes, Connection, Dispatch, Dispatched, DynObject, Error, Invocation, Proxy, Remote,
     RemoteObject, Trace, Value,

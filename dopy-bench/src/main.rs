@@ -49,11 +49,13 @@ pub struct Options {
     only: Vec<String>,
     /// The contenders to run.
     columns: Vec<Column>,
+    /// How many times the timed workloads run; each figure is the median of the runs.
+    runs: usize,
 }
 
 impl Options {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-        let mut opts = Options { quick: false, scale: 1.0, only: Vec::new(), columns: Column::ALL.to_vec() };
+        let mut opts = Options { quick: false, scale: 1.0, only: Vec::new(), columns: Column::ALL.to_vec(), runs: 1 };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
             match arg.as_str() {
@@ -65,6 +67,12 @@ impl Options {
                             return Err(format!("unknown workload `{w}`; one of {}", WORKLOADS.join(", ")));
                         }
                         opts.only.push(w.to_owned());
+                    }
+                }
+                "--runs" => {
+                    opts.runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?;
+                    if opts.runs == 0 {
+                        return Err("--runs: at least 1".into());
                     }
                 }
                 "--impl" => {
@@ -92,7 +100,8 @@ impl Options {
     }
 }
 
-const USAGE: &str = "usage: dopy-bench [--quick] [--scale F] [--only WORKLOAD,..] [--impl raw,tarpc,typed,dynamic]";
+const USAGE: &str =
+    "usage: dopy-bench [--quick] [--scale F] [--runs N] [--only WORKLOAD,..] [--impl raw,tarpc,typed,dynamic]";
 
 fn main() {
     let opts = match Options::parse(std::env::args().skip(1)) {
@@ -109,8 +118,12 @@ fn main() {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
     let load_before = load_average();
     // The driver runs on a worker too: everything shares the runtime's two threads.
+    let runs = opts.runs;
     let table = runtime.block_on(async { tokio::spawn(run(opts)).await.expect("the benchmark") });
     println!("{table}");
+    if runs > 1 {
+        println!("timed figures: the median of {runs} runs (memory: one measurement)");
+    }
     println!(
         "machine: {} cores; load average {} before, {} after",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -214,18 +227,61 @@ async fn run(opts: Options) -> Table {
         table.row("exported object (B/object)", Unit::Bytes, [None, None, per, None]);
     }
     drop(kept);
+    // Let the servers finish closing what the memory workloads opened before timing anything.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 
     let clients = connect_all(&opts, raw_addr, tarpc_addr, &dopy_addr).await;
+    let mut timed = Timed::default();
+    for _ in 0..opts.runs {
+        time_workloads(&opts, &clients, &mut timed).await;
+    }
+    timed.into_rows(&mut table);
+    table
+}
+
+/// One figure per contender: raw, tarpc, dopy typed, dopy dynamic.
+type Cells = [Option<f64>; 4];
+
+/// The figures of the timed workloads, by row, over the runs.
+#[derive(Default)]
+struct Timed {
+    rows: Vec<(&'static str, Unit, Vec<Cells>)>,
+}
+
+impl Timed {
+    /// Adds one run's figures of a row.
+    fn add(&mut self, label: &'static str, unit: Unit, cells: Cells) {
+        match self.rows.iter_mut().find(|(l, ..)| *l == label) {
+            Some((.., runs)) => runs.push(cells),
+            None => self.rows.push((label, unit, vec![cells])),
+        }
+    }
+
+    /// Adds every row to `table`, each figure the median of its runs.
+    fn into_rows(self, table: &mut Table) {
+        for (label, unit, runs) in self.rows {
+            let cells: Cells = std::array::from_fn(|i| {
+                let mut figures: Vec<f64> = runs.iter().filter_map(|r| r[i]).collect();
+                figures.sort_by(f64::total_cmp);
+                figures.get(figures.len() / 2).copied()
+            });
+            table.row(label, unit, cells);
+        }
+    }
+}
+
+/// One run of every timed workload.
+async fn time_workloads(opts: &Options, clients: &Clients, table: &mut Timed) {
     if opts.wants("seq") {
         let n = opts.n(20_000, 300);
         let cells = each!(opts, clients, |c| workload::sequential(&c[0], n).await);
-        table.row("add, sequential p50 (us)", Unit::Micros, cells.map(|c| c.map(|l| l.p50.as_secs_f64() * 1e6)));
-        table.row("add, sequential p99 (us)", Unit::Micros, cells.map(|c| c.map(|l| l.p99.as_secs_f64() * 1e6)));
+        table.add("add, sequential p50 (us)", Unit::Micros, cells.map(|c| c.map(|l| l.p50.as_secs_f64() * 1e6)));
+        table.add("add, sequential p99 (us)", Unit::Micros, cells.map(|c| c.map(|l| l.p99.as_secs_f64() * 1e6)));
     }
     if opts.wants("inflight") {
         let n = opts.n(200_000, 2000);
         let cells = each!(opts, clients, |c| workload::in_flight(&c[0], n, DEPTH).await);
-        table.row("add, 64 in flight on 1 conn (calls/s)", Unit::Rate, cells);
+        table.add("add, 64 in flight on 1 conn (calls/s)", Unit::Rate, cells);
     }
     for (name, bulk, label, full) in [
         ("echo-vec", Bulk::Vec, "echo 1 MiB, Vec<u8> (MiB/s)", 100),
@@ -234,18 +290,17 @@ async fn run(opts: Options) -> Table {
         if opts.wants(name) {
             let n = opts.n(full, 3);
             let cells = each!(opts, clients, |c| workload::echo(&c[0], bulk, n).await);
-            table.row(label, Unit::Rate, cells);
+            table.add(label, Unit::Rate, cells);
         }
     }
     if opts.wants("fanin") {
         let n = opts.n(3000, 20);
         let cells = each!(opts, clients, |c| workload::fan_in(c, n).await);
-        table.row("add, 32 conns x sequential (calls/s)", Unit::Rate, cells);
+        table.add("add, 32 conns x sequential (calls/s)", Unit::Rate, cells);
     }
     if opts.wants("report") {
         let n = opts.n(5000, 200);
         let cells = each!(opts, clients, |c| workload::report(&c[0], n).await);
-        table.row("10 KiB struct result, p50 (us)", Unit::Micros, cells.map(|c| c.map(|l| l.p50.as_secs_f64() * 1e6)));
+        table.add("10 KiB struct result, p50 (us)", Unit::Micros, cells.map(|c| c.map(|l| l.p50.as_secs_f64() * 1e6)));
     }
-    table
 }

@@ -44,3 +44,24 @@ fn unknown_option_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage: dopy-bench"));
 }
+
+/// `--runs N` repeats the timed workloads and says that each figure is a median; `--runs 0` is
+/// a usage error.
+#[test]
+fn repeated_runs_report_medians() {
+    let args = ["--quick", "--runs", "3", "--only", "seq,fanin", "--impl", "raw,typed"];
+    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).args(args).output().expect("run dopy-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "dopy-bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("the median of 3 runs"), "{stdout}");
+    for label in ["add, sequential p50 (us)", "add, 32 conns x sequential (calls/s)"] {
+        let line = stdout.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row `{label}`"));
+        let figures: Vec<&str> = line[label.len()..].split_whitespace().take(4).collect();
+        assert_eq!(figures.iter().filter(|f| **f != "-").count(), 2, "{line}");
+    }
+    // Each row once, not once per run.
+    assert_eq!(stdout.matches("add, sequential p50 (us)").count(), 1, "{stdout}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).args(["--runs", "0"]).output().expect("run dopy-bench");
+    assert_eq!(out.status.code(), Some(2));
+}
