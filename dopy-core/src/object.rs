@@ -196,29 +196,10 @@ impl DynObject {
         let deadline = self.deadline();
         match &self.via {
             Via::Remote { conn, target, .. } => conn.call_to(target, method, args, refs, call_flags, deadline).await,
-            Via::Local(entry) => {
-                let inv = Invocation::new(method.to_owned(), args, call_flags & flags::DYNAMIC_RESULT != 0, refs);
-                let reply = if method == METHODS && !entry.forwards() {
-                    inv.responder().encode(entry.interface())
-                } else {
-                    // A local call is part of the caller's chain (or starts one).
-                    let call = crate::chain::scope(crate::chain::for_outgoing_call(), deadline, entry.call(inv, None));
-                    match deadline {
-                        None => call.await,
-                        Some(d) => match tokio::time::timeout_at(d.into(), call).await {
-                            Ok(reply) => reply,
-                            Err(_) => Err(Box::new(Fault::new(
-                                FaultKind::DeadlineExceeded,
-                                format!("`{method}` did not finish before the deadline; it was stopped"),
-                            ))),
-                        },
-                    }
-                };
-                Ok(match reply {
-                    Ok(Answer { payload, refs }) => (Outcome::Ok(payload), refs),
-                    Err(fault) => (Outcome::Err(fault), Vec::new()),
-                })
-            }
+            // Boxed: the local path's state (the served call, its deadline) would otherwise
+            // make every remote call's future as large as itself (1.7 KiB; each move of a call
+            // future, into a task or a `FuturesUnordered`, copies it).
+            Via::Local(entry) => Ok(Box::pin(invoke_local(entry, method, args, refs, call_flags, deadline)).await),
             Via::Unresolved(_) | Via::Dangling(_) => {
                 let fault = Fault::new(FaultKind::NoSuchObject, format!("cannot call `{method}` on {self}"));
                 Err(Error::from_fault(fault, self.site(method), |_| None))
@@ -343,6 +324,38 @@ impl Dispatch for DynObject {
 
     fn dispatch(&self, call: Invocation) -> Dispatched<'_> {
         Dispatched::Pending(Box::pin(self.forward(call)))
+    }
+}
+
+/// A call of an object of this process (see [`DynObject::invoke`]).
+async fn invoke_local(
+    entry: &Arc<Entry>,
+    method: &str,
+    args: Args,
+    refs: Vec<DynObject>,
+    call_flags: u32,
+    deadline: Option<Instant>,
+) -> (Outcome, Vec<DynObject>) {
+    let inv = Invocation::new(method.to_owned(), args, call_flags & flags::DYNAMIC_RESULT != 0, refs);
+    let reply = if method == METHODS && !entry.forwards() {
+        inv.responder().encode(entry.interface())
+    } else {
+        // A local call is part of the caller's chain (or starts one).
+        let call = crate::chain::scope(crate::chain::for_outgoing_call(), deadline, entry.call(inv, None));
+        match deadline {
+            None => call.await,
+            Some(d) => match tokio::time::timeout_at(d.into(), call).await {
+                Ok(reply) => reply,
+                Err(_) => Err(Box::new(Fault::new(
+                    FaultKind::DeadlineExceeded,
+                    format!("`{method}` did not finish before the deadline; it was stopped"),
+                ))),
+            },
+        }
+    };
+    match reply {
+        Ok(Answer { payload, refs }) => (Outcome::Ok(payload), refs),
+        Err(fault) => (Outcome::Err(fault), Vec::new()),
     }
 }
 

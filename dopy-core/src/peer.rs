@@ -523,7 +523,9 @@ impl Connection {
         // polled in order are sent in order); wait only when all slots are taken.
         let permit = match shared.slots.clone().try_acquire_owned() {
             Ok(permit) => Ok(Ok(permit)),
-            Err(_) => tokio::time::timeout(wait, shared.slots.clone().acquire_owned()).await,
+            // Boxed, as the rare paths below: a timer in a call's future makes every call's
+            // future larger, and each move of it copies it.
+            Err(_) => Box::pin(tokio::time::timeout(wait, shared.slots.clone().acquire_owned())).await,
         };
         let Ok(Ok(_permit)) = permit else {
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -578,7 +580,7 @@ impl Connection {
                 None => written.await,
                 // A transport that takes nothing (a stalled peer) must not hold the caller
                 // past its deadline. The frame stays queued: it may still go out later.
-                Some(d) => match tokio::time::timeout_at(d.into(), written).await {
+                Some(d) => match Box::pin(tokio::time::timeout_at(d.into(), written)).await {
                     Ok(written) => written,
                     Err(_) => {
                         return Err(local_fault(
