@@ -296,6 +296,21 @@ impl Ended {
     }
 }
 
+/// Spawns `fut` inside `span`, or bare when the span is disabled (no subscriber wanted it): a
+/// disabled span is still entered and left on every poll of an instrumented future, which
+/// costs, with tracing's `log` feature on, a `log` check each time, for nothing.
+fn spawn_in<F>(fut: F, span: tracing::Span) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if span.is_disabled() {
+        tokio::spawn(fut)
+    } else {
+        tokio::spawn(fut.instrument(span))
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -375,8 +390,8 @@ impl Connection {
         });
         let span = tracing::debug_span!("dopy.connection", link = %shared.info);
         tracing::debug!(parent: &span, "connection open");
-        let writer = tokio::spawn(write_loop(rx, writer, shared.ended.clone()).instrument(span.clone()));
-        tokio::spawn(read_loop(shared.clone(), reader, writer).instrument(span));
+        let writer = spawn_in(write_loop(rx, writer, shared.ended.clone()), span.clone());
+        spawn_in(read_loop(shared.clone(), reader, writer), span);
         let owner = owned.then(|| Arc::new(CloseOnDrop(shared.clone())));
         if let Some(o) = &owner {
             *lock(&shared.owner) = Arc::downgrade(o);
@@ -1065,7 +1080,7 @@ impl Shared {
         }
         let shared = self.clone();
         let span = tracing::debug_span!("dopy.serve", object = entry.label(), method = inv.method(), id);
-        tokio::spawn(
+        spawn_in(
             async move {
                 let started = Instant::now();
                 let method = inv.method().to_owned();
@@ -1100,8 +1115,8 @@ impl Shared {
                     let reply = reply.map_err(|f| Box::new(shared.with_hop(*f, entry.label(), &method)));
                     shared.reply(id, reply);
                 }
-            }
-            .instrument(span),
+            },
+            span,
         );
     }
 
