@@ -340,7 +340,15 @@ impl Message {
         // `Message::Return` is variant 1, `Outcome::Ok` variant 0, `Payload::Dynamic` variant 1
         // (postcard writes variant indices as varints: one byte each here).
         let head = frame.strip_prefix(&[1])?;
-        let ((id, refs), rest) = postcard::take_from_bytes::<(u64, Vec<RefWire>)>(head).ok()?;
+        let (id, rest) = postcard::take_from_bytes::<u64>(head).ok()?;
+        // Most returns carry no references (an empty table is the single byte 0): then the
+        // result's kind is known before anything is decoded, and any other return (a typed
+        // result, a fault) goes to serde's path having cost two byte comparisons.
+        let (refs, rest) = match rest {
+            [0, 0, 1, ..] => (Vec::new(), &rest[1..]),
+            [0, ..] => return None,
+            _ => postcard::take_from_bytes::<Vec<RefWire>>(rest).ok()?,
+        };
         let wire = rest.strip_prefix(&[0, 1])?;
         Some(match value::wire::take(wire) {
             Ok((value, [])) => Ok(Message::Return { id, refs, outcome: Outcome::Ok(Payload::Dynamic(value)) }),

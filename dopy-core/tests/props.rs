@@ -199,10 +199,18 @@ fn check_value_input(bytes: &[u8]) -> Result<(), TestCaseError> {
 /// A dynamic result is read by a hand-written reader (`Message::decode`'s fast path); it must
 /// agree with serde's derived decoder on any bytes: the same message, or an error from both.
 fn check_fast_path(value_bytes: &[u8]) -> Result<(), TestCaseError> {
-    // `Return` (1), id 9, no references, `Ok` (0), `Dynamic` (1), then the value.
-    let frame = [&[1u8, 9, 0, 0, 1][..], value_bytes].concat();
-    let fast = Message::decode(&frame);
-    let derived = match postcard::take_from_bytes::<Message>(&frame) {
+    // `Return` (1), id 9, no references, `Ok` (0), `Dynamic` (1), then the value; and the same
+    // with a table of one reference (`Mine`, 16 bytes of id).
+    let one_ref = [&[1u8, 9, 1, 0][..], &[7; 16], &[0, 1]].concat();
+    for head in [&[1u8, 9, 0, 0, 1][..], &one_ref] {
+        check_fast_frame(&[head, value_bytes].concat())?;
+    }
+    Ok(())
+}
+
+fn check_fast_frame(frame: &[u8]) -> Result<(), TestCaseError> {
+    let fast = Message::decode(frame);
+    let derived = match postcard::take_from_bytes::<Message>(frame) {
         Ok((msg, [])) => Ok(msg),
         Ok(_) => Err(postcard::Error::DeserializeBadEncoding),
         Err(e) => Err(e),
@@ -210,7 +218,7 @@ fn check_fast_path(value_bytes: &[u8]) -> Result<(), TestCaseError> {
     match (&fast, &derived) {
         (Ok(a), Ok(b)) => prop_assert_eq!(format!("{a:?}"), format!("{b:?}")),
         (Err(_), Err(_)) => {}
-        _ => prop_assert!(false, "{value_bytes:?}: fast {fast:?}, derived {derived:?}"),
+        _ => prop_assert!(false, "{frame:?}: fast {fast:?}, derived {derived:?}"),
     }
     Ok(())
 }
