@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::value::{self, Value};
 
+mod fast;
+
 /// The id of an object exported by reference: 128 random bits, unguessable.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectId(pub [u8; 16]);
@@ -266,6 +268,9 @@ impl Message {
     ///
     /// A postcard error, which only a failing `Serialize` impl inside typed data could cause.
     pub fn encode(&self) -> Result<Bytes, postcard::Error> {
+        if let Some(bytes) = self.encode_fast(usize::MAX) {
+            return Ok(bytes);
+        }
         match self.spliced() {
             Some((head, wire)) => {
                 let mut out = encode_head(&head, wire.len())?;
@@ -273,6 +278,24 @@ impl Message {
                 Ok(Bytes::from(out))
             }
             None => to_bytes(self),
+        }
+    }
+
+    /// A `Call` with typed arguments or a `Return` with a typed result, without references and
+    /// with a payload below `limit` bytes, encoded by hand ([`fast`]); `None` for any other
+    /// message.
+    fn encode_fast(&self, limit: usize) -> Option<Bytes> {
+        match self {
+            Message::Call(c) => {
+                let call = fast_call(c.id, &c.target, &c.method, &c.refs, &c.args, c.flags, c.deadline, c.chain)?;
+                (call.args.len() < limit).then(|| fast::encode_call(&call))
+            }
+            Message::Return { id, refs, outcome: Outcome::Ok(Payload::Typed(result)) }
+                if refs.is_empty() && result.len() < limit =>
+            {
+                Some(fast::encode_typed_return(*id, result))
+            }
+            _ => None,
         }
     }
 
@@ -301,6 +324,9 @@ impl Message {
     ///
     /// As [`encode`](Message::encode).
     pub fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
+        if let Some(bytes) = self.encode_fast(SHARE_MIN) {
+            return Ok(Encoded::Whole(bytes));
+        }
         if let Some((head, wire)) = self.spliced() {
             if wire.len() < SHARE_MIN {
                 return self.encode().map(Encoded::Whole);
@@ -321,6 +347,26 @@ impl Message {
     ///
     /// A postcard error for anything that is not exactly one valid message.
     pub fn decode(frame: &[u8]) -> Result<Message, postcard::Error> {
+        if let Some(call) = fast::decode_call(frame) {
+            let target = match call.target {
+                TargetIn::Name(name) => Target::Name(name.to_owned()),
+                TargetIn::Id(id) => Target::Id(id),
+            };
+            return Ok(Message::Call(Call {
+                id: call.id,
+                target,
+                method: call.method.to_owned(),
+                refs: Vec::new(),
+                args: Args::Typed(payload_bytes(call.args)),
+                flags: call.flags,
+                deadline: call.deadline,
+                chain: call.chain,
+            }));
+        }
+        if let Some((id, result)) = fast::decode_typed_return(frame) {
+            let outcome = Outcome::Ok(Payload::Typed(payload_bytes(result)));
+            return Ok(Message::Return { id, refs: Vec::new(), outcome });
+        }
         if let Some(msg) = Message::decode_dynamic_return(frame) {
             return msg;
         }
@@ -400,11 +446,37 @@ pub(crate) struct CallRef<'a> {
 impl CallRef<'_> {
     /// As [`Message::encode_shared`] of the same call.
     pub(crate) fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
+        let fast =
+            fast_call(self.id, self.target, self.method, &self.refs, self.args, self.flags, self.deadline, self.chain);
+        if let Some(call) = fast.filter(|c| c.args.len() < SHARE_MIN) {
+            return Ok(Encoded::Whole(fast::encode_call(&call)));
+        }
         let payload = match self.args {
             Args::Typed(b) => Some(b),
             _ => None,
         };
         encode_around(self, payload)
+    }
+}
+
+/// A call's fields as [`fast`] writes them, if the call is in its shape: typed arguments, no
+/// references.
+#[allow(clippy::too_many_arguments)]
+fn fast_call<'a>(
+    id: u64,
+    target: &'a Target,
+    method: &'a str,
+    refs: &[RefWire],
+    args: &'a Args,
+    flags: u32,
+    deadline: Option<u64>,
+    chain: u64,
+) -> Option<fast::TypedCall<'a>> {
+    match args {
+        Args::Typed(args) if refs.is_empty() => {
+            Some(fast::TypedCall { id, target: TargetIn::of(target), method, args, flags, deadline, chain })
+        }
+        _ => None,
     }
 }
 
@@ -524,6 +596,23 @@ impl<'a> Incoming<'a> {
             Call(#[serde(borrow)] CallIn<'b>),
         }
 
+        // The common shapes, by hand ([`fast`]): their payloads are slices of the frame.
+        if let Some(call) = fast::decode_call(frame) {
+            return Ok(Incoming::Call(CallIn {
+                id: call.id,
+                target: call.target,
+                method: call.method.to_owned(),
+                refs: Vec::new(),
+                args: Args::Typed(frame.slice_ref(call.args)),
+                flags: call.flags,
+                deadline: call.deadline,
+                chain: call.chain,
+            }));
+        }
+        if let Some((id, result)) = fast::decode_typed_return(frame) {
+            let outcome = Outcome::Ok(Payload::Typed(frame.slice_ref(result)));
+            return Ok(Incoming::Other(Message::Return { id, refs: Vec::new(), outcome }));
+        }
         sharing_from(frame, 0, || {
             // The variant index of `Message::Call`, a varint, is one zero byte.
             if frame.first() != Some(&0) {
@@ -591,6 +680,19 @@ pub(crate) fn unshare(payload: &mut Bytes) {
     }
 }
 
+/// A typed payload read from the input: a slice of the frame being decoded (see [`sharing`])
+/// when it is large enough and lies in it, a copy otherwise.
+fn payload_bytes(v: &[u8]) -> Bytes {
+    let shared = FRAME.with(|f| {
+        let frame = f.borrow();
+        let (frame, min) = frame.as_ref()?;
+        let (start, end) = (frame.as_ptr() as usize, frame.as_ptr() as usize + frame.len());
+        let inside = v.as_ptr() as usize >= start && v.as_ptr() as usize + v.len() <= end;
+        (v.len() >= *min && inside).then(|| frame.slice_ref(v))
+    });
+    shared.unwrap_or_else(|| Bytes::copy_from_slice(v))
+}
+
 /// Reads a typed payload: a slice of the frame being decoded when it is large and lies in it,
 /// a copy otherwise. Same wire format as `Bytes`' own `Deserialize` (a byte string).
 pub(crate) fn frame_bytes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Bytes, D::Error> {
@@ -604,14 +706,7 @@ pub(crate) fn frame_bytes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> 
         }
 
         fn visit_borrowed_bytes<E: serde::de::Error>(self, v: &'de [u8]) -> Result<Bytes, E> {
-            let shared = FRAME.with(|f| {
-                let frame = f.borrow();
-                let (frame, min) = frame.as_ref()?;
-                let (start, end) = (frame.as_ptr() as usize, frame.as_ptr() as usize + frame.len());
-                let inside = v.as_ptr() as usize >= start && v.as_ptr() as usize + v.len() <= end;
-                (v.len() >= *min && inside).then(|| frame.slice_ref(v))
-            });
-            Ok(shared.unwrap_or_else(|| Bytes::copy_from_slice(v)))
+            Ok(payload_bytes(v))
         }
 
         fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
@@ -810,8 +905,10 @@ mod tests {
     #[test]
     fn call_ref_encodes_as_the_call() {
         let target = Target::Name("calc".into());
-        for args in [Args::Typed(Bytes::from(vec![7u8; 12])), Args::Typed(Bytes::from(vec![1u8; SHARE_MIN]))] {
-            let refs = vec![RefWire::Mine(ObjectId([3; 16])), RefWire::Yours(Target::Name("x".into()))];
+        let some_refs = vec![RefWire::Mine(ObjectId([3; 16])), RefWire::Yours(Target::Name("x".into()))];
+        let payloads = [Args::Typed(Bytes::from(vec![7u8; 12])), Args::Typed(Bytes::from(vec![1u8; SHARE_MIN]))];
+        // Without references, small typed arguments take the hand-written encoder.
+        for (args, refs) in payloads.iter().flat_map(|a| [(a.clone(), some_refs.clone()), (a.clone(), Vec::new())]) {
             let call = Message::Call(Call {
                 id: 300,
                 target: target.clone(),
@@ -832,8 +929,67 @@ mod tests {
                 deadline: Some(70_000),
                 chain: u64::MAX,
             };
-            assert_eq!(to_bytes(&borrowed).unwrap(), call.encode().unwrap());
+            let postcard = postcard::to_allocvec(&call).unwrap();
+            assert_eq!(to_bytes(&borrowed).unwrap(), postcard);
+            assert_eq!(call.encode().unwrap(), postcard);
             assert_eq!(borrowed.encode_shared().unwrap(), call.encode_shared().unwrap());
+        }
+    }
+
+    #[test]
+    fn incoming_decodes_the_common_shapes_by_hand_as_decode_does() {
+        let call = |target: Target, args: usize| {
+            let args = Args::Typed(Bytes::from(vec![4u8; args]));
+            Message::Call(Call {
+                id: 1 << 40,
+                target,
+                method: "add".into(),
+                refs: Vec::new(),
+                args,
+                flags: 3,
+                deadline: None,
+                chain: 7,
+            })
+        };
+        let messages = [
+            call(Target::Name("calc".into()), 16),
+            call(Target::Id(ObjectId([9; 16])), 0),
+            call(Target::Name("big".into()), SHARE_MIN + 1),
+            typed_return(8),
+            typed_return(SHARE_MIN * 2),
+        ];
+        for msg in messages {
+            let frame = msg.encode().unwrap();
+            assert_eq!(Message::decode(&frame).unwrap(), msg);
+            let payload = match Incoming::decode(&frame).unwrap() {
+                Incoming::Call(c) => {
+                    let Message::Call(expected) = &msg else { panic!("{msg:?} came back as a call") };
+                    assert_eq!(
+                        (c.id, c.method.as_str(), &c.args, c.flags, c.deadline, c.chain),
+                        (
+                            expected.id,
+                            expected.method.as_str(),
+                            &expected.args,
+                            expected.flags,
+                            expected.deadline,
+                            expected.chain
+                        )
+                    );
+                    assert_eq!(c.target.to_string(), expected.target.to_string());
+                    assert!(c.refs.is_empty());
+                    let Args::Typed(payload) = c.args else { unreachable!() };
+                    payload
+                }
+                Incoming::Other(other) => {
+                    assert_eq!(other, msg);
+                    let Message::Return { outcome: Outcome::Ok(Payload::Typed(payload)), .. } = other else {
+                        unreachable!()
+                    };
+                    payload
+                }
+            };
+            // Every payload is a slice of the frame, whatever its size.
+            assert!(payload.is_empty() || frame.as_ptr_range().contains(&payload.as_ptr()));
         }
     }
 

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use serde::ser::{self, Serialize};
 
-use super::{with_max_depth, Tag, DEPTH_CEILING};
+use super::{push_varint, varint_len, with_max_depth, Tag, DEPTH_CEILING};
 use crate::object::DynObject;
 use crate::value::{Error, Value};
 
@@ -119,12 +119,8 @@ impl Out {
     }
 
     #[inline]
-    fn varint(&mut self, mut v: u128) {
-        while v >= 0x80 {
-            self.buf.push(v as u8 | 0x80);
-            v >>= 7;
-        }
-        self.buf.push(v as u8);
+    fn varint(&mut self, v: u128) {
+        push_varint(&mut self.buf, v);
     }
 
     #[inline]
@@ -399,7 +395,7 @@ impl Compound<'_> {
         }
         // The hint was wrong or missing: put the true length in place.
         let written = match self.announced {
-            Some(n) => varint_len(n),
+            Some(n) => varint_len(n as u64),
             None => 0,
         };
         let mut len = Out { buf: Vec::with_capacity(10), deepest: 0 };
@@ -407,11 +403,6 @@ impl Compound<'_> {
         self.out.buf.splice(self.len_at..self.len_at + written, len.buf);
         Ok(())
     }
-}
-
-/// The size of `n` as a varint.
-fn varint_len(n: usize) -> usize {
-    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
 }
 
 /// The serde traits of sequences, tuples and tuple structs and variants: every element is a

@@ -23,21 +23,36 @@ pub(crate) fn take(input: &[u8]) -> Result<(Value, &[u8]), Error> {
     Ok((value, reader.input))
 }
 
-struct Reader<'a> {
+/// A cursor over postcard bytes: the wire form's values, and (for the message fast paths) the
+/// plain fields around them.
+pub(crate) struct Reader<'a> {
     input: &'a [u8],
+    /// The nesting limit of values read.
     limit: usize,
 }
 
 impl<'a> Reader<'a> {
+    /// A reader of `input` for fields other than wire values (it refuses any nested value).
+    pub(crate) fn plain(input: &'a [u8]) -> Self {
+        Reader { input, limit: 0 }
+    }
+
+    /// What is left to read.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.input
+    }
+
+    /// One byte.
     #[inline]
-    fn byte(&mut self) -> Result<u8, Error> {
+    pub(crate) fn byte(&mut self) -> Result<u8, Error> {
         let (&b, rest) = self.input.split_first().ok_or(Error::DeserializeUnexpectedEnd)?;
         self.input = rest;
         Ok(b)
     }
 
+    /// The next `n` bytes.
     #[inline]
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], Error> {
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], Error> {
         if n > self.input.len() {
             return Err(Error::DeserializeUnexpectedEnd);
         }
@@ -49,7 +64,7 @@ impl<'a> Reader<'a> {
     /// A varint of at most `bits` bits, by postcard's rules: at most `ceil(bits / 7)` bytes,
     /// and no bits beyond `bits` in the last possible one.
     #[inline]
-    fn varint(&mut self, bits: u32) -> Result<u128, Error> {
+    pub(crate) fn varint(&mut self, bits: u32) -> Result<u128, Error> {
         let max_bytes = bits.div_ceil(7);
         let max_last = (1u8 << (bits % 7)) - 1;
         let mut out = 0u128;
@@ -66,20 +81,54 @@ impl<'a> Reader<'a> {
         Err(Error::DeserializeBadVarint)
     }
 
+    /// A varint of at most `bits <= 64` bits, by the rules of [`varint`](Reader::varint), in
+    /// 64-bit arithmetic and without a call per byte: the hot fields of messages (ids, lengths,
+    /// flags) are read with it.
     #[inline]
-    fn u64(&mut self) -> Result<u64, Error> {
-        // Within 64 bits by the varint rules.
-        self.varint(64).map(|v| v as u64)
+    pub(crate) fn varint64(&mut self, bits: u32) -> Result<u64, Error> {
+        debug_assert!(bits <= 64);
+        let max_bytes = bits.div_ceil(7) as usize;
+        let max_last = (1u8 << (bits % 7)) - 1;
+        let input = self.input;
+        let available = input.len().min(max_bytes);
+        let mut out = 0u64;
+        let mut shift = 0;
+        for (i, &b) in input[..available].iter().enumerate() {
+            // Bits shifted beyond 64 are lost only in a last byte refused below.
+            out |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                if i == max_bytes - 1 && b > max_last {
+                    return Err(Error::DeserializeBadVarint);
+                }
+                self.input = &input[i + 1..];
+                return Ok(out);
+            }
+            shift += 7;
+        }
+        Err(if input.len() < max_bytes { Error::DeserializeUnexpectedEnd } else { Error::DeserializeBadVarint })
     }
 
+    /// A `u64` (a varint).
     #[inline]
-    fn len(&mut self) -> Result<usize, Error> {
+    pub(crate) fn u64(&mut self) -> Result<u64, Error> {
+        self.varint64(64)
+    }
+
+    /// A length (a `usize` varint).
+    #[inline]
+    pub(crate) fn len(&mut self) -> Result<usize, Error> {
         self.u64().map(|v| v as usize)
     }
 
-    fn string(&mut self) -> Result<CompactString, Error> {
+    /// A string (a length, then UTF-8), borrowed.
+    #[inline]
+    pub(crate) fn str(&mut self) -> Result<&'a str, Error> {
         let len = self.len()?;
-        std::str::from_utf8(self.bytes(len)?).map(CompactString::new).map_err(|_| Error::DeserializeBadUtf8)
+        std::str::from_utf8(self.bytes(len)?).map_err(|_| Error::DeserializeBadUtf8)
+    }
+
+    fn string(&mut self) -> Result<CompactString, Error> {
+        self.str().map(CompactString::new)
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, Error> {
