@@ -165,11 +165,13 @@ async fn a_registration_renews_until_dropped() {
     let (server, calc) = calculator().await;
     let names = Names::connect(&server, &names_at).await.unwrap();
     let mut watch = names.watch("calc").await.unwrap();
-    let registration = names.register("calc", &calc).lease(Duration::from_millis(60)).await.unwrap();
+    // A lease long enough that a loaded machine (a renewal delayed by tens of milliseconds)
+    // does not lose it, short enough that several pass.
+    let registration = names.register("calc", &calc).lease(Duration::from_millis(250)).await.unwrap();
     assert!(matches!(next(&mut watch).await, Event::Registered(_)));
     let first_lease = registration.lease_id();
     // Several lease times pass; the name stays (and keeps its lease).
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(names.entry("calc").await.unwrap().name, "calc");
     assert_eq!(registration.lease_id(), first_lease);
 

@@ -536,13 +536,16 @@ impl Connection {
         };
         // Take a free slot without yielding, so that a call is sent when first polled (calls
         // polled in order are sent in order); wait only when all slots are taken.
-        let permit = match shared.slots.clone().try_acquire_owned() {
-            Ok(permit) => Ok(Ok(permit)),
+        let waited = match shared.slots.clone().try_acquire_owned() {
+            Ok(permit) => Ok(permit),
             // Boxed, as the rare paths below: a timer in a call's future makes every call's
             // future larger, and each move of it copies it.
-            Err(_) => Box::pin(tokio::time::timeout(wait, shared.slots.clone().acquire_owned())).await,
+            Err(_) => match Box::pin(tokio::time::timeout(wait, shared.slots.clone().acquire_owned())).await {
+                Ok(Ok(permit)) => Ok(permit),
+                _ => Err(()),
+            },
         };
-        let Ok(Ok(_permit)) = permit else {
+        let Ok(_permit) = waited else {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(local_fault(
                     FaultKind::DeadlineExceeded,
@@ -571,19 +574,22 @@ impl Connection {
         };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         shared.activity.fetch_add(1, Ordering::Relaxed);
-        // Encoded from the caller's target and method: no copies.
-        let mut msg = CallRef {
-            id,
-            target,
-            method,
-            refs: Vec::new(),
-            args: &args,
-            flags: call_flags,
-            deadline: remaining,
-            chain: crate::chain::for_outgoing_call(),
+        // Encoded from the caller's target and method: no copies. (In a block: nothing of the
+        // encoding stays in the future while it waits.)
+        let (frame, exported) = {
+            let args = args;
+            let mut msg = CallRef {
+                id,
+                target,
+                method,
+                refs: Vec::new(),
+                args: &args,
+                flags: call_flags,
+                deadline: remaining,
+                chain: crate::chain::for_outgoing_call(),
+            };
+            shared.encode_mut(&mut msg, refs)?
         };
-        let (frame, exported) = shared.encode_mut(&mut msg, refs)?;
-        drop(args);
         if call_flags & flags::ONEWAY != 0 {
             // Returns once the frame is written to the transport.
             let (ack, written) = oneshot::channel();
@@ -626,7 +632,8 @@ impl Connection {
         shared.send_or_unexport(frame, exported)?;
         let outcome = match deadline {
             None => rx.await,
-            Some(d) => match tokio::time::timeout_at(d.into(), rx).await {
+            // Boxed: a timer would make every call's future larger.
+            Some(d) => match Box::pin(tokio::time::timeout_at(d.into(), rx)).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
                     drop(guard);

@@ -56,7 +56,7 @@ pub(crate) use read::{take, Reader};
 
 /// Appends `v` as a postcard varint: seven bits per byte, least significant first, the high
 /// bit set on every byte but the last (the canonical form, which postcard writes).
-#[inline]
+#[inline(always)]
 pub(crate) fn push_varint(buf: &mut Vec<u8>, mut v: u128) {
     if let Ok(v) = u64::try_from(v) {
         return push_varint64(buf, v);
@@ -69,7 +69,7 @@ pub(crate) fn push_varint(buf: &mut Vec<u8>, mut v: u128) {
 }
 
 /// [`push_varint`] of a `u64`, gathered on the stack and appended at once.
-#[inline]
+#[inline(always)]
 pub(crate) fn push_varint64(buf: &mut Vec<u8>, mut v: u64) {
     if v < 0x80 {
         buf.push(v as u8);

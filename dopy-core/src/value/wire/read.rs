@@ -84,7 +84,7 @@ impl<'a> Reader<'a> {
     /// A varint of at most `bits <= 64` bits, by the rules of [`varint`](Reader::varint), in
     /// 64-bit arithmetic and without a call per byte: the hot fields of messages (ids, lengths,
     /// flags) are read with it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn varint64(&mut self, bits: u32) -> Result<u64, Error> {
         debug_assert!(bits <= 64);
         let max_bytes = bits.div_ceil(7) as usize;
