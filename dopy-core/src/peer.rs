@@ -1185,21 +1185,27 @@ trait InlineRunner {
     ) -> Result<Reply, Pin<Box<dyn Future<Output = Reply> + Send>>>;
 }
 
-/// The future of an inline call.
+/// The future of an inline call, without its chain scope: [`InlineBox`] and [`Started`] poll
+/// and drop it in [`chain::sync_scope`](crate::chain::sync_scope).
 fn inline_call(
     entry: Arc<Entry>,
     inv: Invocation,
     ticket: Option<Ticket>,
-    chain: u64,
-    deadline: Option<Instant>,
 ) -> impl Future<Output = Reply> + Send + 'static {
-    crate::chain::scope(chain, deadline, entry.call_owned(inv, ticket))
+    entry.call_owned(inv, ticket)
 }
 
 /// A reader's [`InlineRunner`]: one box for its inline calls' futures (made by `make`), reused
 /// from one call to the next, so that an inline call that completes at once (the usual case)
 /// allocates nothing for its future. One that has to wait takes the box to its task; the next
 /// call gets a fresh one.
+///
+/// The first poll runs in the call's chain scope set for that poll alone
+/// ([`chain::sync_scope`](crate::chain::sync_scope)), and a completed call is dropped in it
+/// too; a call that has to wait goes on as [`Started`], which does the same for the polls and
+/// the drop still to come. Every poll and the drop thus see the scope, as if the future had
+/// been wrapped in [`chain::scope`](crate::chain::scope) from the start, without moving it into
+/// a scoped future per call.
 struct InlineBox<F, Fut> {
     make: F,
     spare: Option<Pin<Box<Option<Fut>>>>,
@@ -1207,7 +1213,7 @@ struct InlineBox<F, Fut> {
 
 impl<F, Fut> InlineRunner for InlineBox<F, Fut>
 where
-    F: Fn(Arc<Entry>, Invocation, Option<Ticket>, u64, Option<Instant>) -> Fut,
+    F: Fn(Arc<Entry>, Invocation, Option<Ticket>) -> Fut,
     Fut: Future<Output = Reply> + Send + 'static,
 {
     fn run(
@@ -1219,29 +1225,58 @@ where
         deadline: Option<Instant>,
     ) -> Result<Reply, Pin<Box<dyn Future<Output = Reply> + Send>>> {
         let mut call = self.spare.take().unwrap_or_else(|| Box::pin(None));
-        call.set(Some((self.make)(entry, inv, ticket, chain, deadline)));
+        call.set(Some((self.make)(entry, inv, ticket)));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match call.as_mut().as_pin_mut().map(|run| run.poll(&mut cx)) {
-            Some(std::task::Poll::Ready(reply)) => {
+        let polled = crate::chain::sync_scope(chain, deadline, || {
+            let polled = call.as_mut().as_pin_mut().map(|run| run.poll(&mut cx));
+            if let Some(std::task::Poll::Ready(_)) = polled {
                 call.set(None);
+            }
+            polled
+        });
+        match polled {
+            Some(std::task::Poll::Ready(reply)) => {
                 self.spare = Some(call);
                 Ok(reply)
             }
-            _ => Err(Box::pin(Started(call))),
+            _ => Err(Box::pin(Started { call, chain, deadline })),
         }
     }
 }
 
-/// An inline call that has to wait, in the box it started in.
-struct Started<Fut>(Pin<Box<Option<Fut>>>);
+/// An inline call that has to wait, in the box it started in, with its chain scope: polled
+/// and dropped (completed or cancelled) in it, as its first poll was.
+struct Started<Fut> {
+    /// The call, `None` once completed (it was dropped in its scope then).
+    call: Pin<Box<Option<Fut>>>,
+    /// Its chain and deadline, set around each poll and the drop.
+    chain: u64,
+    deadline: Option<Instant>,
+}
 
 impl<Fut: Future> Future for Started<Fut> {
     type Output = Fut::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Fut::Output> {
-        match self.get_mut().0.as_mut().as_pin_mut() {
-            Some(run) => run.poll(cx),
+        let Started { call, chain, deadline } = self.get_mut();
+        crate::chain::sync_scope(*chain, *deadline, || match call.as_mut().as_pin_mut() {
+            Some(run) => {
+                let polled = run.poll(cx);
+                if polled.is_ready() {
+                    call.set(None);
+                }
+                polled
+            }
             None => unreachable!("a started call is in its box until it completes"),
+        })
+    }
+}
+
+impl<Fut> Drop for Started<Fut> {
+    fn drop(&mut self) {
+        if self.call.is_some() {
+            let call = &mut self.call;
+            crate::chain::sync_scope(self.chain, self.deadline, || call.set(None));
         }
     }
 }
@@ -1613,4 +1648,88 @@ async fn write_frames(mut rx: mpsc::UnboundedReceiver<Out>, mut writer: FrameWri
         }
     }
     let _ = SinkExt::<Bytes>::close(&mut writer).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::{Dispatch, Dispatched};
+    use crate::interface::Interface;
+
+    /// Records the chain seen by each of its polls and by its drop; pending at its first poll
+    /// if it is to `wait`.
+    struct Probe {
+        seen: Arc<Mutex<Vec<Option<u64>>>>,
+        wait: bool,
+        polls: usize,
+    }
+
+    impl Future for Probe {
+        type Output = Reply;
+
+        fn poll(mut self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Reply> {
+            self.seen.lock().unwrap().push(crate::chain::current());
+            self.polls += 1;
+            if self.wait && self.polls == 1 {
+                return std::task::Poll::Pending;
+            }
+            std::task::Poll::Ready(Ok(Answer { payload: Payload::Dynamic(Value::Unit), refs: Vec::new() }))
+        }
+    }
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.seen.lock().unwrap().push(crate::chain::current());
+        }
+    }
+
+    /// An object that has no methods.
+    struct Nothing;
+
+    impl Dispatch for Nothing {
+        fn interface(&self) -> Interface {
+            Interface::from_static("Nothing", "", &[])
+        }
+
+        fn dispatch(&self, call: Invocation) -> Dispatched<'_> {
+            Dispatched::NotFound(call)
+        }
+    }
+
+    /// An inline call runs in its chain whether it completes in the reader or has to wait (in a
+    /// task, or cancelled there): every poll and its drop see the chain, nothing after it does,
+    /// and the reader's box is kept only by the calls that completed at once.
+    #[test]
+    fn inline_calls_see_their_chain_whether_they_complete_at_once_or_wait() {
+        let seen: Arc<Mutex<Vec<Option<u64>>>> = Arc::default();
+        let probes = Arc::clone(&seen);
+        let make = move |_: Arc<Entry>, inv: Invocation, _: Option<Ticket>| Probe {
+            seen: Arc::clone(&probes),
+            wait: inv.method() == "wait",
+            polls: 0,
+        };
+        let mut runner = InlineBox { make, spare: None };
+        let entry = Arc::new(Entry::new("probe", Nothing));
+        let call = |method: &str| Invocation::new(method.to_owned(), Args::Positional(Vec::new()), false, Vec::new());
+        let taken = |seen: &Mutex<Vec<Option<u64>>>| std::mem::take(&mut *seen.lock().unwrap());
+
+        assert!(matches!(runner.run(entry.clone(), call("now"), None, 3, None), Ok(Ok(_))));
+        assert!(runner.spare.is_some(), "the box is kept for the next call");
+        assert_eq!(taken(&seen), [Some(3), Some(3)]);
+
+        let Err(mut waiting) = runner.run(entry.clone(), call("wait"), None, 4, None) else { panic!("the call waits") };
+        assert!(runner.spare.is_none(), "a call that waits takes its box along");
+        assert_eq!(crate::chain::current(), None);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
+        drop(waiting);
+        assert_eq!(taken(&seen), [Some(4), Some(4), Some(4)]);
+
+        let Err(cancelled) = runner.run(entry.clone(), call("wait"), None, 5, None) else { panic!("the call waits") };
+        drop(cancelled);
+        assert_eq!(taken(&seen), [Some(5), Some(5)]);
+        assert!(matches!(runner.run(entry, call("now"), None, 6, None), Ok(Ok(_))));
+        assert_eq!(taken(&seen), [Some(6), Some(6)]);
+        assert_eq!(crate::chain::current(), None);
+    }
 }

@@ -33,8 +33,9 @@ pub(crate) fn encoding<R>(table: Vec<DynObject>, f: impl FnOnce() -> R) -> (R, V
     OUT.with(|s| s.borrow_mut().push(table));
     let guard = Pop(&OUT);
     let r = f();
-    let table = OUT.with(|s| s.borrow_mut().last_mut().map(std::mem::take)).unwrap_or_default();
-    drop(guard);
+    // Popped here, with the table: the guard is only for an unwinding `f`.
+    std::mem::forget(guard);
+    let table = OUT.with(|s| s.borrow_mut().pop()).unwrap_or_default();
     (r, table)
 }
 

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 
-use crate::chain::{self, Found, Hold, Holders};
+use crate::chain::{self, Found, Hold, Holders, SharedGuard};
 
 mod serial;
 
@@ -133,17 +134,21 @@ impl Entry {
                 Some(())
             }
         };
-        self.run(inv, chain).await
-    }
-
-    async fn run(&self, inv: Invocation, chain: u64) -> Reply {
+        // Shared access first (one future for the whole call, not one per step: a call that
+        // completes in its first poll moves its state once).
         let guard = match self.holders.check(chain, false) {
             Found::Deadlock(why) => return Err(self.reentrant(&inv, &why)),
             Found::Shared(guard) => guard,
-            Found::Free => Arc::new(self.object.clone().read_owned().await),
+            // Uncontended (the usual case), the lock is taken at once: no acquire future, no
+            // waiter. Contended, the call queues as before (`try_read_owned` takes a permit only
+            // where the first poll of `read_owned` would, so a queued writer still goes first).
+            Found::Free => SharedGuard::new(match self.object.clone().try_read_owned() {
+                Ok(guard) => guard,
+                Err(_) => self.object.clone().read_owned().await,
+            }),
         };
-        let token = self.holders.hold(chain, Hold::Shared(Arc::downgrade(&guard)));
-        let inv = match panic::catch(|| guard.dispatch(inv)) {
+        let token = self.holders.hold(chain, Hold::Shared(guard.downgrade()));
+        let inv = match panic::catch(|| guard.object().dispatch(inv)) {
             Err(fault) => return Err(fault),
             Ok(Dispatched::Ready(reply)) => return reply,
             Ok(Dispatched::Pending(fut)) => return CatchUnwind::new(fut).await.unwrap_or_else(Err),
@@ -199,7 +204,31 @@ impl Entry {
 /// The objects a node serves by name.
 #[derive(Debug, Default)]
 pub struct ObjectTable {
-    named: RwLock<HashMap<String, Arc<Entry>>>,
+    named: RwLock<HashMap<String, Arc<Entry>, BuildHasherDefault<NameHasher>>>,
+}
+
+/// Hashes the names of the object table (FNV-1a, folded): every call looks its target up by
+/// name, and SipHash costs more than the lookup's lock. Not keyed, which is safe here: only the
+/// server publishes names, so a peer can choose what it looks up but not what collides.
+struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> Self {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        // FNV's low bits mix less than its high ones; the table uses both.
+        self.0 ^ (self.0 >> 32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
 }
 
 impl ObjectTable {
