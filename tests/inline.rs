@@ -48,6 +48,12 @@ impl Counter {
         self.exclusive
     }
 
+    /// A text of `len` bytes (a reply larger than what a transport may take at once).
+    #[dopy(inline)]
+    pub fn pad(&self, len: u64) -> String {
+        "x".repeat(len as usize)
+    }
+
     /// Holds the object exclusively for a while (not inline: it awaits).
     pub async fn hold(&mut self, millis: u64) -> u64 {
         tokio::time::sleep(Duration::from_millis(millis)).await;
@@ -160,4 +166,115 @@ async fn a_waiting_inline_call_honours_its_deadline() {
     assert!(matches!(err, Err(Error::DeadlineExceeded(_))), "{err:?}");
     assert_eq!(bounded("hold", hold).await.unwrap().unwrap(), 0, "the timed-out bump never ran");
     assert_eq!(counter.bump().await.unwrap(), 1);
+}
+
+/// The frames the connection's reader sends (replies of inline calls, pongs), which it may
+/// write itself, and the frames of other tasks (replies of calls served in tasks), written by
+/// the writer task, share one stream: every frame arrives whole, and the reader's frames keep
+/// the order of the requests they answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_replies_keep_their_order_among_frames_of_other_tasks() {
+    use dopy::core::message::{Args, Call, Message, Outcome, Payload, Target};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const ROUNDS: u64 = 300;
+    let (_server, url) = serve().await;
+    let mut s = tokio::net::TcpStream::connect(url.strip_prefix("tcp://").unwrap()).await.unwrap();
+    s.write_all(&dopy::transport::handshake::HELLO).await.unwrap();
+    let mut hello = [0u8; dopy::transport::handshake::HELLO_LEN];
+    s.read_exact(&mut hello).await.unwrap();
+
+    let call = |id: u64, target: &str, method: &str, args: Vec<u8>| {
+        let target = Target::Name(target.into());
+        let args = Args::Typed(args.into());
+        Message::Call(Call {
+            id,
+            target,
+            method: method.into(),
+            refs: vec![],
+            args,
+            flags: 0,
+            deadline: None,
+            chain: 0,
+        })
+    };
+    // All in one write: per round, an inline call, a call served in a task and a ping.
+    let mut requests = Vec::new();
+    for i in 0..ROUNDS {
+        let frames = [
+            call(3 * i + 1, "counter", "add", postcard::to_allocvec(&(1u64,)).unwrap()),
+            call(3 * i + 2, "echo", "echo", postcard::to_allocvec(&(format!("{i}"),)).unwrap()),
+            Message::Ping { nonce: 3 * i + 3 },
+        ];
+        for frame in frames.map(|m| m.encode().unwrap()) {
+            requests.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            requests.extend_from_slice(&frame);
+        }
+    }
+    s.write_all(&requests).await.unwrap();
+
+    let mut from_reader = Vec::new();
+    let mut echoed = Vec::new();
+    for _ in 0..3 * ROUNDS {
+        let mut len = [0u8; 4];
+        bounded("a reply", s.read_exact(&mut len)).await.unwrap();
+        let mut frame = vec![0u8; u32::from_le_bytes(len) as usize];
+        s.read_exact(&mut frame).await.unwrap();
+        match Message::decode(&frame).unwrap() {
+            Message::Return { id, outcome: Outcome::Ok(Payload::Typed(result)), .. } if id % 3 == 1 => {
+                from_reader.push((id, postcard::from_bytes::<u64>(&result).unwrap()));
+            }
+            Message::Return { id, outcome: Outcome::Ok(Payload::Typed(result)), .. } if id % 3 == 2 => {
+                echoed.push((id, postcard::from_bytes::<String>(&result).unwrap()));
+            }
+            Message::Pong { nonce } => from_reader.push((nonce, 0)),
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    // The inline calls ran in order (the count goes up by one each time), and their replies
+    // and the pongs came back in the order of the requests.
+    let expected: Vec<(u64, u64)> = (0..ROUNDS).flat_map(|i| [(3 * i + 1, i + 1), (3 * i + 3, 0)]).collect();
+    assert_eq!(from_reader, expected);
+    echoed.sort_unstable();
+    assert_eq!(echoed, (0..ROUNDS).map(|i| (3 * i + 2, format!("{i}"))).collect::<Vec<_>>());
+}
+
+/// A reply the reader cannot write at once (the transport takes 64 bytes at a time, and only
+/// as the peer reads) is finished by the writer task: every reply arrives whole, those of
+/// calls served in tasks too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_the_reader_cannot_write_at_once_still_arrive() {
+    use dopy::transport::{LinkInfo, RawStream, Role};
+
+    let raw = |stream: tokio::io::DuplexStream, role| {
+        let (read, write) = tokio::io::split(stream);
+        let info = LinkInfo { transport: "duplex", local: String::new(), peer: String::new() };
+        RawStream::new(Box::new(read), Box::new(write), info, role)
+    };
+    let server = Node::new();
+    server.publish("counter", Counter::default()).unwrap();
+    server.publish("echo", Echo).unwrap();
+    let client = Node::new();
+    let (a, b) = tokio::io::duplex(64);
+    let (served, dialled) =
+        tokio::join!(server.serve_stream(raw(a, Role::Acceptor)), client.serve_stream(raw(b, Role::Connector)));
+    let (_served, conn) = (served.unwrap(), dialled.unwrap());
+    let counter: CounterProxy = conn.proxy("counter");
+    let echo: EchoProxy = conn.proxy("echo");
+
+    for round in 0..3u64 {
+        let pads = (0..40).map(|i| counter.pad(10_000 + i));
+        let echoes = (0..40).map(|i| echo.echo(format!("{round}.{i}")));
+        let both =
+            futures_util::future::join(futures_util::future::join_all(pads), futures_util::future::join_all(echoes));
+        let (pads, echoes) = bounded("replies through a narrow transport", both).await;
+        for (i, pad) in (0..).zip(pads) {
+            assert_eq!(pad.unwrap(), "x".repeat(10_000 + i));
+        }
+        for (i, echoed) in echoes.into_iter().enumerate() {
+            assert_eq!(echoed.unwrap(), format!("{round}.{i}"));
+        }
+        // A lone call after the burst: the write path is idle again.
+        assert_eq!(bounded("a lone call", counter.pad(100)).await.unwrap().len(), 100);
+    }
 }

@@ -2,13 +2,17 @@
 //!
 //! Each connection runs two tasks: a reader that decodes frames and routes them (replies to
 //! the waiting caller, calls to the object table), and a writer that drains its queue and
-//! flushes once per batch, so pipelined calls share write syscalls. The reader also keeps the
-//! heartbeat and the idle timeout (a watchdog tick in its loop).
+//! flushes once per batch, so pipelined calls share write syscalls. The replies of the calls
+//! the reader serves inline are queued in order with everything else, but the reader writes
+//! them itself when it runs out of input and the write path is idle, which saves waking the
+//! writer task for each call (module `outbox`). The reader also keeps the heartbeat and the idle
+//! timeout (a watchdog tick in its loop).
 //!
 //! A connection also keeps the reference bookkeeping of its two ends (PROTOCOL.md, section 3.2):
 //! the objects this side exported to the peer, with how many references the peer holds, and the
 //! objects the peer exported to this side, released with `Release` when their last handle drops.
 
+mod outbox;
 mod refs;
 
 use std::collections::HashMap;
@@ -19,10 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use dopy_transport::{Attachment, FrameError, FrameReader, FrameWriter, Link, LinkInfo, LinkParts};
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use dopy_transport::{Attachment, FrameError, FrameReader, Link, LinkInfo, LinkParts};
+use futures_util::StreamExt;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -38,6 +41,7 @@ use crate::table::{Entry, ObjectTable, Ticket};
 use crate::value::{wire, Value};
 use crate::Error;
 
+use outbox::{Out, Outbox, WriterTask};
 pub use refs::Import;
 use refs::{RefTables, Unsent};
 
@@ -123,16 +127,6 @@ impl Host {
     }
 }
 
-/// An item of the writer's queue.
-enum Out {
-    /// A frame to send.
-    Frame(Encoded),
-    /// A frame to send, and who to tell once it is written (a oneway call).
-    Acked(Encoded, oneshot::Sender<()>),
-    /// A last frame (`Goodbye` or `Abort`): send it, then close the stream.
-    Last(Encoded),
-}
-
 /// A reply slot: the waiting caller's waker until the outcome arrives, then the outcome and
 /// its references, or why the connection ended. Slots live in the connection's map of calls
 /// (no allocation of their own); the caller takes the outcome out when it is woken.
@@ -195,7 +189,9 @@ struct Shared {
     info: LinkInfo,
     /// How the caller names the other end (`tcp://127.0.0.1:9600`), for error call sites.
     endpoint: String,
-    out: mpsc::UnboundedSender<Out>,
+    /// Outgoing frames, on their way to the link (the writer task, or the reader for its
+    /// replies: see [`outbox`]).
+    out: Arc<Outbox>,
     next_id: AtomicU64,
     /// Calls waiting for a reply.
     pending: Mutex<Calls>,
@@ -368,14 +364,14 @@ impl Connection {
     /// connections this side opened).
     pub fn start(link: Link, host: Arc<Host>, endpoint: String, owned: bool) -> Connection {
         let LinkParts { reader, writer, info, attachment } = link.into_parts();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let out = Outbox::new(writer);
         let shared = Arc::new(Shared {
             slots: Arc::new(tokio::sync::Semaphore::new(host.max_in_flight)),
             host,
             attachment,
             info,
             endpoint,
-            out: tx,
+            out: out.clone(),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(Calls::default()),
             refs: Mutex::new(RefTables::default()),
@@ -390,7 +386,7 @@ impl Connection {
         });
         let span = tracing::debug_span!("dopy.connection", link = %shared.info);
         tracing::debug!(parent: &span, "connection open");
-        let writer = spawn_in(write_loop(rx, writer, shared.ended.clone()), span.clone());
+        let writer = spawn_in(outbox::write_loop(WriterTask(out), shared.ended.clone()), span.clone());
         spawn_in(read_loop(shared.clone(), reader, writer), span);
         let owner = owned.then(|| Arc::new(CloseOnDrop(shared.clone())));
         if let Some(o) = &owner {
@@ -807,7 +803,7 @@ impl Shared {
         if self.ended.is_set() {
             return Err(self.disconnected());
         }
-        self.out.send(out).map_err(|_| self.disconnected())
+        self.out.push(out).map_err(|_| self.disconnected())
     }
 
     fn send_or_unexport<E>(&self, frame: Encoded, exported: Vec<crate::message::ObjectId>) -> Result<(), Error<E>> {
@@ -834,7 +830,7 @@ impl Shared {
             *r = Some(reason.to_owned());
         }
         if let Ok(frame) = last.encode() {
-            let _ = self.out.send(Out::Last(Encoded::Whole(frame)));
+            let _ = self.out.push(Out::Last(Encoded::Whole(frame)));
         }
         self.finish(reason);
     }
@@ -1390,6 +1386,10 @@ async fn read_loop(shared: Arc<Shared>, reader: FrameReader, mut writer: tokio::
     }
 }
 
+/// Bytes of incoming frames after which the reader ends its batch of replies even if more
+/// frames are at hand: the reader's buffer (`Link::establish`), what one read brings at most.
+const BATCH_LIMIT: usize = 64 * 1024;
+
 async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
     let max = shared.host.max_frame;
     let max_depth = shared.host.max_depth;
@@ -1403,11 +1403,23 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
     // Frames received so far: the watchdog's sign of life.
     let mut frames = 0u64;
     let mut runner = InlineBox { make: inline_call, spare: None };
+    // Bytes of the frames handled since the last end of a batch (see below).
+    let mut batched = 0usize;
     let reason = loop {
         // Biased: while frames keep coming, only the reader is polled.
         let item = tokio::select! {
             biased;
-            item = reader.next() => item,
+            item = std::future::poll_fn(|cx| {
+                let item = reader.poll_next_unpin(cx);
+                if item.is_pending() {
+                    // Every frame at hand is handled and the reader is about to wait: the
+                    // frames it queued meanwhile (replies of inline calls) go out now, in one
+                    // write, by the reader itself if the write path is idle (`outbox`).
+                    batched = 0;
+                    shared.out.end_batch();
+                }
+                item
+            }) => item,
             _ = &mut closed => return,
             () = Watchdog::tick(&mut watchdog) => {
                 if let Some(watchdog) = &mut watchdog {
@@ -1434,6 +1446,9 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
             },
             Some(Ok(frame)) => {
                 let frame = frame.freeze();
+                // What the frame's handling sends joins the reader's batch: queued, without
+                // waking the writer task, until the batch ends.
+                let batch = shared.out.batch();
                 // Typed payloads stay in the frame's buffer instead of being copied (small ones
                 // get a copy if they are kept: see `Incoming`).
                 let (decoded, too_deep) = wire::with_max_depth(max_depth, || Incoming::decode(&frame));
@@ -1452,12 +1467,22 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                     Err(_) if too_deep => shared.refuse_too_deep(&frame).map_err(abort),
                     Err(e) => Err(abort(format!("protocol error: malformed frame ({e})"))),
                 };
+                drop(batch);
+                // A peer that keeps sending never lets the reader wait: its replies go out at
+                // least once per read buffer's worth of frames.
+                batched += frame.len();
+                if batched >= BATCH_LIMIT {
+                    batched = 0;
+                    shared.out.end_batch();
+                }
                 if let Err(reason) = handled {
                     break reason;
                 }
             }
         }
     };
+    // The last batch's frames go out before the wait for the attachment below.
+    shared.out.end_batch();
     let reason = match &shared.attachment {
         Some(a) => match a.on_close().await {
             Some(detail) => format!("{reason}; {detail}"),
@@ -1582,73 +1607,6 @@ impl Watchdog {
 /// connection has ended, before the stream is dropped regardless: a peer that stopped reading
 /// must not keep the socket (and the task) for ever.
 const LAST_WORDS: Duration = Duration::from_secs(1);
-
-async fn write_loop(rx: mpsc::UnboundedReceiver<Out>, writer: FrameWriter, ended: Arc<Ended>) {
-    let work = write_frames(rx, writer, &ended);
-    tokio::pin!(work);
-    let abandon = async {
-        ended.wait(&ended.writer).await;
-        tokio::time::sleep(LAST_WORDS).await;
-    };
-    tokio::select! {
-        () = &mut work => {}
-        () = abandon => tracing::debug!("the transport took nothing for {LAST_WORDS:?} after the end; dropped"),
-    }
-}
-
-async fn write_frames(mut rx: mpsc::UnboundedReceiver<Out>, mut writer: FrameWriter, ended: &Ended) {
-    let stop = ended.wait(&ended.writer);
-    tokio::pin!(stop);
-    'outer: loop {
-        let first = tokio::select! {
-            biased;
-            out = rx.recv() => out,
-            _ = &mut stop => None,
-        };
-        let Some(mut out) = first else { break };
-        let mut acks = Vec::new();
-        // Batch: queue everything already waiting, then flush once.
-        loop {
-            let (frame, last) = match out {
-                Out::Frame(f) => (f, false),
-                Out::Acked(f, ack) => {
-                    acks.push(ack);
-                    (f, false)
-                }
-                Out::Last(f) => (f, true),
-            };
-            let fed = match frame {
-                Encoded::Whole(frame) => writer.feed(frame).await,
-                Encoded::Parts(parts) => writer.feed(parts).await,
-            };
-            if fed.is_err() {
-                break 'outer;
-            }
-            if last {
-                let _ = SinkExt::<Bytes>::flush(&mut writer).await;
-                break 'outer;
-            }
-            match rx.try_recv() {
-                Ok(next) => out = next,
-                Err(_) => break,
-            }
-        }
-        if SinkExt::<Bytes>::flush(&mut writer).await.is_err() {
-            break;
-        }
-        for ack in acks {
-            let _ = ack.send(());
-        }
-    }
-    // Send a pending Goodbye/Abort if the loop ended on cancellation.
-    while let Ok(out) = rx.try_recv() {
-        if let Out::Last(Encoded::Whole(frame)) = out {
-            let _ = writer.send(frame).await;
-            break;
-        }
-    }
-    let _ = SinkExt::<Bytes>::close(&mut writer).await;
-}
 
 #[cfg(test)]
 mod tests {

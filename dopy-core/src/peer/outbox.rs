@@ -1,0 +1,390 @@
+//! The way out of a connection: one queue of frames, written to the link by the writer task,
+//! or by the reader itself for the replies of the calls it serves inline (P12 in
+//! `docs/perf-proposals.md`).
+//!
+//! Every frame is pushed onto one FIFO queue, under its lock; frames leave the queue only from
+//! its front, and only into the link's [`FrameWriter`], by whoever holds the write half's lock.
+//! So the bytes on the wire follow the order of the pushes whoever writes them, and nobody
+//! ever writes around a frame taken earlier (taken frames that the link could not accept yet
+//! stay in the write half, ahead of the queue, under the same lock).
+//!
+//! Who writes:
+//!
+//! - The writer task, woken by a push. It feeds everything queued, flushes once (pipelined
+//!   frames share write syscalls) and waits again; it keeps the write half while the transport
+//!   makes it wait (its waker is the one registered with the transport).
+//! - The reader, for the frames it pushes while handling a frame (replies of inline calls,
+//!   answers to pings): those are queued without waking the writer task (a batch). When the
+//!   reader has handled every frame it had and is about to wait for input, it ends the batch:
+//!   if the write half is idle (nothing fed and unflushed, the writer task not holding it, not
+//!   woken for frames of its own) it feeds and flushes the queue itself, without waiting (a
+//!   no-op waker; the transport's `Pending` is not waited for). Whatever it could not write is
+//!   left where it is and the writer task is woken for it: only the writer task ever waits for
+//!   the transport, and it registers its waker again on its next poll.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, TryLockError};
+use std::task::{ready, Context, Poll, Waker};
+
+use bytes::Bytes;
+use dopy_transport::FrameWriter;
+use futures_util::task::AtomicWaker;
+use futures_util::Sink;
+use tokio::sync::oneshot;
+
+use super::{lock, Ended};
+use crate::message::Encoded;
+
+/// An item of the connection's queue of frames.
+pub(super) enum Out {
+    /// A frame to send.
+    Frame(Encoded),
+    /// A frame to send, and who to tell once it is written (a oneway call).
+    Acked(Encoded, oneshot::Sender<()>),
+    /// A last frame (`Goodbye` or `Abort`): send it, then close the stream.
+    Last(Encoded),
+}
+
+thread_local! {
+    /// The address of the [`Outbox`] whose reader is handling a frame on this thread, or 0:
+    /// frames that reader pushes go into its batch. Set only around synchronous handling (no
+    /// await in between), so no other task's push on this thread can see it.
+    static BATCHING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The connection's queue of outgoing frames and the link's write half (see the module docs).
+pub(super) struct Outbox {
+    /// Frames not yet taken by a writer, in the order they were pushed: the order on the wire.
+    queue: Mutex<Queue>,
+    /// The link's write half; taken by whoever writes (the writer task, or the reader at the
+    /// end of a batch), only within a poll, never across an await. Lock order: `half`, then
+    /// `queue` (a push takes `queue` alone).
+    half: Mutex<Half>,
+    /// The writer task.
+    writer: AtomicWaker,
+    /// Set when the writer task has been woken for what is queued and has not taken the queue
+    /// since: its next poll takes everything, so pushes need not wake it again, and the reader
+    /// leaves its batch to it.
+    woken: AtomicBool,
+    /// Whether the reader pushed frames into its batch (without waking the writer task) since
+    /// it last ended one. Read and written by the reader only.
+    deferred: AtomicBool,
+}
+
+/// The queue proper.
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Out>,
+    /// The writer task has ended: nothing more is taken (a push fails).
+    closed: bool,
+}
+
+/// The link's write half and the frames on their way into it.
+struct Half {
+    /// `None` once the writer task has ended: the stream is dropped then (a peer that stopped
+    /// reading must not keep the socket open).
+    sink: Option<FrameWriter>,
+    /// Frames taken from the queue (all of it at once, under its lock) and not fed yet, because
+    /// the sink was full: they come before anything still queued.
+    staged: VecDeque<Out>,
+    /// Who to tell once the frames fed so far are flushed.
+    acks: Vec<oneshot::Sender<()>>,
+    /// Frames were fed and not flushed yet.
+    dirty: bool,
+    /// A write failed (in the reader): the writer task ends as if it had failed itself.
+    failed: bool,
+    /// The writer task is closing the stream (a last frame was fed, the connection ended or a
+    /// write failed); nothing more is fed.
+    closing: bool,
+}
+
+impl Half {
+    /// Feeds staged and queued frames into the sink, in order, while it takes them without
+    /// waiting. A last frame is fed when `take_last` (and feeding stops after it), else left
+    /// first in line. Ready with whether a last frame was reached.
+    fn feed(
+        &mut self,
+        queue: &Mutex<Queue>,
+        woken: &AtomicBool,
+        cx: &mut Context<'_>,
+        take_last: bool,
+    ) -> Poll<io::Result<bool>> {
+        let Half { sink, staged, acks, dirty, .. } = self;
+        let Some(sink) = sink.as_mut() else { return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())) };
+        loop {
+            if staged.is_empty() {
+                // Cleared before the queue is taken: a push after this wakes the writer again.
+                woken.store(false, Ordering::SeqCst);
+                let mut q = lock(queue);
+                if q.items.is_empty() {
+                    return Poll::Ready(Ok(false));
+                }
+                // `staged` is empty: the queue keeps its buffer's capacity for the next pushes.
+                std::mem::swap(&mut q.items, staged);
+            }
+            while let Some(next) = staged.front() {
+                let last = matches!(next, Out::Last(_));
+                if last && !take_last {
+                    return Poll::Ready(Ok(true));
+                }
+                // Pending (the sink holds 64 KiB and the transport takes no more): the frame
+                // stays first in line.
+                ready!(Sink::<Bytes>::poll_ready(Pin::new(&mut *sink), cx))?;
+                let frame = match staged.pop_front() {
+                    Some(Out::Frame(f) | Out::Last(f)) => f,
+                    Some(Out::Acked(f, ack)) => {
+                        acks.push(ack);
+                        f
+                    }
+                    None => unreachable!("the front was just seen"),
+                };
+                *dirty = true;
+                match frame {
+                    Encoded::Whole(frame) => Pin::new(&mut *sink).start_send(frame)?,
+                    Encoded::Parts(parts) => Pin::new(&mut *sink).start_send(parts)?,
+                }
+                if last {
+                    return Poll::Ready(Ok(true));
+                }
+            }
+        }
+    }
+
+    /// Flushes what was fed, then tells the oneway callers whose frames went out.
+    fn flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(sink) = self.sink.as_mut() else { return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())) };
+        if self.dirty {
+            ready!(Sink::<Bytes>::poll_flush(Pin::new(sink), cx))?;
+            self.dirty = false;
+        }
+        for ack in self.acks.drain(..) {
+            let _ = ack.send(());
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// The reader's attempt at writing the queue (see [`Outbox::end_batch`]); true when
+    /// something is left for the writer task.
+    fn write_now(&mut self, queue: &Mutex<Queue>, woken: &AtomicBool) -> bool {
+        // Only onto an idle write path: with frames fed and unflushed (or staged), the writer
+        // task is waiting for the transport, and a poll here would replace its waker there.
+        if self.sink.is_none() || self.dirty || self.failed || self.closing || !self.staged.is_empty() {
+            return true;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let last = match self.feed(queue, woken, &mut cx, false) {
+            Poll::Ready(Ok(last)) => last,
+            Poll::Ready(Err(_)) => {
+                self.failed = true;
+                return true;
+            }
+            Poll::Pending => return true,
+        };
+        match self.flush(&mut cx) {
+            // A last frame (and what follows it) is the writer task's.
+            Poll::Ready(Ok(())) => last,
+            Poll::Ready(Err(_)) => {
+                self.failed = true;
+                true
+            }
+            Poll::Pending => true,
+        }
+    }
+}
+
+impl Outbox {
+    /// The outbox of a link's write half.
+    pub(super) fn new(sink: FrameWriter) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            queue: Mutex::new(Queue::default()),
+            half: Mutex::new(Half {
+                sink: Some(sink),
+                staged: VecDeque::new(),
+                acks: Vec::new(),
+                dirty: false,
+                failed: false,
+                closing: false,
+            }),
+            writer: AtomicWaker::new(),
+            woken: AtomicBool::new(false),
+            deferred: AtomicBool::new(false),
+        })
+    }
+
+    /// Queues `out` to be sent after everything queued before it. Wakes the writer task, unless
+    /// the reader pushes it while handling a frame (see [`Outbox::batch`]): then it waits for
+    /// the end of the reader's batch. A last frame always wakes the writer task.
+    ///
+    /// # Errors
+    ///
+    /// Gives `out` back when the writer task has ended.
+    pub(super) fn push(&self, out: Out) -> Result<(), Out> {
+        let batched = !matches!(out, Out::Last(_)) && BATCHING.with(Cell::get) == std::ptr::from_ref(self).addr();
+        {
+            let mut q = lock(&self.queue);
+            if q.closed {
+                drop(q);
+                return Err(out);
+            }
+            q.items.push_back(out);
+        }
+        if batched {
+            self.deferred.store(true, Ordering::Relaxed);
+        } else {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// Wakes the writer task for what is queued, unless it is already woken for it.
+    fn wake(&self) {
+        if !self.woken.swap(true, Ordering::SeqCst) {
+            self.writer.wake();
+        }
+    }
+
+    /// Marks the current thread as this outbox's reader handling a frame, until the guard is
+    /// dropped: what it pushes meanwhile joins its batch (see [`Outbox::end_batch`]).
+    pub(super) fn batch(&self) -> Batching {
+        Batching { previous: BATCHING.with(|b| b.replace(std::ptr::from_ref(self).addr())) }
+    }
+
+    /// Ends the reader's batch (the reader is about to wait for input, or has handled a lot):
+    /// writes the frames it queued since the last end, if that can be done at once (see the
+    /// module docs), else wakes the writer task for them.
+    pub(super) fn end_batch(&self) {
+        if !self.deferred.load(Ordering::Relaxed) {
+            return;
+        }
+        self.deferred.store(false, Ordering::Relaxed);
+        // Woken for frames queued by other tasks (before or among the batch's): the writer task
+        // takes the whole queue on its next poll, the batch's frames with it, in one write.
+        if self.woken.load(Ordering::SeqCst) {
+            return;
+        }
+        let left = match self.half.try_lock() {
+            Ok(mut half) => half.write_now(&self.queue, &self.woken),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().write_now(&self.queue, &self.woken),
+            // The writer task is writing right now (it may have taken the batch or not yet).
+            Err(TryLockError::WouldBlock) => true,
+        };
+        if left {
+            self.wake();
+        }
+    }
+
+    /// The writer task's work, polled until the stream is closed: feeds everything queued,
+    /// flushes once per batch, and waits for more (or for the end of the connection, after
+    /// which it sends what is queued and closes the stream).
+    fn poll_write(&self, cx: &mut Context<'_>, ended: &Ended) -> Poll<()> {
+        let mut guard = lock(&self.half);
+        let half = &mut *guard;
+        loop {
+            if half.failed && !half.closing {
+                // As before: a write failed; still say goodbye if a last frame is queued.
+                let last = {
+                    let mut q = lock(&self.queue);
+                    let mut rest = std::mem::take(&mut half.staged);
+                    rest.append(&mut q.items);
+                    rest
+                };
+                half.staged.extend(last.into_iter().find(|out| matches!(out, Out::Last(_))));
+                half.closing = true;
+            }
+            if half.closing {
+                if let (Some(sink), Some(Out::Last(_))) = (half.sink.as_mut(), half.staged.front()) {
+                    let ready = ready!(Sink::<Bytes>::poll_ready(Pin::new(&mut *sink), cx));
+                    if let (Ok(()), Some(Out::Last(Encoded::Whole(frame)))) = (ready, half.staged.pop_front()) {
+                        let _ = Pin::new(&mut *sink).start_send(frame);
+                    }
+                }
+                half.staged.clear();
+                if let Some(sink) = half.sink.as_mut() {
+                    let _ = ready!(Sink::<Bytes>::poll_close(Pin::new(sink), cx));
+                }
+                return Poll::Ready(());
+            }
+            let last = match ready!(half.feed(&self.queue, &self.woken, cx, true)) {
+                Ok(last) => last,
+                Err(_) => {
+                    half.failed = true;
+                    continue;
+                }
+            };
+            if ready!(half.flush(cx)).is_err() {
+                half.failed = true;
+                continue;
+            }
+            if last {
+                // Closed after its last frame; frames queued after it are not sent.
+                half.staged.clear();
+                half.closing = true;
+                continue;
+            }
+            // Everything is out: wait for more, or for the end. Registered before looking
+            // again, so that a push or the end in between is not missed.
+            self.writer.register(cx.waker());
+            ended.writer.register(cx.waker());
+            if !lock(&self.queue).items.is_empty() {
+                continue;
+            }
+            if ended.is_set() {
+                half.closing = true;
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+/// A reader handling a frame (see [`Outbox::batch`]).
+pub(super) struct Batching {
+    previous: usize,
+}
+
+impl Drop for Batching {
+    fn drop(&mut self) {
+        BATCHING.with(|b| b.set(self.previous));
+    }
+}
+
+/// The writer task's hold on the outbox: when the task ends (or is dropped, abandoned after
+/// [`LAST_WORDS`](super::LAST_WORDS), or aborted), the stream is dropped and nothing more can be
+/// queued; the frames still queued are dropped, their oneway callers told (`Disconnected`).
+pub(super) struct WriterTask(pub(super) Arc<Outbox>);
+
+impl Drop for WriterTask {
+    fn drop(&mut self) {
+        let (sink, staged, acks) = {
+            let mut half = lock(&self.0.half);
+            half.closing = true;
+            (half.sink.take(), std::mem::take(&mut half.staged), std::mem::take(&mut half.acks))
+        };
+        let queued = {
+            let mut q = lock(&self.0.queue);
+            q.closed = true;
+            std::mem::take(&mut q.items)
+        };
+        drop((sink, staged, acks, queued));
+    }
+}
+
+/// The writer task of a connection: writes until the stream is closed, or gives up
+/// [`LAST_WORDS`](super::LAST_WORDS) after the end of the connection.
+pub(super) async fn write_loop(task: WriterTask, ended: Arc<Ended>) {
+    let outbox = &task.0;
+    let work = std::future::poll_fn(|cx| outbox.poll_write(cx, &ended));
+    tokio::pin!(work);
+    let abandon = async {
+        ended.wait(&ended.writer).await;
+        tokio::time::sleep(super::LAST_WORDS).await;
+    };
+    tokio::select! {
+        () = &mut work => {}
+        () = abandon => tracing::debug!("the transport took nothing for {:?} after the end; dropped", super::LAST_WORDS),
+    }
+}
