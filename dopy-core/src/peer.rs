@@ -1410,6 +1410,13 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
         let item = tokio::select! {
             biased;
             item = std::future::poll_fn(|cx| {
+                // Nothing left in the read buffer: the batch ends before the socket is read
+                // again, so that a lone call's reply does not wait for that read (on a
+                // sequential call, an `EAGAIN` read) to be written.
+                if reader.read_buffer().is_empty() {
+                    batched = 0;
+                    shared.out.end_batch();
+                }
                 let item = reader.poll_next_unpin(cx);
                 if item.is_pending() {
                     // Every frame at hand is handled and the reader is about to wait: the
