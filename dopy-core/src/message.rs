@@ -269,7 +269,7 @@ impl Message {
     /// A postcard error, which only a failing `Serialize` impl inside typed data could cause.
     pub fn encode(&self) -> Result<Bytes, postcard::Error> {
         if let Some(bytes) = self.encode_fast(usize::MAX) {
-            return Ok(bytes);
+            return bytes;
         }
         match self.spliced() {
             Some((head, wire)) => {
@@ -281,19 +281,31 @@ impl Message {
         }
     }
 
-    /// A `Call` with typed arguments or a `Return` with a typed result, without references and
-    /// with a payload below `limit` bytes, encoded by hand ([`fast`]); `None` for any other
+    /// A `Call` or a `Return` with a typed or dynamic result, without references and with a
+    /// typed payload below `limit` bytes, encoded by hand ([`fast`]); `None` for any other
     /// message.
-    fn encode_fast(&self, limit: usize) -> Option<Bytes> {
+    fn encode_fast(&self, limit: usize) -> Option<Result<Bytes, postcard::Error>> {
         match self {
-            Message::Call(c) => {
-                let call = fast_call(c.id, &c.target, &c.method, &c.refs, &c.args, c.flags, c.deadline, c.chain)?;
-                (call.args.len() < limit).then(|| fast::encode_call(&call))
+            Message::Call(c) if c.refs.is_empty() && typed_len(&c.args) < limit => {
+                let head = fast::CallHead {
+                    id: c.id,
+                    target: TargetIn::of(&c.target),
+                    method: &c.method,
+                    flags: c.flags,
+                    deadline: c.deadline,
+                    chain: c.chain,
+                };
+                Some(fast::encode_call(&head, &c.args))
             }
             Message::Return { id, refs, outcome: Outcome::Ok(Payload::Typed(result)) }
                 if refs.is_empty() && result.len() < limit =>
             {
-                Some(fast::encode_typed_return(*id, result))
+                Some(Ok(fast::encode_typed_return(*id, result)))
+            }
+            Message::Return { id, refs, outcome: Outcome::Ok(Payload::Wire(wire)) }
+                if refs.is_empty() && wire.bytes().len() < limit =>
+            {
+                Some(Ok(fast::encode_wire_return(*id, wire.bytes())))
             }
             _ => None,
         }
@@ -325,7 +337,7 @@ impl Message {
     /// As [`encode`](Message::encode).
     pub fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
         if let Some(bytes) = self.encode_fast(SHARE_MIN) {
-            return Ok(Encoded::Whole(bytes));
+            return bytes.map(Encoded::Whole);
         }
         if let Some((head, wire)) = self.spliced() {
             if wire.len() < SHARE_MIN {
@@ -347,20 +359,24 @@ impl Message {
     ///
     /// A postcard error for anything that is not exactly one valid message.
     pub fn decode(frame: &[u8]) -> Result<Message, postcard::Error> {
-        if let Some(call) = fast::decode_call(frame) {
-            let target = match call.target {
+        if let Some((head, args)) = fast::decode_call(frame) {
+            let target = match head.target {
                 TargetIn::Name(name) => Target::Name(name.to_owned()),
                 TargetIn::Id(id) => Target::Id(id),
             };
+            let args = match args {
+                fast::ArgsIn::Typed(bytes) => Args::Typed(payload_bytes(bytes)),
+                fast::ArgsIn::Dynamic(args) => args,
+            };
             return Ok(Message::Call(Call {
-                id: call.id,
+                id: head.id,
                 target,
-                method: call.method.to_owned(),
+                method: head.method.to_owned(),
                 refs: Vec::new(),
-                args: Args::Typed(payload_bytes(call.args)),
-                flags: call.flags,
-                deadline: call.deadline,
-                chain: call.chain,
+                args,
+                flags: head.flags,
+                deadline: head.deadline,
+                chain: head.chain,
             }));
         }
         if let Some((id, result)) = fast::decode_typed_return(frame) {
@@ -446,10 +462,16 @@ pub(crate) struct CallRef<'a> {
 impl CallRef<'_> {
     /// As [`Message::encode_shared`] of the same call.
     pub(crate) fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
-        let fast =
-            fast_call(self.id, self.target, self.method, &self.refs, self.args, self.flags, self.deadline, self.chain);
-        if let Some(call) = fast.filter(|c| c.args.len() < SHARE_MIN) {
-            return Ok(Encoded::Whole(fast::encode_call(&call)));
+        if self.refs.is_empty() && typed_len(self.args) < SHARE_MIN {
+            let head = fast::CallHead {
+                id: self.id,
+                target: TargetIn::of(self.target),
+                method: self.method,
+                flags: self.flags,
+                deadline: self.deadline,
+                chain: self.chain,
+            };
+            return fast::encode_call(&head, self.args).map(Encoded::Whole);
         }
         let payload = match self.args {
             Args::Typed(b) => Some(b),
@@ -459,24 +481,12 @@ impl CallRef<'_> {
     }
 }
 
-/// A call's fields as [`fast`] writes them, if the call is in its shape: typed arguments, no
-/// references.
-#[allow(clippy::too_many_arguments)]
-fn fast_call<'a>(
-    id: u64,
-    target: &'a Target,
-    method: &'a str,
-    refs: &[RefWire],
-    args: &'a Args,
-    flags: u32,
-    deadline: Option<u64>,
-    chain: u64,
-) -> Option<fast::TypedCall<'a>> {
+/// The size of typed arguments (0 for dynamic ones): what decides whether a call's encoding
+/// shares its payload instead of copying it.
+fn typed_len(args: &Args) -> usize {
     match args {
-        Args::Typed(args) if refs.is_empty() => {
-            Some(fast::TypedCall { id, target: TargetIn::of(target), method, args, flags, deadline, chain })
-        }
-        _ => None,
+        Args::Typed(bytes) => bytes.len(),
+        _ => 0,
     }
 }
 
@@ -597,21 +607,29 @@ impl<'a> Incoming<'a> {
         }
 
         // The common shapes, by hand ([`fast`]): their payloads are slices of the frame.
-        if let Some(call) = fast::decode_call(frame) {
+        if let Some((head, args)) = fast::decode_call(frame) {
+            let args = match args {
+                fast::ArgsIn::Typed(bytes) => Args::Typed(frame.slice_ref(bytes)),
+                fast::ArgsIn::Dynamic(args) => args,
+            };
             return Ok(Incoming::Call(CallIn {
-                id: call.id,
-                target: call.target,
-                method: call.method.to_owned(),
+                id: head.id,
+                target: head.target,
+                method: head.method.to_owned(),
                 refs: Vec::new(),
-                args: Args::Typed(frame.slice_ref(call.args)),
-                flags: call.flags,
-                deadline: call.deadline,
-                chain: call.chain,
+                args,
+                flags: head.flags,
+                deadline: head.deadline,
+                chain: head.chain,
             }));
         }
         if let Some((id, result)) = fast::decode_typed_return(frame) {
             let outcome = Outcome::Ok(Payload::Typed(frame.slice_ref(result)));
             return Ok(Incoming::Other(Message::Return { id, refs: Vec::new(), outcome }));
+        }
+        // A dynamic result holds no typed payload: nothing to share.
+        if let Some(msg) = Message::decode_dynamic_return(frame) {
+            return msg.map(Incoming::Other);
         }
         sharing_from(frame, 0, || {
             // The variant index of `Message::Call`, a varint, is one zero byte.

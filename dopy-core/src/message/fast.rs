@@ -1,6 +1,6 @@
 //! Hand-written encoders and decoders for the two messages every call makes, in their common
-//! shape: a `Call` with typed arguments and a `Return` with a typed result, neither carrying
-//! references.
+//! shape: a `Call` (typed or dynamic arguments) and a `Return` with a typed or dynamic result,
+//! neither carrying references.
 //!
 //! serde's derived code walks a message through visitors, sequence accesses and per-field
 //! calls; for these few fields that machinery costs more than the bytes (callgrind: about 900
@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 
-use super::{ObjectId, TargetIn};
+use super::{Args, ExactVec, ObjectId, TargetIn};
 use crate::value::wire::{push_varint64, varint_len, Reader};
 
 /// `Message::Call`'s variant index (postcard writes variant indices as varints: every index
@@ -26,27 +26,40 @@ const NAME: u8 = 0;
 const ID: u8 = 1;
 /// `Args::Typed`'s.
 const TYPED_ARGS: u8 = 0;
+/// `Args::Positional`'s.
+const POSITIONAL_ARGS: u8 = 1;
+/// `Args::Named`'s.
+const NAMED_ARGS: u8 = 2;
 /// `Outcome::Ok`'s.
 const OK: u8 = 0;
 /// `Payload::Typed`'s.
 const TYPED_RESULT: u8 = 0;
+/// `Payload::Dynamic`'s.
+const DYNAMIC_RESULT: u8 = 1;
 /// An empty reference table (its length).
 const NO_REFS: u8 = 0;
 /// `Option::None` and `Some`.
 const NONE: u8 = 0;
 const SOME: u8 = 1;
 
-/// The fields of a call without references and with typed arguments.
+/// The fields of a call without references, its arguments aside.
 #[derive(Debug)]
-pub(super) struct TypedCall<'a> {
+pub(super) struct CallHead<'a> {
     pub(super) id: u64,
     pub(super) target: TargetIn<'a>,
     pub(super) method: &'a str,
-    /// The postcard bytes of the argument tuple.
-    pub(super) args: &'a [u8],
     pub(super) flags: u32,
     pub(super) deadline: Option<u64>,
     pub(super) chain: u64,
+}
+
+/// A call's arguments as [`decode_call`] reads them.
+#[derive(Debug)]
+pub(super) enum ArgsIn<'a> {
+    /// The postcard bytes of the argument tuple (a slice of the frame).
+    Typed(&'a [u8]),
+    /// Dynamic arguments, read by the wire reader.
+    Dynamic(Args),
 }
 
 /// The size of a length-prefixed byte string.
@@ -61,30 +74,38 @@ fn push_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// Encodes `call` as postcard encodes the `Message::Call` with its fields and no references,
-/// in one allocation of the exact size.
-pub(super) fn encode_call(call: &TypedCall<'_>) -> Bytes {
-    let target = match call.target {
+/// Encodes the `Message::Call` with `head`'s fields, no references and `args`, as postcard
+/// does, in one allocation of the exact size. Typed arguments are copied in; dynamic ones are
+/// written by their serde impl (the wire form of each value).
+///
+/// # Errors
+///
+/// As postcard's: a value nested too deep (see `value::wire::with_max_depth`).
+pub(super) fn encode_call(head: &CallHead<'_>, args: &Args) -> Result<Bytes, postcard::Error> {
+    let target = match head.target {
         TargetIn::Name(name) => bytes_len(name.as_bytes()),
         TargetIn::Id(_) => 16,
     };
-    let deadline = call.deadline.map_or(0, varint_len);
+    let args_len = match args {
+        Args::Typed(b) => 1 + bytes_len(b),
+        other => postcard::serialize_with_flavor(other, postcard::ser_flavors::Size::default())?,
+    };
+    let deadline = head.deadline.map_or(0, varint_len);
     let size = 1
-        + varint_len(call.id)
+        + varint_len(head.id)
         + 1
         + target
-        + bytes_len(call.method.as_bytes())
+        + bytes_len(head.method.as_bytes())
         + 1
-        + 1
-        + bytes_len(call.args)
-        + varint_len(u64::from(call.flags))
+        + args_len
+        + varint_len(u64::from(head.flags))
         + 1
         + deadline
-        + varint_len(call.chain);
+        + varint_len(head.chain);
     let mut out = Vec::with_capacity(size);
     out.push(CALL);
-    push_varint64(&mut out, call.id);
-    match call.target {
+    push_varint64(&mut out, head.id);
+    match head.target {
         TargetIn::Name(name) => {
             out.push(NAME);
             push_bytes(&mut out, name.as_bytes());
@@ -94,20 +115,37 @@ pub(super) fn encode_call(call: &TypedCall<'_>) -> Bytes {
             out.extend_from_slice(&id.0);
         }
     }
-    push_bytes(&mut out, call.method.as_bytes());
+    push_bytes(&mut out, head.method.as_bytes());
     out.push(NO_REFS);
-    out.push(TYPED_ARGS);
-    push_bytes(&mut out, call.args);
-    push_varint64(&mut out, u64::from(call.flags));
-    match call.deadline {
+    match args {
+        Args::Typed(b) => {
+            out.push(TYPED_ARGS);
+            push_bytes(&mut out, b);
+        }
+        other => out = postcard::serialize_with_flavor(other, ExactVec(out))?,
+    }
+    push_varint64(&mut out, u64::from(head.flags));
+    match head.deadline {
         None => out.push(NONE),
         Some(d) => {
             out.push(SOME);
             push_varint64(&mut out, d);
         }
     }
-    push_varint64(&mut out, call.chain);
+    push_varint64(&mut out, head.chain);
     debug_assert_eq!(out.len(), size, "the size computed beforehand");
+    Ok(Bytes::from(out))
+}
+
+/// Encodes the `Message::Return` of call `id` with no references and `Outcome::Ok` of the
+/// dynamic result whose wire form is `wire`, in one allocation of the exact size.
+pub(super) fn encode_wire_return(id: u64, wire: &[u8]) -> Bytes {
+    let size = 1 + varint_len(id) + 3 + wire.len();
+    let mut out = Vec::with_capacity(size);
+    out.push(RETURN);
+    push_varint64(&mut out, id);
+    out.extend_from_slice(&[NO_REFS, OK, DYNAMIC_RESULT]);
+    out.extend_from_slice(wire);
     Bytes::from(out)
 }
 
@@ -124,9 +162,9 @@ pub(super) fn encode_typed_return(id: u64, result: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Reads `frame` as a `Message::Call` with no references and typed arguments; `None` for
-/// anything else, well-formed or not.
-pub(super) fn decode_call(frame: &[u8]) -> Option<TypedCall<'_>> {
+/// Reads `frame` as a `Message::Call` with no references; `None` for anything else,
+/// well-formed or not.
+pub(super) fn decode_call(frame: &[u8]) -> Option<(CallHead<'_>, ArgsIn<'_>)> {
     let mut r = Reader::plain(frame);
     if r.byte().ok()? != CALL {
         return None;
@@ -138,11 +176,18 @@ pub(super) fn decode_call(frame: &[u8]) -> Option<TypedCall<'_>> {
         _ => return None,
     };
     let method = r.str().ok()?;
-    if r.byte().ok()? != NO_REFS || r.byte().ok()? != TYPED_ARGS {
+    if r.byte().ok()? != NO_REFS {
         return None;
     }
-    let len = r.len().ok()?;
-    let args = r.bytes(len).ok()?;
+    let args = match r.byte().ok()? {
+        TYPED_ARGS => {
+            let len = r.len().ok()?;
+            ArgsIn::Typed(r.bytes(len).ok()?)
+        }
+        POSITIONAL_ARGS => ArgsIn::Dynamic(Args::Positional(r.wire_values().ok()?)),
+        NAMED_ARGS => ArgsIn::Dynamic(Args::Named(r.named_wire_values().ok()?)),
+        _ => return None,
+    };
     // Within 32 bits by the varint rules.
     let flags = r.varint64(32).ok()? as u32;
     let deadline = match r.byte().ok()? {
@@ -151,7 +196,7 @@ pub(super) fn decode_call(frame: &[u8]) -> Option<TypedCall<'_>> {
         _ => return None,
     };
     let chain = r.u64().ok()?;
-    r.rest().is_empty().then_some(TypedCall { id, target, method, args, flags, deadline, chain })
+    r.rest().is_empty().then_some((CallHead { id, target, method, flags, deadline, chain }, args))
 }
 
 /// Reads `frame` as a `Message::Return` with no references and a typed result: the call's id

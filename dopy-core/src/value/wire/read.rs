@@ -120,6 +120,35 @@ impl<'a> Reader<'a> {
         self.u64().map(|v| v as usize)
     }
 
+    /// A wire value at nesting level 1 (the thread's [`max_depth`] applies).
+    pub(crate) fn wire_value(&mut self) -> Result<Value, Error> {
+        let (value, rest) = take(self.input)?;
+        self.input = rest;
+        Ok(value)
+    }
+
+    /// A sequence of wire values at level 1, as [`super::seq`] reads it (pre-allocating within
+    /// the same cap).
+    pub(crate) fn wire_values(&mut self) -> Result<Vec<Value>, Error> {
+        let len = self.len()?;
+        let mut values = Vec::with_capacity(len.min(MAX_PREALLOC_BYTES / size_of::<Value>()));
+        for _ in 0..len {
+            values.push(self.wire_value()?);
+        }
+        Ok(values)
+    }
+
+    /// A sequence of (name, wire value) pairs, as [`super::named`] reads it.
+    pub(crate) fn named_wire_values(&mut self) -> Result<Vec<(String, Value)>, Error> {
+        let len = self.len()?;
+        let mut entries = Vec::with_capacity(len.min(MAX_PREALLOC_BYTES / size_of::<(String, Value)>()));
+        for _ in 0..len {
+            let name = self.str()?.to_owned();
+            entries.push((name, self.wire_value()?));
+        }
+        Ok(entries)
+    }
+
     /// A string (a length, then UTF-8), borrowed.
     #[inline]
     pub(crate) fn str(&mut self) -> Result<&'a str, Error> {
