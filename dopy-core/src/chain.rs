@@ -280,8 +280,7 @@ impl Drop for Token<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::{Dispatched, Invocation};
-    use crate::interface::Interface;
+    use crate::dispatch::fixtures::Nothing;
     use std::task::Waker;
 
     /// Records the chain seen by each of its polls and by its drop; pending at its first poll.
@@ -349,19 +348,6 @@ mod tests {
             sync_scope(0, None, || assert_eq!(current(), None));
         });
         assert_eq!((current(), deadline()), (None, None));
-    }
-
-    /// An object that has no methods.
-    struct Nothing;
-
-    impl Dispatch for Nothing {
-        fn interface(&self) -> Interface {
-            Interface::from_static("Nothing", "", &[])
-        }
-
-        fn dispatch(&self, call: Invocation) -> Dispatched<'_> {
-            Dispatched::NotFound(call)
-        }
     }
 
     /// A `&self` hold is shared by a re-entrant call of its chain (and refuses it exclusive

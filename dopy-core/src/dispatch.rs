@@ -335,3 +335,23 @@ pub mod chain {
         }
     }
 }
+
+/// Objects for the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{Dispatch, Dispatched, Invocation};
+    use crate::interface::Interface;
+
+    /// An object that has no methods.
+    pub(crate) struct Nothing;
+
+    impl Dispatch for Nothing {
+        fn interface(&self) -> Interface {
+            Interface::from_static("Nothing", "", &[])
+        }
+
+        fn dispatch(&self, call: Invocation) -> Dispatched<'_> {
+            Dispatched::NotFound(call)
+        }
+    }
+}

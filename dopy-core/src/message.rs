@@ -360,24 +360,7 @@ impl Message {
     /// A postcard error for anything that is not exactly one valid message.
     pub fn decode(frame: &[u8]) -> Result<Message, postcard::Error> {
         if let Some((head, args)) = fast::decode_call(frame) {
-            let target = match head.target {
-                TargetIn::Name(name) => Target::Name(name.to_owned()),
-                TargetIn::Id(id) => Target::Id(id),
-            };
-            let args = match args {
-                fast::ArgsIn::Typed(bytes) => Args::Typed(payload_bytes(bytes)),
-                fast::ArgsIn::Dynamic(args) => args,
-            };
-            return Ok(Message::Call(Call {
-                id: head.id,
-                target,
-                method: head.method.to_owned(),
-                refs: Vec::new(),
-                args,
-                flags: head.flags,
-                deadline: head.deadline,
-                chain: head.chain,
-            }));
+            return Ok(Message::Call(CallIn::read(head, args.into_args(payload_bytes)).into_call()));
         }
         if let Some((id, result)) = fast::decode_typed_return(frame) {
             let outcome = Outcome::Ok(Payload::Typed(payload_bytes(result)));
@@ -608,20 +591,7 @@ impl<'a> Incoming<'a> {
 
         // The common shapes, by hand ([`fast`]): their payloads are slices of the frame.
         if let Some((head, args)) = fast::decode_call(frame) {
-            let args = match args {
-                fast::ArgsIn::Typed(bytes) => Args::Typed(frame.slice_ref(bytes)),
-                fast::ArgsIn::Dynamic(args) => args,
-            };
-            return Ok(Incoming::Call(CallIn {
-                id: head.id,
-                target: head.target,
-                method: head.method.to_owned(),
-                refs: Vec::new(),
-                args,
-                flags: head.flags,
-                deadline: head.deadline,
-                chain: head.chain,
-            }));
+            return Ok(Incoming::Call(CallIn::read(head, args.into_args(|bytes| frame.slice_ref(bytes)))));
         }
         if let Some((id, result)) = fast::decode_typed_return(frame) {
             let outcome = Outcome::Ok(Payload::Typed(frame.slice_ref(result)));
@@ -657,6 +627,24 @@ pub(crate) struct CallIn<'a> {
     pub(crate) flags: u32,
     pub(crate) deadline: Option<u64>,
     pub(crate) chain: u64,
+}
+
+impl<'a> CallIn<'a> {
+    /// A call read by the hand-written decoder ([`fast::decode_call`]), with its arguments.
+    fn read(head: fast::CallHead<'a>, args: Args) -> Self {
+        let fast::CallHead { id, target, method, flags, deadline, chain } = head;
+        CallIn { id, target, method: method.to_owned(), refs: Vec::new(), args, flags, deadline, chain }
+    }
+
+    /// The same call, owning its target's name.
+    fn into_call(self) -> Call {
+        let CallIn { id, target, method, refs, args, flags, deadline, chain } = self;
+        let target = match target {
+            TargetIn::Name(name) => Target::Name(name.to_owned()),
+            TargetIn::Id(id) => Target::Id(id),
+        };
+        Call { id, target, method, refs, args, flags, deadline, chain }
+    }
 }
 
 /// A [`Target`] that borrows its name.

@@ -1618,8 +1618,7 @@ const LAST_WORDS: Duration = Duration::from_secs(1);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::{Dispatch, Dispatched};
-    use crate::interface::Interface;
+    use crate::dispatch::fixtures::Nothing;
 
     /// Records the chain seen by each of its polls and by its drop; pending at its first poll
     /// if it is to `wait`.
@@ -1645,19 +1644,6 @@ mod tests {
     impl Drop for Probe {
         fn drop(&mut self) {
             self.seen.lock().unwrap().push(crate::chain::current());
-        }
-    }
-
-    /// An object that has no methods.
-    struct Nothing;
-
-    impl Dispatch for Nothing {
-        fn interface(&self) -> Interface {
-            Interface::from_static("Nothing", "", &[])
-        }
-
-        fn dispatch(&self, call: Invocation) -> Dispatched<'_> {
-            Dispatched::NotFound(call)
         }
     }
 

@@ -62,6 +62,16 @@ pub(super) enum ArgsIn<'a> {
     Dynamic(Args),
 }
 
+impl<'a> ArgsIn<'a> {
+    /// The arguments, typed ones made a payload by `typed` (a slice of the frame, or a copy).
+    pub(super) fn into_args(self, typed: impl FnOnce(&'a [u8]) -> Bytes) -> Args {
+        match self {
+            ArgsIn::Typed(bytes) => Args::Typed(typed(bytes)),
+            ArgsIn::Dynamic(args) => args,
+        }
+    }
+}
+
 /// The size of a length-prefixed byte string.
 #[inline]
 fn bytes_len(b: &[u8]) -> usize {
