@@ -81,17 +81,7 @@ impl<F: Future> Scoped<'_, F> {
     /// Polls the future in its scope; a completed future is dropped there too.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<F::Output> {
         let Scope { chain, deadline } = self.scope;
-        let fut = &mut self.fut;
-        sync_scope(chain, deadline, || match fut.as_mut().as_pin_mut() {
-            Some(running) => {
-                let polled = running.poll(cx);
-                if polled.is_ready() {
-                    fut.set(None);
-                }
-                polled
-            }
-            None => unreachable!("a scoped call is not polled after it completed"),
-        })
+        poll_in_scope(chain, deadline, self.fut.as_mut(), cx)
     }
 }
 
@@ -104,6 +94,30 @@ impl<F: Future> Drop for Scoped<'_, F> {
             sync_scope(chain, deadline, || fut.set(None));
         }
     }
+}
+
+/// Polls `fut` (a call not yet completed) once as part of chain `chain` with `deadline`, and
+/// drops it there if it completes (leaving `None`).
+///
+/// # Panics
+///
+/// If `fut` is `None`: a call is not polled after it completed.
+pub(crate) fn poll_in_scope<F: Future>(
+    chain: u64,
+    deadline: Option<Instant>,
+    mut fut: Pin<&mut Option<F>>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    sync_scope(chain, deadline, || match fut.as_mut().as_pin_mut() {
+        Some(running) => {
+            let polled = running.poll(cx);
+            if polled.is_ready() {
+                fut.set(None);
+            }
+            polled
+        }
+        None => unreachable!("a call is not polled after it completed"),
+    })
 }
 
 /// Runs `f` (one synchronous poll of a call, say) as part of chain `chain` with `deadline`, as

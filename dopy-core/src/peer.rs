@@ -1255,16 +1255,7 @@ impl<Fut: Future> Future for Started<Fut> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Fut::Output> {
         let Started { call, chain, deadline } = self.get_mut();
-        crate::chain::sync_scope(*chain, *deadline, || match call.as_mut().as_pin_mut() {
-            Some(run) => {
-                let polled = run.poll(cx);
-                if polled.is_ready() {
-                    call.set(None);
-                }
-                polled
-            }
-            None => unreachable!("a started call is in its box until it completes"),
-        })
+        crate::chain::poll_in_scope(*chain, *deadline, call.as_mut(), cx)
     }
 }
 
