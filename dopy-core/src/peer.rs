@@ -1223,19 +1223,12 @@ where
         let mut call = self.spare.take().unwrap_or_else(|| Box::pin(None));
         call.set(Some((self.make)(entry, inv, ticket)));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let polled = crate::chain::sync_scope(chain, deadline, || {
-            let polled = call.as_mut().as_pin_mut().map(|run| run.poll(&mut cx));
-            if let Some(std::task::Poll::Ready(_)) = polled {
-                call.set(None);
-            }
-            polled
-        });
-        match polled {
-            Some(std::task::Poll::Ready(reply)) => {
+        match crate::chain::poll_in_scope(chain, deadline, call.as_mut(), &mut cx) {
+            std::task::Poll::Ready(reply) => {
                 self.spare = Some(call);
                 Ok(reply)
             }
-            _ => Err(Box::pin(Started { call, chain, deadline })),
+            std::task::Poll::Pending => Err(Box::pin(Started { call, chain, deadline })),
         }
     }
 }
