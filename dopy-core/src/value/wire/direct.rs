@@ -172,6 +172,16 @@ impl<'a> At<'a> {
     }
 }
 
+/// `Serializer` methods of integer types, each widened to the 128-bit writer `$write` with the
+/// wire tag `$tag`.
+macro_rules! integers {
+    ($($method:ident($ty:ty) => $write:ident($tag:expr)),* $(,)?) => {$(
+        fn $method(self, v: $ty) -> Result<(), Error> {
+            self.$write(v.into(), $tag)
+        }
+    )*};
+}
+
 impl<'a> ser::Serializer for At<'a> {
     type Ok = ();
     type Error = Error;
@@ -189,41 +199,17 @@ impl<'a> ser::Serializer for At<'a> {
         Ok(())
     }
 
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.int(v.into(), Tag::Int)
-    }
-
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.int(v.into(), Tag::Int)
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.int(v.into(), Tag::Int)
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.int(v.into(), Tag::Int)
-    }
-
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
+    integers! {
+        serialize_i8(i8) => int(Tag::Int),
+        serialize_i16(i16) => int(Tag::Int),
+        serialize_i32(i32) => int(Tag::Int),
+        serialize_i64(i64) => int(Tag::Int),
         // `to_value` keeps an `i128` an `Int128` whatever its size.
-        self.int(v, Tag::Int128)
-    }
-
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.uint(v.into(), Tag::UInt)
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.uint(v.into(), Tag::UInt)
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.uint(v.into(), Tag::UInt)
-    }
-
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.uint(v.into(), Tag::UInt)
+        serialize_i128(i128) => int(Tag::Int128),
+        serialize_u8(u8) => uint(Tag::UInt),
+        serialize_u16(u16) => uint(Tag::UInt),
+        serialize_u32(u32) => uint(Tag::UInt),
+        serialize_u64(u64) => uint(Tag::UInt),
     }
 
     fn serialize_u128(self, v: u128) -> Result<(), Error> {
