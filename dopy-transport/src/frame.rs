@@ -1,13 +1,12 @@
 //! Frame layout and limits: a 4-byte little-endian length followed by that many payload bytes.
 //!
-//! Framing itself is `tokio_util`'s [`LengthDelimitedCodec`]; this module fixes its settings
-//! (the layout is part of the public protocol, see `PROTOCOL.md`), reports a stream that ends
-//! inside a frame ([`FrameCodec`]) and classifies its errors.
+//! [`FrameCodec`] is the protocol's `tokio_util` codec for that layout (the layout is part of the
+//! public protocol, see `PROTOCOL.md`); this module also classifies its errors.
 
 use std::io;
 
-use bytes::{Bytes, BytesMut};
-use tokio_util::codec::{length_delimited, Decoder, Encoder, LengthDelimitedCodec};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
 
 /// Size of the length prefix in bytes.
 pub const HEADER_LEN: usize = 4;
@@ -33,9 +32,9 @@ pub enum FrameError {
 impl FrameError {
     /// Classifies an error returned by the framed reader.
     pub fn from_read(err: io::Error, max: usize) -> Self {
-        // LengthDelimitedCodec reports an oversized frame as InvalidData wrapping its own error.
-        let too_large = err.kind() == io::ErrorKind::InvalidData
-            && err.get_ref().is_some_and(|inner| inner.is::<length_delimited::LengthDelimitedCodecError>());
+        // The codec reports an oversized frame as InvalidData wrapping its own error.
+        let too_large =
+            err.kind() == io::ErrorKind::InvalidData && err.get_ref().is_some_and(|inner| inner.is::<Oversized>());
         if too_large {
             FrameError::TooLarge { max }
         } else {
@@ -44,45 +43,64 @@ impl FrameError {
     }
 }
 
-/// Builds the codec for the protocol's frame layout with the given maximum payload size.
-pub fn codec(max_frame: usize) -> FrameCodec {
-    let inner = LengthDelimitedCodec::builder()
-        .length_field_length(HEADER_LEN)
-        .little_endian()
-        .max_frame_length(max_frame)
-        .new_codec();
-    FrameCodec { inner, in_frame: false }
+/// The codec's own error for a frame above its maximum, carried inside an `InvalidData`
+/// [`io::Error`] (the error type of `tokio_util`'s framed streams) and recognised by
+/// [`FrameError::from_read`].
+#[derive(Debug, thiserror::Error)]
+#[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
+struct Oversized {
+    len: usize,
+    max: usize,
 }
 
-/// The protocol's frame codec: [`LengthDelimitedCodec`] with the protocol's settings, which
-/// also reports a stream that ends right after a frame's header as truncated.
+impl Oversized {
+    fn check(len: usize, max: usize) -> io::Result<()> {
+        if len > max {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, Oversized { len, max }));
+        }
+        Ok(())
+    }
+}
+
+/// Builds the codec for the protocol's frame layout with the given maximum payload size.
+pub fn codec(max_frame: usize) -> FrameCodec {
+    FrameCodec { max_frame }
+}
+
+/// The protocol's frame codec: a 4-byte little-endian length, then the payload.
 ///
-/// `LengthDelimitedCodec` takes a header out of the buffer as soon as it is complete; when the
-/// stream then ends before any of the payload came, its buffer is empty and the default
-/// `decode_eof` took that for a clean end. A stream cut anywhere inside a frame is an error.
+/// It is written for this one layout rather than configured from `tokio_util`'s
+/// `LengthDelimitedCodec`: the general codec cost about 300 instructions per frame, two frames
+/// per call (see `docs/PERFORMANCE.md`). A header stays in the buffer until its whole frame is
+/// there, so a stream that ends anywhere inside a frame leaves bytes behind and is reported as
+/// truncated. The buffer is grown once to hold a frame whose header says it is larger.
 #[derive(Debug)]
 pub struct FrameCodec {
-    inner: LengthDelimitedCodec,
-    /// Whether a header was taken out of the buffer and its payload is still awaited.
-    in_frame: bool,
+    max_frame: usize,
 }
 
 impl Decoder for FrameCodec {
     type Item = BytesMut;
     type Error = io::Error;
 
+    #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
-        let before = src.len();
-        let frame = self.inner.decode(src)?;
-        // The inner codec consumes input only to take a header or a whole frame.
-        self.in_frame = frame.is_none() && (self.in_frame || src.len() < before);
-        Ok(frame)
+        let Some(header) = src.first_chunk::<HEADER_LEN>() else { return Ok(None) };
+        let len = u32::from_le_bytes(*header) as usize;
+        Oversized::check(len, self.max_frame)?;
+        let whole = HEADER_LEN + len;
+        if src.len() < whole {
+            src.reserve(whole - src.len());
+            return Ok(None);
+        }
+        src.advance(HEADER_LEN);
+        Ok(Some(src.split_to(len)))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
         match self.decode(src)? {
             Some(frame) => Ok(Some(frame)),
-            None if src.is_empty() && !self.in_frame => Ok(None),
+            None if src.is_empty() => Ok(None),
             None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the stream ended inside a frame")),
         }
     }
@@ -92,7 +110,12 @@ impl Encoder<Bytes> for FrameCodec {
     type Error = io::Error;
 
     fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> io::Result<()> {
-        self.inner.encode(frame, dst)
+        Oversized::check(frame.len(), self.max_frame)?;
+        let prefix = u32::try_from(frame.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        dst.reserve(HEADER_LEN + frame.len());
+        dst.put_u32_le(prefix);
+        dst.extend_from_slice(&frame);
+        Ok(())
     }
 }
 
