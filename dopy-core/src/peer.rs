@@ -160,20 +160,24 @@ impl std::future::Future for Awaited<'_> {
     type Output = Delivery;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Delivery> {
+        use std::collections::hash_map::Entry;
         let mut calls = lock(&self.shared.pending);
-        match calls.slots.get_mut(&self.id) {
-            Some(Slot::Waiting(waker)) => {
-                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *waker = Some(cx.waker().clone());
+        // One lookup, whatever the slot holds.
+        match calls.slots.entry(self.id) {
+            Entry::Occupied(mut slot) => match slot.get_mut() {
+                Slot::Waiting(waker) => {
+                    if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *waker = Some(cx.waker().clone());
+                    }
+                    std::task::Poll::Pending
                 }
-                std::task::Poll::Pending
-            }
-            Some(Slot::Done(_)) => match calls.slots.remove(&self.id) {
-                Some(Slot::Done(delivery)) => std::task::Poll::Ready(delivery),
-                _ => unreachable!("the slot was just seen done"),
+                Slot::Done(_) => match slot.remove() {
+                    Slot::Done(delivery) => std::task::Poll::Ready(delivery),
+                    Slot::Waiting(_) => unreachable!("the slot was just seen done"),
+                },
             },
             // Only the caller removes its slot (when it takes the reply, or gives up).
-            None => {
+            Entry::Vacant(_) => {
                 drop(calls);
                 let reason = lock(&self.shared.close_reason).clone();
                 std::task::Poll::Ready(Err(reason.unwrap_or_else(|| "the connection is closed".into())))

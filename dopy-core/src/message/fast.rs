@@ -10,9 +10,9 @@
 //! is left to serde, which decodes it or reports the error. `dopy-core/tests/props.rs` compares
 //! both paths on arbitrary and mangled messages.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 
-use super::{Args, ExactVec, ObjectId, TargetIn};
+use super::{encode_sized, Args, BufFlavor, ObjectId, TargetIn};
 use crate::value::wire::{push_varint64, varint_len, Reader};
 
 /// `Message::Call`'s variant index (postcard writes variant indices as varints: every index
@@ -79,13 +79,13 @@ fn bytes_len(b: &[u8]) -> usize {
 }
 
 #[inline]
-fn push_bytes(out: &mut Vec<u8>, b: &[u8]) {
+fn push_bytes(out: &mut impl BufMut, b: &[u8]) {
     push_varint64(out, b.len() as u64);
-    out.extend_from_slice(b);
+    out.put_slice(b);
 }
 
 /// Encodes the `Message::Call` with `head`'s fields, no references and `args`, as postcard
-/// does, in one allocation of the exact size. Typed arguments are copied in; dynamic ones are
+/// does, in bytes of the exact size. Typed arguments are copied in; dynamic ones are
 /// written by their serde impl (the wire form of each value).
 ///
 /// # Errors
@@ -112,64 +112,69 @@ pub(super) fn encode_call(head: &CallHead<'_>, args: &Args) -> Result<Bytes, pos
         + 1
         + deadline
         + varint_len(head.chain);
-    let mut out = Vec::with_capacity(size);
-    out.push(CALL);
-    push_varint64(&mut out, head.id);
-    match head.target {
-        TargetIn::Name(name) => {
-            out.push(NAME);
-            push_bytes(&mut out, name.as_bytes());
+    encode_sized(size, |out| {
+        out.put_u8(CALL);
+        push_varint64(out, head.id);
+        match head.target {
+            TargetIn::Name(name) => {
+                out.put_u8(NAME);
+                push_bytes(out, name.as_bytes());
+            }
+            TargetIn::Id(id) => {
+                out.put_u8(ID);
+                out.put_slice(&id.0);
+            }
         }
-        TargetIn::Id(id) => {
-            out.push(ID);
-            out.extend_from_slice(&id.0);
+        push_bytes(out, head.method.as_bytes());
+        out.put_u8(NO_REFS);
+        match args {
+            Args::Typed(b) => {
+                out.put_u8(TYPED_ARGS);
+                push_bytes(out, b);
+            }
+            other => {
+                postcard::serialize_with_flavor(other, BufFlavor(&mut *out))?;
+            }
         }
-    }
-    push_bytes(&mut out, head.method.as_bytes());
-    out.push(NO_REFS);
-    match args {
-        Args::Typed(b) => {
-            out.push(TYPED_ARGS);
-            push_bytes(&mut out, b);
+        push_varint64(out, u64::from(head.flags));
+        match head.deadline {
+            None => out.put_u8(NONE),
+            Some(d) => {
+                out.put_u8(SOME);
+                push_varint64(out, d);
+            }
         }
-        other => out = postcard::serialize_with_flavor(other, ExactVec(out))?,
-    }
-    push_varint64(&mut out, u64::from(head.flags));
-    match head.deadline {
-        None => out.push(NONE),
-        Some(d) => {
-            out.push(SOME);
-            push_varint64(&mut out, d);
-        }
-    }
-    push_varint64(&mut out, head.chain);
-    debug_assert_eq!(out.len(), size, "the size computed beforehand");
-    Ok(Bytes::from(out))
+        push_varint64(out, head.chain);
+        Ok(())
+    })
 }
 
 /// Encodes the `Message::Return` of call `id` with no references and `Outcome::Ok` of the
-/// dynamic result whose wire form is `wire`, in one allocation of the exact size.
+/// dynamic result whose wire form is `wire`, in bytes of the exact size.
 pub(super) fn encode_wire_return(id: u64, wire: &[u8]) -> Bytes {
     let size = 1 + varint_len(id) + 3 + wire.len();
-    let mut out = Vec::with_capacity(size);
-    out.push(RETURN);
-    push_varint64(&mut out, id);
-    out.extend_from_slice(&[NO_REFS, OK, DYNAMIC_RESULT]);
-    out.extend_from_slice(wire);
-    Bytes::from(out)
+    let done: Result<_, std::convert::Infallible> = encode_sized(size, |out| {
+        out.put_u8(RETURN);
+        push_varint64(out, id);
+        out.put_slice(&[NO_REFS, OK, DYNAMIC_RESULT]);
+        out.put_slice(wire);
+        Ok(())
+    });
+    done.unwrap_or_else(|never| match never {})
 }
 
 /// Encodes the `Message::Return` of call `id` with no references and `Outcome::Ok` of the
-/// typed result `result`, in one allocation of the exact size.
+/// typed result `result`, in bytes of the exact size.
 pub(super) fn encode_typed_return(id: u64, result: &[u8]) -> Bytes {
     let size = 1 + varint_len(id) + 3 + bytes_len(result);
-    let mut out = Vec::with_capacity(size);
-    out.push(RETURN);
-    push_varint64(&mut out, id);
-    out.extend_from_slice(&[NO_REFS, OK, TYPED_RESULT]);
-    push_bytes(&mut out, result);
-    debug_assert_eq!(out.len(), size, "the size computed beforehand");
-    Bytes::from(out)
+    let done: Result<_, std::convert::Infallible> = encode_sized(size, |out| {
+        out.put_u8(RETURN);
+        push_varint64(out, id);
+        out.put_slice(&[NO_REFS, OK, TYPED_RESULT]);
+        push_bytes(out, result);
+        Ok(())
+    });
+    done.unwrap_or_else(|never| match never {})
 }
 
 /// Reads `frame` as a `Message::Call` with no references; `None` for anything else,

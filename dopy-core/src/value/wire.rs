@@ -39,12 +39,12 @@
 //! excessive nesting is reported as its generic serde error ([`with_max_depth`] says which
 //! it was).
 
-use std::cell::Cell;
-use std::fmt;
-
+use bytes::BufMut;
 use serde::de::{self, DeserializeSeed, EnumAccess, Error as _, SeqAccess, Unexpected, VariantAccess, Visitor};
 use serde::ser::{self, Serialize, Serializer};
 use serde::{Deserialize, Deserializer};
+use std::cell::Cell;
+use std::fmt;
 
 use super::Value;
 
@@ -57,22 +57,22 @@ pub(crate) use read::{take, Reader};
 /// Appends `v` as a postcard varint: seven bits per byte, least significant first, the high
 /// bit set on every byte but the last (the canonical form, which postcard writes).
 #[inline(always)]
-pub(crate) fn push_varint(buf: &mut Vec<u8>, mut v: u128) {
+pub(crate) fn push_varint(buf: &mut impl BufMut, mut v: u128) {
     if let Ok(v) = u64::try_from(v) {
         return push_varint64(buf, v);
     }
     while v >= 0x80 {
-        buf.push(v as u8 | 0x80);
+        buf.put_u8(v as u8 | 0x80);
         v >>= 7;
     }
-    buf.push(v as u8);
+    buf.put_u8(v as u8);
 }
 
 /// [`push_varint`] of a `u64`, gathered on the stack and appended at once.
 #[inline(always)]
-pub(crate) fn push_varint64(buf: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn push_varint64(buf: &mut impl BufMut, mut v: u64) {
     if v < 0x80 {
-        buf.push(v as u8);
+        buf.put_u8(v as u8);
         return;
     }
     let mut bytes = [0u8; 10];
@@ -83,7 +83,7 @@ pub(crate) fn push_varint64(buf: &mut Vec<u8>, mut v: u64) {
         n += 1;
     }
     bytes[n] = v as u8;
-    buf.extend_from_slice(&bytes[..=n]);
+    buf.put_slice(&bytes[..=n]);
 }
 
 /// The size of `n` as a varint.
