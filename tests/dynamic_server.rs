@@ -71,3 +71,43 @@ async fn dynamic_caller_calls_a_hand_written_dispatcher() {
     assert!(matches!(err, Error::BadArguments(_)), "{err}");
     assert_eq!(obj.methods().await.unwrap().name, "DynCalc");
 }
+
+/// A dispatcher that says none of its calls needs exclusive access (it is served without a
+/// lock), and then asks for it anyway.
+struct Inconsistent;
+
+impl Dispatch for Inconsistent {
+    fn interface(&self) -> Interface {
+        Interface::from_static("Inconsistent", "Says it needs no lock, then asks for one.", &[])
+    }
+
+    fn dispatch(&self, call: Invocation) -> Dispatched<'_> {
+        match call.method() {
+            "get" => {
+                let reply = call.responder().ok(&7u32);
+                Dispatched::Ready(reply)
+            }
+            "set" => Dispatched::RequiresMut(call),
+            _ => Dispatched::NotFound(call),
+        }
+    }
+
+    fn needs_exclusive(&self) -> bool {
+        false
+    }
+}
+
+/// The object gets what it said: its calls run without a lock, and a call that asks for
+/// exclusive access after all fails with a clear fault, while the others go on.
+#[tokio::test]
+async fn an_object_served_without_a_lock_cannot_ask_for_exclusive_access() {
+    let node = Node::new();
+    node.publish("inconsistent", Inconsistent).unwrap();
+    let addr = node.listen("tcp://127.0.0.1:0").await.unwrap();
+    let obj = Node::new().object(&format!("{addr}/inconsistent")).await.unwrap();
+    assert_eq!(obj.call("get", []).await.unwrap(), Value::UInt(7));
+    let err = obj.call("set", []).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("`set` on `inconsistent` asked for exclusive access"), "{text}");
+    assert_eq!(obj.call("get", []).await.unwrap(), Value::UInt(7));
+}

@@ -86,6 +86,58 @@ async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), f).await.unwrap_or_else(|_| panic!("{what} hung"))
 }
 
+/// An object with only `&self` methods is served without a lock; one with a `&mut self`
+/// method keeps it.
+#[test]
+fn only_objects_with_exclusive_methods_need_a_lock() {
+    use dopy::Dispatch;
+    assert!(!Echo.needs_exclusive());
+    assert!(!Shared::default().needs_exclusive());
+    assert!(Counter::default().needs_exclusive());
+}
+
+/// Served without a lock: inline and task calls, results, errors, panics, re-entrant calls.
+#[derive(Default)]
+pub struct Shared {
+    n: AtomicU64,
+}
+
+#[dopy::remote]
+impl Shared {
+    /// Adds `by` and returns the new count.
+    #[dopy(inline)]
+    pub fn add(&self, by: u64) -> u64 {
+        self.n.fetch_add(by, Ordering::SeqCst) + by
+    }
+
+    /// Panics.
+    #[dopy(inline)]
+    pub fn explode(&self) -> u64 {
+        panic!("lock-free boom")
+    }
+
+    /// Calls `add` on `me` (this object, by reference) while this call runs.
+    pub async fn add_through(&self, me: SharedProxy, by: u64) -> Result<u64, String> {
+        me.add(by).await.map_err(|e| format!("{e:#}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_without_exclusive_methods_serves_every_kind_of_call() {
+    let node = Node::new();
+    node.publish("shared", Shared::default()).unwrap();
+    let url = node.listen("tcp://127.0.0.1:0").await.unwrap();
+    let shared: SharedProxy = Node::new().proxy(&format!("{url}/shared")).await.unwrap();
+    let calls = (0..200).map(|_| shared.add(1));
+    let results = bounded("200 pipelined calls", futures_util::future::join_all(calls)).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(shared.add(0).await.unwrap(), 200);
+    let err = shared.explode().await.unwrap_err();
+    assert!(matches!(err, Error::Panic(_)) && format!("{err:#}").contains("lock-free boom"), "{err:#}");
+    // Re-entrant: the call comes back to the object while it runs.
+    assert_eq!(bounded("a re-entrant call", shared.add_through(shared.clone(), 5)).await.unwrap(), 205);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inline_calls_give_the_same_results_errors_and_panics_as_any_call() {
     let (_server, url) = serve().await;

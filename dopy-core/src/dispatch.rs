@@ -104,6 +104,20 @@ pub trait Dispatch: Send + Sync + 'static {
     fn inline_methods(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// Whether some calls need exclusive access: [`dispatch`](Dispatch::dispatch) answers
+    /// [`Dispatched::RequiresMut`] for them, and they run from
+    /// [`dispatch_mut`](Dispatch::dispatch_mut). Read once, at publication.
+    ///
+    /// An object that answers `false` is served without a lock: every call runs with shared
+    /// access, concurrently with the others, as `&self` calls do anyway, but without taking and
+    /// releasing the object's read lock (an atomic operation and a mutex shared by every
+    /// connection calling the object). Such an object answering `RequiresMut` gets a fault.
+    /// The default, `true`, is always correct; `#[dopy::remote]` answers `false` for an `impl`
+    /// without `&mut self` methods.
+    fn needs_exclusive(&self) -> bool {
+        true
+    }
 }
 
 /// An incoming call as a dispatcher sees it: method name, arguments, and how to reply.

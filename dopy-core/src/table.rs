@@ -23,8 +23,8 @@ pub struct Entry {
     label: String,
     /// The interface, cached so introspection never waits for a running `&mut self` call.
     interface: Interface,
-    /// `&self` calls share the read lock; `&mut self` calls take the write lock.
-    object: Arc<tokio::sync::RwLock<dyn Dispatch>>,
+    /// The object, behind its lock if it needs one.
+    object: Held,
     /// A forwarder (a reference handed on): introspection is forwarded too.
     forwards: bool,
     /// The call chains holding the object, to refuse re-entrant calls that would deadlock.
@@ -33,6 +33,16 @@ pub struct Entry {
     serial: Option<Arc<Serial>>,
     /// The methods that may run in the connection's reader (see [`Entry::inline`]).
     inline: Vec<&'static str>,
+}
+
+/// How an [`Entry`] holds its object.
+enum Held {
+    /// Behind a lock: `&self` calls share the read lock; `&mut self` calls take the write lock.
+    Locked(Arc<tokio::sync::RwLock<dyn Dispatch>>),
+    /// Not behind a lock: an object whose calls all have shared access
+    /// ([`Dispatch::needs_exclusive`] is false) and that is not serial (a serial object's hold
+    /// on a call chain is its read guard).
+    Free(Arc<dyn Dispatch>),
 }
 
 impl fmt::Debug for Entry {
@@ -44,6 +54,10 @@ impl fmt::Debug for Entry {
 impl Entry {
     /// Wraps an object for serving.
     pub fn new<T: Dispatch>(label: impl Into<String>, object: T) -> Self {
+        Entry::build(label.into(), object, false)
+    }
+
+    fn build<T: Dispatch>(label: String, object: T, serial: bool) -> Self {
         let interface = object.interface();
         // Only methods the interface lists: a hand-written `Dispatch` cannot make anything else
         // inline, nor an `async fn` (whose future would be polled in the reader).
@@ -53,20 +67,25 @@ impl Entry {
             .filter(|name| interface.methods.iter().any(|m| m.name == **name && !m.is_async))
             .copied()
             .collect();
+        let object = if serial || object.needs_exclusive() {
+            Held::Locked(Arc::new(tokio::sync::RwLock::new(object)))
+        } else {
+            Held::Free(Arc::new(object))
+        };
         Entry {
             inline,
-            label: label.into(),
+            label,
             interface,
-            object: Arc::new(tokio::sync::RwLock::new(object)),
+            object,
             forwards: false,
             holders: Holders::default(),
-            serial: None,
+            serial: serial.then(Arc::default),
         }
     }
 
     /// Wraps an object that takes one call at a time, in arrival order (an actor).
     pub fn serial<T: Dispatch>(label: impl Into<String>, object: T) -> Self {
-        Entry { serial: Some(Arc::default()), ..Entry::new(label, object) }
+        Entry::build(label.into(), object, true)
     }
 
     /// Whether the object takes one call at a time, in arrival order.
@@ -119,6 +138,27 @@ impl Entry {
     /// panics become faults; re-entrant calls that would deadlock fail at once. A serial object
     /// runs the call when `ticket` (taken on arrival; a fresh one if `None`) comes up.
     pub async fn call(&self, inv: Invocation, ticket: Option<Ticket>) -> Reply {
+        let object = match &self.object {
+            // Every call has shared access, and no chain can hold the object exclusively: no
+            // lock, no holds to record.
+            Held::Free(object) => {
+                return match panic::catch(|| object.dispatch(inv)) {
+                    Err(fault) => Err(fault),
+                    Ok(Dispatched::Ready(reply)) => reply,
+                    Ok(Dispatched::Pending(fut)) => CatchUnwind::new(fut).await.unwrap_or_else(Err),
+                    Ok(Dispatched::NotFound(inv)) => Err(self.no_such_method(&inv)),
+                    Ok(Dispatched::RequiresMut(inv)) => Err(Box::new(Fault::new(
+                        FaultKind::Method,
+                        format!(
+                            "`{}` on `{}` asked for exclusive access, which the object said none of its methods needs",
+                            inv.method(),
+                            self.label
+                        ),
+                    ))),
+                };
+            }
+            Held::Locked(object) => object,
+        };
         let chain = chain::current().unwrap_or(0);
         let ticket = ticket.or_else(|| self.ticket());
         let _turn = match &ticket {
@@ -142,9 +182,9 @@ impl Entry {
             // Uncontended (the usual case), the lock is taken at once: no acquire future, no
             // waiter. Contended, the call queues as before (`try_read_owned` takes a permit only
             // where the first poll of `read_owned` would, so a queued writer still goes first).
-            Found::Free => SharedGuard::new(match self.object.clone().try_read_owned() {
+            Found::Free => SharedGuard::new(match object.clone().try_read_owned() {
                 Ok(guard) => guard,
-                Err(_) => self.object.clone().read_owned().await,
+                Err(_) => object.clone().read_owned().await,
             }),
         };
         let token = self.holders.hold(chain, Hold::Shared(guard.downgrade()));
@@ -160,7 +200,7 @@ impl Entry {
         if let Found::Deadlock(why) = self.holders.check(chain, true) {
             return Err(self.reentrant(&inv, &why));
         }
-        let mut guard = self.object.clone().write_owned().await;
+        let mut guard = object.clone().write_owned().await;
         let _token = self.holders.hold(chain, Hold::Exclusive(inv.method().to_owned()));
         let reply = match panic::catch(|| guard.dispatch_mut(inv)) {
             Err(fault) => Err(fault),
@@ -193,11 +233,6 @@ impl Entry {
     /// The object's interface.
     pub fn interface(&self) -> &Interface {
         &self.interface
-    }
-
-    /// The object behind its lock.
-    pub fn object(&self) -> &Arc<tokio::sync::RwLock<dyn Dispatch>> {
-        &self.object
     }
 }
 

@@ -76,6 +76,14 @@ pub(crate) fn impl_dispatch(service: &Service<'_>, local_object: bool) -> TokenS
             }
         }
     });
+    // Without `&mut self` methods, every call has shared access: the object needs no lock.
+    let never_exclusive = (!local_object && mut_arms.is_empty()).then(|| {
+        quote! {
+            fn needs_exclusive(&self) -> bool {
+                false
+            }
+        }
+    });
     quote! {
         #[automatically_derived]
         #deprecated
@@ -85,6 +93,8 @@ pub(crate) fn impl_dispatch(service: &Service<'_>, local_object: bool) -> TokenS
             }
 
             #inline
+
+            #never_exclusive
 
             fn dispatch(&self, #call_mut #call: #p::Invocation) -> #dispatched<'_> {
                 #body
