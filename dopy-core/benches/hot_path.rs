@@ -193,7 +193,7 @@ fn dispatch(c: &mut Criterion) {
     let typed = Bytes::from(postcard::to_allocvec(&(2i64, 3i64)).unwrap());
     g.bench_function("dispatch add: method match, decode, run, encode", |b| {
         b.iter(|| {
-            let inv = Invocation::new("add".into(), Args::Typed(typed.clone()), false, Vec::new());
+            let inv = Invocation::new("add", Args::Typed(typed.clone()), false, Vec::new());
             match Calc.dispatch(black_box(inv)) {
                 Dispatched::Ready(reply) => reply.unwrap(),
                 _ => unreachable!(),

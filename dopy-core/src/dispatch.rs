@@ -10,6 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+use compact_str::CompactString;
 use serde::Serialize;
 
 use crate::interface::Interface;
@@ -123,7 +124,8 @@ pub trait Dispatch: Send + Sync + 'static {
 /// An incoming call as a dispatcher sees it: method name, arguments, and how to reply.
 #[derive(Debug)]
 pub struct Invocation {
-    method: String,
+    /// Inline up to 24 bytes: a method name is not allocated per call.
+    method: CompactString,
     args: Args,
     responder: Responder,
     /// The references the arguments carry (typed arguments hold indices into this table).
@@ -144,14 +146,19 @@ impl Invocation {
     /// Creates an invocation (the connection machinery does this for each incoming call).
     ///
     /// `refs` is the reference table of the arguments.
-    pub fn new(method: String, args: Args, dynamic_result: bool, refs: Vec<crate::object::DynObject>) -> Self {
-        Invocation { method, args, responder: Responder { dynamic: dynamic_result }, refs }
+    pub fn new(
+        method: impl Into<CompactString>,
+        args: Args,
+        dynamic_result: bool,
+        refs: Vec<crate::object::DynObject>,
+    ) -> Self {
+        Invocation { method: method.into(), args, responder: Responder { dynamic: dynamic_result }, refs }
     }
 
     /// Takes the invocation apart: method, arguments, whether the result is wanted dynamic, and
     /// the reference table.
     pub fn into_parts(self) -> (String, Args, bool, Vec<crate::object::DynObject>) {
-        (self.method, self.args, self.responder.dynamic, self.refs)
+        (self.method.into_string(), self.args, self.responder.dynamic, self.refs)
     }
 
     /// The remote name of the method called.

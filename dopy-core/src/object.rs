@@ -336,7 +336,7 @@ async fn invoke_local(
     call_flags: u32,
     deadline: Option<Instant>,
 ) -> (Outcome, Vec<DynObject>) {
-    let inv = Invocation::new(method.to_owned(), args, call_flags & flags::DYNAMIC_RESULT != 0, refs);
+    let inv = Invocation::new(method, args, call_flags & flags::DYNAMIC_RESULT != 0, refs);
     let reply = if method == METHODS && !entry.forwards() {
         inv.responder().encode(entry.interface())
     } else {

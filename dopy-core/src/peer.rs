@@ -752,6 +752,11 @@ impl Shared {
         mut refs: Vec<DynObject>,
     ) -> Result<(Encoded, Vec<crate::message::ObjectId>), Error<E>> {
         let codec = |reason: String| Error::Codec { reason };
+        if refs.is_empty() && msg.is_typed() {
+            // No value to look into for references or nesting (the common call and reply).
+            let frame = msg.encode_shared().map_err(|e| codec(e.to_string()))?;
+            return self.check_size(frame).map(|f| (f, Vec::new()));
+        }
         msg.collect_refs(&mut refs);
         // Values nested deeper than the node's limit are refused here already, with a clear
         // message (postcard's own drops it).
@@ -899,6 +904,7 @@ impl Shared {
             // The reader decodes calls as `Incoming::Call`.
             Message::Call(Call { id, target, method, refs, args, flags, deadline, chain }) => {
                 let target = TargetIn::of(&target);
+                let method = method.into();
                 self.handle_call(CallIn { id, target, method, refs, args, flags, deadline, chain }, runner)
             }
             Message::Return { id, refs, mut outcome } => {
@@ -1275,6 +1281,9 @@ trait Outgoing {
     fn site(&self) -> Option<(String, String)>;
     /// See [`Message::encode_shared`].
     fn encode_shared(&self) -> Result<Encoded, postcard::Error>;
+    /// Whether the message carries typed data only (typed arguments, a typed result): no
+    /// [`Value`] that could hold references or be nested too deep.
+    fn is_typed(&self) -> bool;
     /// The nesting of a value already in its wire form (a [`Payload::Wire`] result), which
     /// the encoding cannot check; 0 when there is none.
     fn depth(&self) -> usize {
@@ -1324,6 +1333,14 @@ impl Outgoing for Message {
     fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
         Message::encode_shared(self)
     }
+
+    fn is_typed(&self) -> bool {
+        match self {
+            Message::Call(call) => matches!(call.args, Args::Typed(_)),
+            Message::Return { outcome, .. } => matches!(outcome, Outcome::Ok(Payload::Typed(_))),
+            _ => false,
+        }
+    }
 }
 
 impl Outgoing for CallRef<'_> {
@@ -1341,6 +1358,10 @@ impl Outgoing for CallRef<'_> {
 
     fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
         CallRef::encode_shared(self)
+    }
+
+    fn is_typed(&self) -> bool {
+        matches!(self.args, Args::Typed(_))
     }
 }
 
