@@ -156,15 +156,95 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.bytes(len)?).map_err(|_| Error::DeserializeBadUtf8)
     }
 
+    #[inline]
     fn string(&mut self) -> Result<CompactString, Error> {
         self.str().map(CompactString::new)
     }
 
+    /// A value at level `depth`.
+    #[inline]
     fn value(&mut self, depth: usize) -> Result<Value, Error> {
+        let mut value = Value::Unit;
+        self.value_into(depth, &mut value)?;
+        Ok(value)
+    }
+
+    /// A value at level `depth`, written into `slot` (which holds [`Value::Unit`]).
+    ///
+    /// The leaves that results are mostly made of (strings, integers, floats) are read here, inline
+    /// in the loops of the containers that hold them, and written in place: no call per leaf,
+    /// no `Value` returned and moved into the container (a `Value` is 80 bytes, a map entry
+    /// 160). Any other value is read by [`node`](Reader::node), which applies the same rules to
+    /// every tag.
+    #[inline(always)]
+    fn value_into(&mut self, depth: usize, slot: &mut Value) -> Result<(), Error> {
         if depth > self.limit {
-            TooDeep::noted();
-            return Err(Error::SerdeDeCustom);
+            return Err(too_deep());
         }
+        // A tag below 0x80 is a one-byte varint: the tag itself.
+        if let Some((&tag, rest)) = self.input.split_first() {
+            if tag == Tag::String as u8 {
+                self.input = rest;
+                fill(slot, Value::String(self.string()?));
+                return Ok(());
+            }
+            if tag == Tag::UInt as u8 {
+                self.input = rest;
+                fill(slot, Value::UInt(self.u64()?));
+                return Ok(());
+            }
+            if tag == Tag::Float as u8 {
+                self.input = rest;
+                fill(slot, self.float()?);
+                return Ok(());
+            }
+            if tag == Tag::Int as u8 {
+                self.input = rest;
+                let v = self.u64()?;
+                fill(slot, Value::Int((v >> 1) as i64 ^ -((v & 1) as i64)));
+                return Ok(());
+            }
+        }
+        fill(slot, self.node(depth)?);
+        Ok(())
+    }
+
+    /// The eight bytes of a `Float`, little-endian.
+    #[inline]
+    fn float(&mut self) -> Result<Value, Error> {
+        let raw: [u8; 8] = self.bytes(8)?.try_into().map_err(|_| Error::DeserializeUnexpectedEnd)?;
+        Ok(Value::Float(f64::from_le_bytes(raw)))
+    }
+
+    /// The `len` elements of a sequence or map (`len` read from the input), each read into
+    /// its place by `read`.
+    ///
+    /// The vector is pre-allocated within [`MAX_PREALLOC_BYTES`] and grows by doubling, as
+    /// pushing would make it grow; its new places are filled with units a stretch at a time
+    /// (all of those its capacity holds) and then read into, so that no element is moved.
+    #[inline(always)]
+    fn elements<T: Default>(
+        &mut self,
+        len: usize,
+        mut read: impl FnMut(&mut Self, &mut T) -> Result<(), Error>,
+    ) -> Result<Vec<T>, Error> {
+        let mut items = Vec::with_capacity(len.min(MAX_PREALLOC_BYTES / size_of::<T>()));
+        let mut start = 0;
+        while start < len {
+            // Up to the capacity, or twice as many as read so far once it is full.
+            let end = len.min(items.capacity().max(2 * start).max(start + 1));
+            items.resize_with(end, T::default);
+            for slot in &mut items[start..] {
+                read(self, slot)?;
+            }
+            start = end;
+        }
+        Ok(items)
+    }
+
+    /// A value at level `depth` (within the limit), whatever its tag.
+    #[inline(never)]
+    fn node(&mut self, depth: usize) -> Result<Value, Error> {
         let tag = self.varint(32)?;
         let tag = u64::try_from(tag).ok().and_then(Tag::from_index).ok_or(Error::SerdeDeCustom)?;
         let inner = depth + 1;
@@ -185,10 +265,7 @@ impl<'a> Reader<'a> {
                 Value::Int128((v >> 1) as i128 ^ -((v & 1) as i128))
             }
             Tag::UInt128 => Value::UInt128(self.varint(128)?),
-            Tag::Float => {
-                let raw: [u8; 8] = self.bytes(8)?.try_into().map_err(|_| Error::DeserializeUnexpectedEnd)?;
-                Value::Float(f64::from_le_bytes(raw))
-            }
+            Tag::Float => self.float()?,
             Tag::Char => {
                 let len = self.len()?;
                 if len > 4 {
@@ -213,20 +290,14 @@ impl<'a> Reader<'a> {
             },
             Tag::Seq => {
                 let len = self.len()?;
-                let mut items = Vec::with_capacity(len.min(MAX_PREALLOC_BYTES / size_of::<Value>()));
-                for _ in 0..len {
-                    items.push(self.value(inner)?);
-                }
-                Value::Seq(items)
+                Value::Seq(self.elements(len, |r, slot| r.value_into(inner, slot))?)
             }
             Tag::Map => {
                 let len = self.len()?;
-                let mut entries = Vec::with_capacity(len.min(MAX_PREALLOC_BYTES / size_of::<(Value, Value)>()));
-                for _ in 0..len {
-                    let key = self.value(inner)?;
-                    entries.push((key, self.value(inner)?));
-                }
-                Value::Map(entries)
+                Value::Map(self.elements(len, |r, (key, value)| {
+                    r.value_into(inner, key)?;
+                    r.value_into(inner, value)
+                })?)
             }
             Tag::Variant => {
                 let name = self.string()?;
@@ -234,5 +305,67 @@ impl<'a> Reader<'a> {
             }
             Tag::Ref => Value::Ref(DynObject::unresolved(self.varint(32)? as u32)),
         })
+    }
+}
+
+/// The error for a value nested deeper than the limit, noted for [`super::with_max_depth`].
+#[cold]
+fn too_deep() -> Error {
+    TooDeep::noted();
+    Error::SerdeDeCustom
+}
+
+/// Puts `value` in `slot`, which holds a [`Value::Unit`]: there is nothing to drop, and the
+/// compiler, which cannot tell, would otherwise call the drop of a `Value` there.
+#[inline(always)]
+fn fill(slot: &mut Value, value: Value) {
+    let old = std::mem::replace(slot, value);
+    debug_assert!(old.is_unit());
+    std::mem::forget(old);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::wire::{with_max_depth, Wire, DEPTH_CEILING};
+
+    /// The hand-written reader at the ceiling fits in a 2 MiB stack (a tokio worker's), debug
+    /// build included, every way a value nests.
+    #[test]
+    fn depth_ceiling_fits_the_stack() {
+        let run = || {
+            let levels = 1..DEPTH_CEILING;
+            let deepest: [Value; 4] = [
+                levels.clone().fold(Value::Unit, |v, _| Value::Option(Some(Box::new(v)))),
+                levels.clone().fold(Value::Unit, |v, _| Value::Seq(vec![v])),
+                levels.clone().fold(Value::Unit, |v, _| Value::Map(vec![(Value::Unit, v)])),
+                levels.fold(Value::Unit, |v, _| Value::Variant("v".into(), Box::new(v))),
+            ];
+            for v in deepest {
+                let bytes = with_max_depth(DEPTH_CEILING, || postcard::to_allocvec(&Wire(&v))).0.unwrap();
+                let (back, exceeded) = with_max_depth(DEPTH_CEILING, || take(&bytes).map(|(v, _)| v));
+                assert_eq!(back.unwrap(), v);
+                assert!(!exceeded);
+            }
+        };
+        std::thread::Builder::new().stack_size(2 << 20).spawn(run).unwrap().join().unwrap();
+    }
+
+    /// Sequences and maps longer than their pre-allocation are read whole, in order, and a
+    /// truncated one is an error.
+    #[test]
+    fn long_sequences_and_maps() {
+        for n in [0, 1, 50, 51, 52, 200, 1000] {
+            let seq = Value::Seq((0..n).map(|i| Value::UInt(i as u64)).collect());
+            let map =
+                Value::Map((0..n).map(|i| (Value::String(i.to_string().into()), Value::Float(i as f64))).collect());
+            for v in [seq, map] {
+                let bytes = postcard::to_allocvec(&Wire(&v)).unwrap();
+                assert_eq!(take(&bytes).unwrap(), (v, &[][..]));
+                if n > 0 {
+                    assert!(take(&bytes[..bytes.len() - 1]).is_err());
+                }
+            }
+        }
     }
 }
