@@ -5,6 +5,8 @@
 //! container) and then walk the tree twice to encode it. [`to_wire`] writes the same bytes in
 //! one pass from the typed value, allocating nothing but its output buffer.
 
+use std::cell::Cell;
+
 use bytes::Bytes;
 use serde::ser::{self, Serialize};
 
@@ -93,11 +95,30 @@ impl WireValue {
 /// ```
 pub fn to_wire<T: ?Sized + Serialize>(value: &T) -> Result<(WireValue, Vec<DynObject>), Error> {
     let (written, refs) = crate::refs::encoding(Vec::new(), || {
-        let mut out = Out { buf: Vec::with_capacity(128), deepest: 0 };
+        let capacity = LAST_LEN.with(Cell::get).clamp(MIN_CAPACITY, MAX_GUESS);
+        let mut out = Out { buf: Vec::with_capacity(capacity), deepest: 0 };
         value.serialize(At { out: &mut out, depth: 1 }).map(|()| out)
     });
-    let out = written?;
+    let mut out = written?;
+    LAST_LEN.with(|l| l.set(out.buf.len()));
+    // Keeps no more than the value (a smaller one than the last, or one grown past its
+    // guess), and lets `Bytes` take the buffer without an allocation of its own.
+    out.buf.shrink_to_fit();
     Ok((WireValue { bytes: Bytes::from(out.buf), depth: out.deepest }, refs))
+}
+
+/// The smallest buffer [`to_wire`] starts with.
+const MIN_CAPACITY: usize = 128;
+
+/// The largest buffer [`to_wire`] allocates on a guess (more grows as it is written).
+const MAX_GUESS: usize = 64 * 1024;
+
+thread_local! {
+    /// The length of the last value [`to_wire`] wrote on this thread: the capacity the next
+    /// one starts with. A method's results tend to have one size, and a buffer grown by
+    /// doubling from a small one is allocated and copied about ten times for 10 KiB (then
+    /// `Bytes` allocates once more for a buffer not full).
+    static LAST_LEN: Cell<usize> = const { Cell::new(MIN_CAPACITY) };
 }
 
 /// The output buffer, and the deepest level written so far.
