@@ -18,7 +18,7 @@ use crate::value::{CompactString, Value};
 /// References come out unresolved (their index in the message's table), as from
 /// [`super::deserialize`]. The nesting limit is the thread's ([`max_depth`]).
 pub(crate) fn take(input: &[u8]) -> Result<(Value, &[u8]), Error> {
-    let mut reader = Reader { input, limit: max_depth() };
+    let mut reader = Reader { input, limit: max_depth(), keys: [""; KEYS] };
     let value = reader.value(1)?;
     Ok((value, reader.input))
 }
@@ -29,12 +29,23 @@ pub(crate) struct Reader<'a> {
     input: &'a [u8],
     /// The nesting limit of values read.
     limit: usize,
+    /// The short string keys of the last maps read, by their place in the map: the field
+    /// names of a struct, which every struct of a sequence repeats (see
+    /// [`key_into`](Reader::key_into)).
+    keys: [&'a str; KEYS],
 }
+
+/// The places of map keys [`Reader`] remembers: the first fields of a struct.
+const KEYS: usize = 8;
+
+/// The longest key [`Reader`] remembers: one kept inline by `CompactString`, built without
+/// an allocation.
+const KEY_LEN: usize = 24;
 
 impl<'a> Reader<'a> {
     /// A reader of `input` for fields other than wire values (it refuses any nested value).
     pub(crate) fn plain(input: &'a [u8]) -> Self {
-        Reader { input, limit: 0 }
+        Reader { input, limit: 0, keys: [""; KEYS] }
     }
 
     /// What is left to read.
@@ -209,6 +220,43 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// A map key at level `depth`, the entry `place` of its map, written into `slot` as by
+    /// [`value_into`](Reader::value_into).
+    ///
+    /// A string key of the same bytes as the last one read at this place is not validated as
+    /// UTF-8 again: a sequence of structs repeats the field names in every element. A short
+    /// string key read here is remembered for the next map; other keys are read by
+    /// `value_into`.
+    #[inline]
+    fn key_into(&mut self, depth: usize, place: usize, slot: &mut Value) -> Result<(), Error> {
+        if depth > self.limit {
+            return Err(too_deep());
+        }
+        if let (Some(&known), [tag, rest @ ..]) = (self.keys.get(place), self.input) {
+            if *tag == Tag::String as u8 {
+                let n = known.len();
+                let text = match rest {
+                    // The same length (a one-byte varint: the remembered key is short) and bytes.
+                    [len, bytes @ ..] if usize::from(*len) == n && bytes.get(..n) == Some(known.as_bytes()) => {
+                        self.input = &bytes[n..];
+                        known
+                    }
+                    _ => {
+                        self.input = rest;
+                        let text = self.str()?;
+                        if text.len() <= KEY_LEN {
+                            self.keys[place] = text;
+                        }
+                        text
+                    }
+                };
+                fill(slot, Value::String(CompactString::new(text)));
+                return Ok(());
+            }
+        }
+        self.value_into(depth, slot)
+    }
+
     /// The eight bytes of a `Float`, little-endian.
     #[inline]
     fn float(&mut self) -> Result<Value, Error> {
@@ -294,8 +342,10 @@ impl<'a> Reader<'a> {
             }
             Tag::Map => {
                 let len = self.len()?;
+                let mut place = 0;
                 Value::Map(self.elements(len, |r, (key, value)| {
-                    r.value_into(inner, key)?;
+                    r.key_into(inner, place, key)?;
+                    place += 1;
                     r.value_into(inner, value)
                 })?)
             }
