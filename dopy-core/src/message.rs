@@ -741,7 +741,7 @@ pub(crate) fn frame_bytes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> 
 /// postcard-encodes any value into [`Bytes`] of the exact size (a first pass measures;
 /// `postcard::to_allocvec` grows its buffer by doubling instead, copying the data once more per
 /// doubling, and its spare capacity costs `Bytes::from` a second allocation). Small values are
-/// written into the thread's arena ([`encode_sized`]).
+/// written into the thread's arena (see `encode_sized`).
 ///
 /// For typed arguments and results as well as whole messages. The result is meant to be sent
 /// or decoded soon: a small one shares its thread's arena chunk (16 KiB) with others, and keeps
@@ -756,7 +756,7 @@ pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, postcard::Err
 }
 
 /// Encodings up to this size are written into the thread's arena (see [`encode_sized`]).
-const ARENA_MAX: usize = 1024;
+pub(crate) const ARENA_MAX: usize = 1024;
 
 /// The size of a new arena chunk.
 const ARENA_CHUNK: usize = 16 * 1024;

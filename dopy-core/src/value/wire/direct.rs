@@ -94,17 +94,34 @@ impl WireValue {
 /// assert_eq!(direct.depth(), 2);
 /// ```
 pub fn to_wire<T: ?Sized + Serialize>(value: &T) -> Result<(WireValue, Vec<DynObject>), Error> {
+    let guess = LAST_LEN.with(Cell::get).clamp(MIN_CAPACITY, MAX_GUESS);
     let (written, refs) = crate::refs::encoding(Vec::new(), || {
-        let capacity = LAST_LEN.with(Cell::get).clamp(MIN_CAPACITY, MAX_GUESS);
-        let mut out = Out { buf: Vec::with_capacity(capacity), deepest: 0 };
+        // A small result is written into this thread's spare buffer (empty if a nested
+        // `to_wire` has it), then copied into the arena: no allocation of its own.
+        let mut buf = if guess <= SMALL { SPARE.with(Cell::take) } else { Vec::new() };
+        buf.reserve(guess);
+        let mut out = Out { buf, deepest: 0 };
         value.serialize(At { out: &mut out, depth: 1 }).map(|()| out)
     });
-    let mut out = written?;
-    LAST_LEN.with(|l| l.set(out.buf.len()));
-    // Keeps no more than the value (a smaller one than the last, or one grown past its
-    // guess), and lets `Bytes` take the buffer without an allocation of its own.
-    out.buf.shrink_to_fit();
-    Ok((WireValue { bytes: Bytes::from(out.buf), depth: out.deepest }, refs))
+    let Out { mut buf, deepest } = written?;
+    LAST_LEN.with(|l| l.set(buf.len()));
+    let bytes = if buf.len() <= SMALL {
+        let copied: Result<_, std::convert::Infallible> = crate::message::encode_sized(buf.len(), |arena| {
+            arena.extend_from_slice(&buf);
+            Ok(())
+        });
+        buf.clear();
+        if buf.capacity() <= 4 * SMALL {
+            SPARE.with(|spare| spare.set(buf));
+        }
+        copied.unwrap_or_else(|never| match never {})
+    } else {
+        // Keeps no more than the value (a smaller one than the last, or one grown past its
+        // guess), and lets `Bytes` take the buffer without an allocation of its own.
+        buf.shrink_to_fit();
+        Bytes::from(buf)
+    };
+    Ok((WireValue { bytes, depth: deepest }, refs))
 }
 
 /// The smallest buffer [`to_wire`] starts with.
@@ -113,12 +130,19 @@ const MIN_CAPACITY: usize = 128;
 /// The largest buffer [`to_wire`] allocates on a guess (more grows as it is written).
 const MAX_GUESS: usize = 64 * 1024;
 
+/// Results up to this size are written into the thread's spare buffer and copied into the
+/// arena of small encodings (`message::encode_sized`).
+const SMALL: usize = crate::message::ARENA_MAX;
+
 thread_local! {
     /// The length of the last value [`to_wire`] wrote on this thread: the capacity the next
     /// one starts with. A method's results tend to have one size, and a buffer grown by
     /// doubling from a small one is allocated and copied about ten times for 10 KiB (then
     /// `Bytes` allocates once more for a buffer not full).
     static LAST_LEN: Cell<usize> = const { Cell::new(MIN_CAPACITY) };
+
+    /// The buffer small results are written into, kept between calls.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// The output buffer, and the deepest level written so far.
