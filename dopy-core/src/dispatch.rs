@@ -289,7 +289,15 @@ impl Responder {
         fault.detail = if self.dynamic {
             to_value(error).ok().map(Payload::Dynamic)
         } else {
-            self.encode(error).ok().map(|a| a.payload)
+            // A fault may be kept for long (inside the caller's `Error`, for a local call): its
+            // detail gets bytes of its own rather than a share of the thread's encoding arena.
+            self.encode(error).ok().map(|a| match a.payload {
+                Payload::Typed(mut detail) => {
+                    crate::message::unshare(&mut detail);
+                    Payload::Typed(detail)
+                }
+                other => other,
+            })
         };
         Err(Box::new(fault))
     }
@@ -374,5 +382,26 @@ pub(crate) mod fixtures {
         fn dispatch(&self, call: Invocation) -> Dispatched<'_> {
             Dispatched::NotFound(call)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A method's error may be kept for long (inside the caller's `Error`, for a local call):
+    /// its encoded detail owns its bytes instead of sharing the thread's encoding arena, which
+    /// a small result does (and which it would keep allocated).
+    #[test]
+    fn an_error_detail_does_not_share_the_encoding_arena() {
+        let responder = Responder { dynamic: false };
+        let Ok(Answer { payload: Payload::Typed(result), .. }) = responder.ok(&"a small result") else {
+            panic!("a typed result")
+        };
+        assert!(!result.is_unique(), "small results are split off the arena");
+        let Err(fault) = responder.error(&"a small error", Vec::new()) else { panic!("a fault") };
+        let Some(Payload::Typed(detail)) = &fault.detail else { panic!("a typed detail") };
+        assert!(detail.is_unique());
+        assert_eq!(postcard::from_bytes::<String>(detail).unwrap(), "a small error");
     }
 }

@@ -680,9 +680,10 @@ impl std::fmt::Display for TargetIn<'_> {
     }
 }
 
-/// Gives a small payload shared with a frame by [`Incoming::decode`] a buffer of its own, so
-/// that it does not keep the frame's read buffer alive (large ones stay shared, as
-/// [`Message::decode_frame`] leaves them).
+/// Gives a small payload shared with a frame by [`Incoming::decode`] (or with the thread's
+/// encoding arena, see [`encode_sized`]) a buffer of its own, so that it does not keep the
+/// frame's read buffer (or an arena chunk) alive; large ones stay shared, as
+/// [`Message::decode_frame`] leaves them.
 pub(crate) fn unshare(payload: &mut Bytes) {
     if payload.len() < SHARE_MIN {
         *payload = Bytes::copy_from_slice(payload);
