@@ -107,6 +107,7 @@ async fn an_object_served_without_a_lock_cannot_ask_for_exclusive_access() {
     let obj = Node::new().object(&format!("{addr}/inconsistent")).await.unwrap();
     assert_eq!(obj.call("get", []).await.unwrap(), Value::UInt(7));
     let err = obj.call("set", []).await.unwrap_err();
+    assert!(matches!(err, Error::NoSuchMethod(_)), "{err:#}");
     let text = format!("{err:#}");
     assert!(text.contains("`set` on `inconsistent` asked for exclusive access"), "{text}");
     assert_eq!(obj.call("get", []).await.unwrap(), Value::UInt(7));

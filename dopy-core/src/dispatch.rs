@@ -113,7 +113,8 @@ pub trait Dispatch: Send + Sync + 'static {
     /// An object that answers `false` is served without a lock: every call runs with shared
     /// access, concurrently with the others, as `&self` calls do anyway, but without taking and
     /// releasing the object's read lock (an atomic operation and a mutex shared by every
-    /// connection calling the object). Such an object answering `RequiresMut` gets a fault.
+    /// connection calling the object). Such an object answering `RequiresMut` gets a
+    /// `NoSuchMethod` fault saying so.
     /// The default, `true`, is always correct; `#[dopy::remote]` answers `false` for an `impl`
     /// without `&mut self` methods.
     fn needs_exclusive(&self) -> bool {

@@ -147,8 +147,10 @@ impl Entry {
                     Ok(Dispatched::Ready(reply)) => reply,
                     Ok(Dispatched::Pending(fut)) => CatchUnwind::new(fut).await.unwrap_or_else(Err),
                     Ok(Dispatched::NotFound(inv)) => Err(self.no_such_method(&inv)),
+                    // As the locked path answers a `RequiresMut` from `dispatch_mut`: the object
+                    // serves no such call (a method's fault would promise the caller an error value).
                     Ok(Dispatched::RequiresMut(inv)) => Err(Box::new(Fault::new(
-                        FaultKind::Method,
+                        FaultKind::NoSuchMethod,
                         format!(
                             "`{}` on `{}` asked for exclusive access, which the object said none of its methods needs",
                             inv.method(),
