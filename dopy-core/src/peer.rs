@@ -1521,10 +1521,7 @@ struct Watchdog {
     idle_timeout: Option<Duration>,
     /// The time between checks.
     tick: Duration,
-    /// The next check (the first one at once).
-    next: Pin<Box<tokio::time::Sleep>>,
-    /// The waker `next` was last polled with while pending: the one its timer wakes.
-    polled_by: Option<std::task::Waker>,
+    ticks: tokio::time::Interval,
     /// The counters at the last check (`u64::MAX` before the first).
     received: u64,
     activity: u64,
@@ -1545,13 +1542,14 @@ impl Watchdog {
         let shortest = periods.into_iter().flatten().min()?;
         // A sign of life is noticed at most one tick late.
         let tick = (shortest / 4).max(Duration::from_millis(1));
+        let mut ticks = tokio::time::interval(tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let now = Instant::now();
         Some(Watchdog {
             heartbeat,
             idle_timeout,
             tick,
-            next: Box::pin(tokio::time::sleep(Duration::ZERO)),
-            polled_by: None,
+            ticks,
             received: u64::MAX,
             activity: u64::MAX,
             alive_at: now,
@@ -1562,32 +1560,14 @@ impl Watchdog {
         })
     }
 
-    /// Waits for the next check (for ever without a watchdog); a check that comes late is
-    /// followed by the next one a tick after it.
-    ///
-    /// The reader polls this whenever it has read everything at hand, that is after every
-    /// frame of a sequential call. Once the timer is registered with this task's waker, it
-    /// is polled again only when it has fired: a poll registers the waker again and takes a
-    /// coop budget unit (about 140 instructions, twice per call).
-    fn tick(watchdog: &mut Option<Watchdog>) -> impl std::future::Future<Output = ()> + '_ {
-        std::future::poll_fn(move |cx| {
-            let Some(w) = watchdog else { return std::task::Poll::Pending };
-            if w.polled_by.as_ref().is_some_and(|by| by.will_wake(cx.waker())) && !w.next.is_elapsed() {
-                return std::task::Poll::Pending;
+    /// Waits for the next check (for ever without a watchdog).
+    async fn tick(watchdog: &mut Option<Watchdog>) {
+        match watchdog {
+            Some(w) => {
+                w.ticks.tick().await;
             }
-            match w.next.as_mut().poll(cx) {
-                std::task::Poll::Ready(()) => {
-                    w.polled_by = None;
-                    let at = tokio::time::Instant::now() + w.tick;
-                    w.next.as_mut().reset(at);
-                    std::task::Poll::Ready(())
-                }
-                std::task::Poll::Pending => {
-                    w.polled_by = Some(cx.waker().clone());
-                    std::task::Poll::Pending
-                }
-            }
-        })
+            None => std::future::pending().await,
+        }
     }
 
     /// Checks the connection, `received` frames having arrived so far; closes it if the peer is
