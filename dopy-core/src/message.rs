@@ -299,15 +299,8 @@ impl Message {
                 };
                 Some(fast::encode_call(&head, &c.args))
             }
-            Message::Return { id, refs, outcome: Outcome::Ok(Payload::Typed(result)) }
-                if refs.is_empty() && result.len() < limit =>
-            {
-                Some(Ok(fast::encode_typed_return(*id, result)))
-            }
-            Message::Return { id, refs, outcome: Outcome::Ok(Payload::Wire(wire)) }
-                if refs.is_empty() && wire.bytes().len() < limit =>
-            {
-                Some(Ok(fast::encode_wire_return(*id, wire.bytes())))
+            Message::Return { id, refs, outcome: Outcome::Ok(payload) } if refs.is_empty() => {
+                encode_return(*id, payload, limit).map(Ok)
             }
             _ => None,
         }
@@ -415,6 +408,16 @@ impl Message {
     /// As [`decode`](Message::decode).
     pub fn decode_frame(frame: Bytes) -> Result<Message, postcard::Error> {
         sharing(&frame, || Message::decode(&frame))
+    }
+}
+
+/// The `Return` of call `id` with `Outcome::Ok(payload)` and no references, written by hand,
+/// when the payload is typed or wire bytes of fewer than `limit` bytes; `None` otherwise.
+pub(crate) fn encode_return(id: u64, payload: &Payload, limit: usize) -> Option<Bytes> {
+    match payload {
+        Payload::Typed(result) if result.len() < limit => Some(fast::encode_typed_return(id, result)),
+        Payload::Wire(wire) if wire.bytes().len() < limit => Some(fast::encode_wire_return(id, wire.bytes())),
+        _ => None,
     }
 }
 

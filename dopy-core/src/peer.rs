@@ -12,6 +12,7 @@
 //! the objects this side exported to the peer, with how many references the peer holds, and the
 //! objects the peer exported to this side, released with `Release` when their last handle drops.
 
+mod call;
 mod outbox;
 mod refs;
 
@@ -25,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use dopy_transport::{Attachment, FrameError, FrameReader, Link, LinkInfo, LinkParts};
 use futures_util::StreamExt;
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -41,6 +41,7 @@ use crate::table::{Entry, ObjectTable, Ticket};
 use crate::value::{wire, Value};
 use crate::Error;
 
+pub(crate) use call::CallTo;
 use outbox::{Out, Outbox, WriterTask};
 pub use refs::Import;
 use refs::{RefTables, Unsent};
@@ -485,7 +486,7 @@ impl Connection {
         let started = Instant::now();
         let nonce = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (frame, _) = shared.encode(Message::Ping { nonce }, Vec::new())?;
-        let rx = shared.register(nonce)?;
+        let rx = shared.register(nonce, None)?;
         let guard = PendingGuard { shared, id: nonce, armed: false };
         shared.send(Out::Frame(frame))?;
         let answer = rx.await;
@@ -513,149 +514,18 @@ impl Connection {
     }
 
     /// [`call`](Connection::call) with the target and method borrowed (from the handle that
-    /// makes the call): they are encoded from there, never copied.
-    pub(crate) async fn call_to<E>(
-        &self,
-        target: &Target,
-        method: &str,
+    /// makes the call): they are encoded from there, never copied. A small future of its own
+    /// ([`call::CallTo`]).
+    pub(crate) fn call_to<'a, E>(
+        &'a self,
+        target: &'a Target,
+        method: &'a str,
         args: Args,
         refs: Vec<DynObject>,
         call_flags: u32,
         deadline: Option<Instant>,
-    ) -> Result<(Outcome, Vec<DynObject>), Error<E>> {
-        let shared = &self.shared;
-        let started = Instant::now();
-        let local_fault = |kind, message: String| {
-            let site =
-                CallSite { endpoint: shared.endpoint.clone(), object: target.to_string(), method: method.to_owned() };
-            Error::from_fault(Fault::new(kind, message), site, |_| None)
-        };
-        let wait = match deadline {
-            Some(d) => shared.host.overload_wait.min(d.saturating_duration_since(started)),
-            None => shared.host.overload_wait,
-        };
-        // Take a free slot without yielding, so that a call is sent when first polled (calls
-        // polled in order are sent in order); wait only when all slots are taken.
-        let waited = match shared.slots.clone().try_acquire_owned() {
-            Ok(permit) => Ok(permit),
-            // Boxed, as the rare paths below: a timer in a call's future makes every call's
-            // future larger, and each move of it copies it.
-            Err(_) => match Box::pin(tokio::time::timeout(wait, shared.slots.clone().acquire_owned())).await {
-                Ok(Ok(permit)) => Ok(permit),
-                _ => Err(()),
-            },
-        };
-        let Ok(_permit) = waited else {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(local_fault(
-                    FaultKind::DeadlineExceeded,
-                    format!("no slot for `{method}` before the deadline"),
-                ));
-            }
-            return Err(local_fault(
-                FaultKind::Overloaded,
-                format!(
-                    "{} calls already in flight on this connection; none finished within {wait:?}",
-                    shared.host.max_in_flight
-                ),
-            ));
-        };
-        let remaining = match deadline {
-            None => None,
-            Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Some(u64::try_from(left.as_micros()).unwrap_or(u64::MAX).max(1)),
-                _ => {
-                    return Err(local_fault(
-                        FaultKind::DeadlineExceeded,
-                        format!("the deadline of `{method}` passed before it was sent"),
-                    ))
-                }
-            },
-        };
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        shared.activity.fetch_add(1, Ordering::Relaxed);
-        // Encoded from the caller's target and method: no copies. (In a block: nothing of the
-        // encoding stays in the future while it waits.)
-        let (frame, exported) = {
-            let args = args;
-            let mut msg = CallRef {
-                id,
-                target,
-                method,
-                refs: Vec::new(),
-                args: &args,
-                flags: call_flags,
-                deadline: remaining,
-                chain: crate::chain::for_outgoing_call(),
-            };
-            shared.encode_mut(&mut msg, refs)?
-        };
-        if call_flags & flags::ONEWAY != 0 {
-            // Returns once the frame is written to the transport.
-            let (ack, written) = oneshot::channel();
-            if shared.send::<E>(Out::Acked(frame, ack)).is_err() {
-                shared.unexport(&exported);
-                return Err(shared.disconnected());
-            }
-            let written = match deadline {
-                None => written.await,
-                // A transport that takes nothing (a stalled peer) must not hold the caller
-                // past its deadline. The frame stays queued: it may still go out later.
-                Some(d) => match Box::pin(tokio::time::timeout_at(d.into(), written)).await {
-                    Ok(written) => written,
-                    Err(_) => {
-                        return Err(local_fault(
-                            FaultKind::DeadlineExceeded,
-                            format!(
-                                "oneway call `{method}` not written to the transport within {:?}",
-                                started.elapsed()
-                            ),
-                        ))
-                    }
-                },
-            };
-            return match written {
-                Ok(()) => Ok((Outcome::Ok(Payload::Dynamic(Value::Unit)), Vec::new())),
-                Err(_) => Err(shared.disconnected()),
-            };
-        }
-        let rx = match shared.register(id) {
-            Ok(rx) => rx,
-            Err(e) => {
-                // The connection has ended: the references exported for this call go too.
-                shared.unexport(&exported);
-                return Err(e);
-            }
-        };
-        // If this future is dropped before the reply arrives: forget the slot, tell the peer.
-        let mut guard = PendingGuard { shared, id, armed: true };
-        shared.send_or_unexport(frame, exported)?;
-        let outcome = match deadline {
-            None => rx.await,
-            // Boxed: a timer would make every call's future larger.
-            Some(d) => match Box::pin(tokio::time::timeout_at(d.into(), rx)).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    drop(guard);
-                    let waited = started.elapsed();
-                    return Err(local_fault(
-                        FaultKind::DeadlineExceeded,
-                        format!("no reply to `{method}` within {waited:?}; the call was cancelled"),
-                    ));
-                }
-            },
-        };
-        guard.armed = false;
-        tracing::debug!(
-            target: "dopy::call",
-            endpoint = %shared.endpoint,
-            method,
-            id,
-            elapsed_us = started.elapsed().as_micros() as u64,
-            ok = matches!(outcome, Ok((Outcome::Ok(_), _))),
-            "call returned"
-        );
-        outcome.map_err(|reason| Error::Disconnected { reason })
+    ) -> call::CallTo<'a, E> {
+        call::CallTo::new(self, target, method, args, refs, call_flags, deadline)
     }
 }
 
@@ -702,15 +572,16 @@ impl Shared {
         Connection { shared: self.clone(), _owner: lock(&self.owner).upgrade() }
     }
 
-    /// Creates the reply slot of call (or ping) `id`; the reply is awaited with what this
-    /// returns (and the slot removed by a [`PendingGuard`]).
-    fn register<E>(&self, id: u64) -> Result<Awaited<'_>, Error<E>> {
+    /// Creates the reply slot of call (or ping) `id`, to wake `waker` (if given) when the reply
+    /// arrives; the reply is awaited with what this returns (and the slot removed by a
+    /// [`PendingGuard`]).
+    fn register<E>(&self, id: u64, waker: Option<&std::task::Waker>) -> Result<Awaited<'_>, Error<E>> {
         let mut calls = lock(&self.pending);
         if calls.ended {
             drop(calls);
             return Err(self.disconnected());
         }
-        calls.slots.insert(id, Slot::Waiting(None));
+        calls.slots.insert(id, Slot::Waiting(waker.cloned()));
         Ok(Awaited { shared: self, id })
     }
 
@@ -877,6 +748,18 @@ impl Shared {
     }
 
     fn reply(self: &Arc<Self>, id: u64, reply: Reply) {
+        // The common reply, a small result without references, is written as it is.
+        if let Ok(Answer { payload, refs }) = &reply {
+            let small = if refs.is_empty() {
+                crate::message::encode_return(id, payload, crate::message::SHARE_MIN)
+            } else {
+                None
+            };
+            if let Some(frame) = small.filter(|f| f.len() <= self.host.max_frame) {
+                let _ = self.send::<Value>(Out::Frame(Encoded::Whole(frame)));
+                return;
+            }
+        }
         let (outcome, refs) = match reply {
             Ok(Answer { payload, refs }) => (Outcome::Ok(payload), refs),
             Err(fault) => (Outcome::Err(fault), Vec::new()),
