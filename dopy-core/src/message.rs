@@ -12,6 +12,8 @@ use crate::value::{self, Value};
 
 mod fast;
 
+pub(crate) use fast::Small;
+
 /// The id of an object exported by reference: 128 random bits, unguessable.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectId(pub [u8; 16]);
@@ -300,7 +302,7 @@ impl Message {
                 Some(fast::encode_call(&head, &c.args))
             }
             Message::Return { id, refs, outcome: Outcome::Ok(payload) } if refs.is_empty() => {
-                encode_return(*id, payload, limit).map(Ok)
+                small_return(*id, payload, limit).map(|m| Ok(m.encode()))
             }
             _ => None,
         }
@@ -411,12 +413,12 @@ impl Message {
     }
 }
 
-/// The `Return` of call `id` with `Outcome::Ok(payload)` and no references, written by hand,
-/// when the payload is typed or wire bytes of fewer than `limit` bytes; `None` otherwise.
-pub(crate) fn encode_return(id: u64, payload: &Payload, limit: usize) -> Option<Bytes> {
+/// The `Return` of call `id` with `Outcome::Ok(payload)` and no references as a [`Small`]
+/// message, when the payload is typed or wire bytes of fewer than `limit` bytes.
+pub(crate) fn small_return(id: u64, payload: &Payload, limit: usize) -> Option<Small<'_>> {
     match payload {
-        Payload::Typed(result) if result.len() < limit => Some(fast::encode_typed_return(id, result)),
-        Payload::Wire(wire) if wire.bytes().len() < limit => Some(fast::encode_wire_return(id, wire.bytes())),
+        Payload::Typed(result) if result.len() < limit => Some(Small::TypedReturn { id, result }),
+        Payload::Wire(wire) if wire.bytes().len() < limit => Some(Small::WireReturn { id, wire: wire.bytes() }),
         _ => None,
     }
 }
@@ -448,6 +450,25 @@ pub(crate) struct CallRef<'a> {
 }
 
 impl CallRef<'_> {
+    /// The call as a [`Small`] message, if it is one: no references, typed arguments of fewer
+    /// than [`SHARE_MIN`] bytes.
+    pub(crate) fn small(&self) -> Option<Small<'_>> {
+        match self.args {
+            Args::Typed(args) if self.refs.is_empty() && args.len() < SHARE_MIN => Some(Small::Call {
+                head: fast::CallHead {
+                    id: self.id,
+                    target: TargetIn::of(self.target),
+                    method: self.method,
+                    flags: self.flags,
+                    deadline: self.deadline,
+                    chain: self.chain,
+                },
+                args,
+            }),
+            _ => None,
+        }
+    }
+
     /// As [`Message::encode_shared`] of the same call.
     pub(crate) fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
         if self.refs.is_empty() && typed_len(self.args) < SHARE_MIN {
@@ -1050,7 +1071,39 @@ mod tests {
             assert_eq!(to_bytes(&borrowed).unwrap(), postcard);
             assert_eq!(call.encode().unwrap(), postcard);
             assert_eq!(borrowed.encode_shared().unwrap(), call.encode_shared().unwrap());
+            // The connection writes the common call in place: the same bytes.
+            let small = borrowed.small();
+            assert_eq!(small.is_some(), borrowed.refs.is_empty() && typed_len(&args) < SHARE_MIN);
+            if let Some(small) = small {
+                assert_eq!(small.len(), postcard.len());
+                assert_eq!(small.encode(), postcard);
+                let mut in_place = BytesMut::from(&b"before"[..]);
+                small.write(&mut in_place);
+                assert_eq!(&in_place[6..], &postcard[..]);
+            }
         }
+    }
+
+    #[test]
+    fn small_returns_encode_as_the_return() {
+        let typed = Payload::Typed(Bytes::from(vec![9u8; 300]));
+        let (wire, _) = crate::value::wire::to_wire(&("ok", 5u8)).unwrap();
+        // A wire result is written as the same result as a `Value` would be.
+        let dynamic = Payload::Dynamic(crate::value::to_value(&("ok", 5u8)).unwrap());
+        let cases = [
+            (0, typed.clone(), typed.clone()),
+            (u64::MAX, typed.clone(), typed),
+            (1 << 20, Payload::Wire(wire), dynamic),
+        ];
+        for (id, payload, as_encoded) in cases {
+            let ret = Message::Return { id, refs: Vec::new(), outcome: Outcome::Ok(as_encoded) };
+            let expected = ret.encode().unwrap();
+            let small = small_return(id, &payload, SHARE_MIN).expect("a small result");
+            assert_eq!(small.len(), expected.len());
+            assert_eq!(small.encode(), expected);
+            assert!(small_return(id, &payload, 3).is_none(), "not below the limit");
+        }
+        assert!(small_return(1, &Payload::Dynamic(Value::Unit), SHARE_MIN).is_none());
     }
 
     #[test]

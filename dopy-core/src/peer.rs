@@ -33,8 +33,8 @@ use crate::dispatch::{Answer, Invocation, Reply};
 use crate::error::CallSite;
 use crate::interface::METHODS;
 use crate::message::{
-    flags, Args, Call, CallIn, CallRef, Encoded, Fault, FaultKind, Hop, Incoming, Message, Outcome, Payload, RefWire,
-    Target, TargetIn,
+    flags, small_return, Args, Call, CallIn, CallRef, Encoded, Fault, FaultKind, Hop, Incoming, Message, Outcome,
+    Payload, RefWire, Small, Target, TargetIn,
 };
 use crate::object::DynObject;
 use crate::table::{Entry, ObjectTable, Ticket};
@@ -686,6 +686,15 @@ impl Shared {
         self.out.push(out).map_err(|_| self.disconnected())
     }
 
+    /// [`send`](Shared::send) of a small message, written in place ([`Outbox::push_small`]);
+    /// the caller has checked its size.
+    fn send_small<E>(&self, msg: &Small<'_>) -> Result<(), Error<E>> {
+        if self.ended.is_set() {
+            return Err(self.disconnected());
+        }
+        self.out.push_small(msg).map_err(|()| self.disconnected())
+    }
+
     fn send_or_unexport<E>(&self, frame: Encoded, exported: Vec<crate::message::ObjectId>) -> Result<(), Error<E>> {
         let sent = self.send(Out::Frame(frame));
         if sent.is_err() {
@@ -748,15 +757,11 @@ impl Shared {
     }
 
     fn reply(self: &Arc<Self>, id: u64, reply: Reply) {
-        // The common reply, a small result without references, is written as it is.
+        // The common reply, a small result without references, is written in place.
         if let Ok(Answer { payload, refs }) = &reply {
-            let small = if refs.is_empty() {
-                crate::message::encode_return(id, payload, crate::message::SHARE_MIN)
-            } else {
-                None
-            };
-            if let Some(frame) = small.filter(|f| f.len() <= self.host.max_frame) {
-                let _ = self.send::<Value>(Out::Frame(Encoded::Whole(frame)));
+            let small = if refs.is_empty() { small_return(id, payload, crate::message::SHARE_MIN) } else { None };
+            if let Some(msg) = small.filter(|m| m.len() <= self.host.max_frame) {
+                let _ = self.send_small::<Value>(&msg);
                 return;
             }
         }

@@ -11,6 +11,13 @@ use tokio_util::codec::{Decoder, Encoder};
 /// Size of the length prefix in bytes.
 pub const HEADER_LEN: usize = 4;
 
+/// Writes the length prefix of a frame whose payload is `len` bytes: the payload follows it.
+/// A sender that writes many small frames into one buffer (then handed over with
+/// [`FrameWriter::push_framed`](crate::FrameWriter::push_framed)) writes each prefix with this.
+pub fn put_header(out: &mut impl BufMut, len: u32) {
+    out.put_u32_le(len);
+}
+
 /// Default maximum payload size of one frame: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
@@ -113,7 +120,7 @@ impl Encoder<Bytes> for FrameCodec {
         Oversized::check(frame.len(), self.max_frame)?;
         let prefix = u32::try_from(frame.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         dst.reserve(HEADER_LEN + frame.len());
-        dst.put_u32_le(prefix);
+        put_header(dst, prefix);
         dst.extend_from_slice(&frame);
         Ok(())
     }

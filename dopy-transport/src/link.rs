@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
@@ -72,7 +72,7 @@ impl FrameWriter {
             ));
         }
         let prefix = u32::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        self.buf.put_u32_le(prefix);
+        frame::put_header(&mut self.buf, prefix);
         self.queued += frame::HEADER_LEN;
         Ok(())
     }
@@ -88,6 +88,17 @@ impl FrameWriter {
         } else {
             self.buf.extend_from_slice(&data);
         }
+    }
+
+    /// Queues bytes that are whole frames already, each behind its length prefix (written with
+    /// [`frame::put_header`]): the small frames a sender wrote into one buffer of its own, many
+    /// at once. They are copied into the write buffer (the caller keeps `frames`, to reuse it).
+    ///
+    /// The sender has checked each frame against the maximum itself; call it after
+    /// `poll_ready`, as `start_send`.
+    pub fn push_framed(&mut self, frames: &[u8]) {
+        self.queued += frames.len();
+        self.buf.extend_from_slice(frames);
     }
 
     /// Writes out everything queued (without flushing the stream itself).

@@ -44,7 +44,7 @@ const SOME: u8 = 1;
 
 /// The fields of a call without references, its arguments aside.
 #[derive(Debug)]
-pub(super) struct CallHead<'a> {
+pub(crate) struct CallHead<'a> {
     pub(super) id: u64,
     pub(super) target: TargetIn<'a>,
     pub(super) method: &'a str,
@@ -92,17 +92,21 @@ fn push_bytes(out: &mut impl BufMut, b: &[u8]) {
 ///
 /// As postcard's: a value nested too deep (see `value::wire::with_max_depth`).
 pub(super) fn encode_call(head: &CallHead<'_>, args: &Args) -> Result<Bytes, postcard::Error> {
-    let target = match head.target {
-        TargetIn::Name(name) => bytes_len(name.as_bytes()),
-        TargetIn::Id(_) => 16,
-    };
     let args_len = match args {
         Args::Typed(b) => 1 + bytes_len(b),
         other => postcard::serialize_with_flavor(other, postcard::ser_flavors::Size::default())?,
     };
+    encode_sized(call_len(head, args_len), |out| write_call(head, args, out))
+}
+
+/// The size of a call with `head`'s fields, no references and arguments of `args_len` bytes.
+fn call_len(head: &CallHead<'_>, args_len: usize) -> usize {
+    let target = match head.target {
+        TargetIn::Name(name) => bytes_len(name.as_bytes()),
+        TargetIn::Id(_) => 16,
+    };
     let deadline = head.deadline.map_or(0, varint_len);
-    let size = 1
-        + varint_len(head.id)
+    1 + varint_len(head.id)
         + 1
         + target
         + bytes_len(head.method.as_bytes())
@@ -111,70 +115,129 @@ pub(super) fn encode_call(head: &CallHead<'_>, args: &Args) -> Result<Bytes, pos
         + varint_len(u64::from(head.flags))
         + 1
         + deadline
-        + varint_len(head.chain);
-    encode_sized(size, |out| {
-        out.put_u8(CALL);
-        push_varint64(out, head.id);
-        match head.target {
-            TargetIn::Name(name) => {
-                out.put_u8(NAME);
-                push_bytes(out, name.as_bytes());
-            }
-            TargetIn::Id(id) => {
-                out.put_u8(ID);
-                out.put_slice(&id.0);
-            }
-        }
-        push_bytes(out, head.method.as_bytes());
-        out.put_u8(NO_REFS);
-        match args {
-            Args::Typed(b) => {
-                out.put_u8(TYPED_ARGS);
-                push_bytes(out, b);
-            }
-            other => {
-                postcard::serialize_with_flavor(other, BufFlavor(&mut *out))?;
-            }
-        }
-        push_varint64(out, u64::from(head.flags));
-        match head.deadline {
-            None => out.put_u8(NONE),
-            Some(d) => {
-                out.put_u8(SOME);
-                push_varint64(out, d);
-            }
-        }
-        push_varint64(out, head.chain);
-        Ok(())
-    })
+        + varint_len(head.chain)
 }
 
-/// Encodes the `Message::Return` of call `id` with no references and `Outcome::Ok` of the
-/// dynamic result whose wire form is `wire`, in bytes of the exact size.
-pub(super) fn encode_wire_return(id: u64, wire: &[u8]) -> Bytes {
-    let size = 1 + varint_len(id) + 3 + wire.len();
-    let done: Result<_, std::convert::Infallible> = encode_sized(size, |out| {
-        out.put_u8(RETURN);
-        push_varint64(out, id);
-        out.put_slice(&[NO_REFS, OK, DYNAMIC_RESULT]);
-        out.put_slice(wire);
-        Ok(())
-    });
-    done.unwrap_or_else(|never| match never {})
+/// Writes the call of [`encode_call`].
+fn write_call(head: &CallHead<'_>, args: &Args, out: &mut impl BufMut) -> Result<(), postcard::Error> {
+    write_call_head(head, out);
+    match args {
+        Args::Typed(b) => write_typed_args(b, out),
+        other => {
+            postcard::serialize_with_flavor(other, BufFlavor(&mut *out))?;
+        }
+    }
+    write_call_tail(head, out);
+    Ok(())
 }
 
-/// Encodes the `Message::Return` of call `id` with no references and `Outcome::Ok` of the
-/// typed result `result`, in bytes of the exact size.
-pub(super) fn encode_typed_return(id: u64, result: &[u8]) -> Bytes {
-    let size = 1 + varint_len(id) + 3 + bytes_len(result);
-    let done: Result<_, std::convert::Infallible> = encode_sized(size, |out| {
-        out.put_u8(RETURN);
-        push_varint64(out, id);
-        out.put_slice(&[NO_REFS, OK, TYPED_RESULT]);
-        push_bytes(out, result);
-        Ok(())
-    });
-    done.unwrap_or_else(|never| match never {})
+/// A call's fields up to its arguments (its reference table empty).
+fn write_call_head(head: &CallHead<'_>, out: &mut impl BufMut) {
+    out.put_u8(CALL);
+    push_varint64(out, head.id);
+    match head.target {
+        TargetIn::Name(name) => {
+            out.put_u8(NAME);
+            push_bytes(out, name.as_bytes());
+        }
+        TargetIn::Id(id) => {
+            out.put_u8(ID);
+            out.put_slice(&id.0);
+        }
+    }
+    push_bytes(out, head.method.as_bytes());
+    out.put_u8(NO_REFS);
+}
+
+/// `Args::Typed(args)`.
+fn write_typed_args(args: &[u8], out: &mut impl BufMut) {
+    out.put_u8(TYPED_ARGS);
+    push_bytes(out, args);
+}
+
+/// A call's fields after its arguments.
+fn write_call_tail(head: &CallHead<'_>, out: &mut impl BufMut) {
+    push_varint64(out, u64::from(head.flags));
+    match head.deadline {
+        None => out.put_u8(NONE),
+        Some(d) => {
+            out.put_u8(SOME);
+            push_varint64(out, d);
+        }
+    }
+    push_varint64(out, head.chain);
+}
+
+/// A message of the common kinds whose encoding is a copy of bytes, with nothing that can fail:
+/// a call with typed arguments, a return with a typed or wire result, neither with references.
+/// A connection writes these straight into its outgoing buffer ([`Small::write`]).
+#[derive(Debug)]
+pub(crate) enum Small<'a> {
+    /// A `Message::Call` with `head`'s fields and the typed arguments `args`.
+    Call {
+        /// The fields.
+        head: CallHead<'a>,
+        /// The postcard bytes of the argument tuple.
+        args: &'a [u8],
+    },
+    /// The `Return` of call `id` with `Outcome::Ok` of the typed result `result`.
+    TypedReturn {
+        /// The call's id.
+        id: u64,
+        /// The result's postcard bytes.
+        result: &'a [u8],
+    },
+    /// The `Return` of call `id` with `Outcome::Ok` of the dynamic result whose wire form is
+    /// `wire`.
+    WireReturn {
+        /// The call's id.
+        id: u64,
+        /// The result's wire bytes.
+        wire: &'a [u8],
+    },
+}
+
+impl Small<'_> {
+    /// The size of the encoding.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Small::Call { head, args } => call_len(head, 1 + bytes_len(args)),
+            Small::TypedReturn { id, result } => 1 + varint_len(*id) + 3 + bytes_len(result),
+            Small::WireReturn { id, wire } => 1 + varint_len(*id) + 3 + wire.len(),
+        }
+    }
+
+    /// The encoding, in bytes of the exact size.
+    pub(crate) fn encode(&self) -> Bytes {
+        let done: Result<_, std::convert::Infallible> = encode_sized(self.len(), |out| {
+            self.write(out);
+            Ok(())
+        });
+        done.unwrap_or_else(|never| match never {})
+    }
+
+    /// Writes exactly [`len`](Small::len) bytes: what postcard writes for the message.
+    pub(crate) fn write(&self, out: &mut impl BufMut) {
+        match self {
+            Small::Call { head, args } => {
+                write_call_head(head, out);
+                write_typed_args(args, out);
+                write_call_tail(head, out);
+            }
+            Small::TypedReturn { id, result } => {
+                out.put_u8(RETURN);
+                push_varint64(out, *id);
+                out.put_slice(&[NO_REFS, OK, TYPED_RESULT]);
+                push_bytes(out, result);
+            }
+            Small::WireReturn { id, wire } => {
+                out.put_u8(RETURN);
+                push_varint64(out, *id);
+                out.put_slice(&[NO_REFS, OK, DYNAMIC_RESULT]);
+                out.put_slice(wire);
+            }
+        }
+    }
 }
 
 /// Reads `frame` as a `Message::Call` with no references; `None` for anything else,

@@ -226,19 +226,27 @@ fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Wak
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     shared.activity.fetch_add(1, Ordering::Relaxed);
     // Encoded from the caller's target and method: no copies.
-    let (frame, exported) = {
-        let mut msg = CallRef {
-            id,
-            target,
-            method,
-            refs: Vec::new(),
-            args: &args,
-            flags: call_flags,
-            deadline: remaining,
-            chain: crate::chain::for_outgoing_call(),
-        };
-        shared.encode_mut(&mut msg, refs)?
+    let mut msg = CallRef {
+        id,
+        target,
+        method,
+        refs: Vec::new(),
+        args: &args,
+        flags: call_flags,
+        deadline: remaining,
+        chain: crate::chain::for_outgoing_call(),
     };
+    // The common call (small typed arguments, no references, a reply awaited) is written in
+    // place, behind the reply slot it needs.
+    if refs.is_empty() && call_flags & flags::ONEWAY == 0 {
+        if let Some(small) = msg.small().filter(|m| m.len() <= shared.host.max_frame) {
+            let rx = shared.register(id, waker)?;
+            let guard = PendingGuard { shared, id: rx.id, armed: true };
+            shared.send_small(&small)?;
+            return Ok(State::Waiting { guard, _permit: permit, timer: timer(deadline), started });
+        }
+    }
+    let (frame, exported) = shared.encode_mut(&mut msg, refs)?;
     drop(args);
     if call_flags & flags::ONEWAY != 0 {
         let (ack, written) = oneshot::channel();

@@ -30,14 +30,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::task::{ready, Context, Poll, Waker};
 
-use bytes::Bytes;
-use dopy_transport::FrameWriter;
+use bytes::{Bytes, BytesMut};
+use dopy_transport::{frame, FrameWriter};
 use futures_util::task::AtomicWaker;
 use futures_util::Sink;
 use tokio::sync::oneshot;
 
 use super::{lock, Ended};
-use crate::message::Encoded;
+use crate::message::{Encoded, Small};
 
 /// An item of the connection's queue of frames.
 pub(super) enum Out {
@@ -47,7 +47,20 @@ pub(super) enum Out {
     Acked(Encoded, oneshot::Sender<()>),
     /// A last frame (`Goodbye` or `Abort`): send it, then close the stream.
     Last(Encoded),
+    /// Small frames written in place, one after the other, each behind its length prefix
+    /// (see [`Outbox::push_small`]).
+    Framed(BytesMut),
 }
+
+/// A run of small frames ([`Out::Framed`]) takes no more than this: the next frame starts a
+/// new one, so that a writer that cannot keep up does not hold one ever-growing buffer.
+const RUN_MAX: usize = 64 * 1024;
+
+/// The capacity a run's buffer starts with.
+const RUN_START: usize = 512;
+
+/// A run's buffer is kept for the next run when its capacity is at most this.
+const SPARE_MAX: usize = 16 * 1024;
 
 thread_local! {
     /// The address of the [`Outbox`] whose reader is handling a frame on this thread, or 0:
@@ -81,6 +94,8 @@ struct Queue {
     items: VecDeque<Out>,
     /// The writer task has ended: nothing more is taken (a push fails).
     closed: bool,
+    /// An empty buffer for the next run of small frames, given back by the writer.
+    spare: Option<BytesMut>,
 }
 
 /// The link's write half and the frames on their way into it.
@@ -100,6 +115,8 @@ struct Half {
     /// The writer task is closing the stream (a last frame was fed, the connection ended or a
     /// write failed); nothing more is fed.
     closing: bool,
+    /// The buffer of the last run of small frames fed, emptied, to give back to the queue.
+    spare: Option<BytesMut>,
 }
 
 impl Half {
@@ -113,13 +130,16 @@ impl Half {
         cx: &mut Context<'_>,
         take_last: bool,
     ) -> Poll<io::Result<bool>> {
-        let Half { sink, staged, acks, dirty, .. } = self;
+        let Half { sink, staged, acks, dirty, spare, .. } = self;
         let Some(sink) = sink.as_mut() else { return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())) };
         loop {
             if staged.is_empty() {
                 // Cleared before the queue is taken: a push after this wakes the writer again.
                 woken.store(false, Ordering::SeqCst);
                 let mut q = lock(queue);
+                if q.spare.is_none() {
+                    q.spare = spare.take();
+                }
                 if q.items.is_empty() {
                     return Poll::Ready(Ok(false));
                 }
@@ -134,15 +154,23 @@ impl Half {
                 // Pending (the sink holds 64 KiB and the transport takes no more): the frame
                 // stays first in line.
                 ready!(Sink::<Bytes>::poll_ready(Pin::new(&mut *sink), cx))?;
+                *dirty = true;
                 let frame = match staged.pop_front() {
                     Some(Out::Frame(f) | Out::Last(f)) => f,
                     Some(Out::Acked(f, ack)) => {
                         acks.push(ack);
                         f
                     }
+                    Some(Out::Framed(mut frames)) => {
+                        sink.push_framed(&frames);
+                        if frames.capacity() <= SPARE_MAX {
+                            frames.clear();
+                            *spare = Some(frames);
+                        }
+                        continue;
+                    }
                     None => unreachable!("the front was just seen"),
                 };
-                *dirty = true;
                 match frame {
                     Encoded::Whole(frame) => Pin::new(&mut *sink).start_send(frame)?,
                     Encoded::Parts(parts) => Pin::new(&mut *sink).start_send(parts)?,
@@ -208,6 +236,7 @@ impl Outbox {
                 dirty: false,
                 failed: false,
                 closing: false,
+                spare: None,
             }),
             writer: AtomicWaker::new(),
             woken: AtomicBool::new(false),
@@ -231,6 +260,48 @@ impl Outbox {
                 return Err(out);
             }
             q.items.push_back(out);
+        }
+        if batched {
+            self.deferred.store(true, Ordering::Relaxed);
+        } else {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues the small message `msg` as [`push`](Outbox::push) queues a frame, written in place
+    /// behind its length prefix: consecutive small frames share one buffer ([`Out::Framed`]),
+    /// which the writer copies into the link's write buffer at once, and which comes back empty
+    /// for the next ones. No buffer of its own per frame, no queue item per frame.
+    ///
+    /// The caller has checked its size against the largest frame allowed.
+    ///
+    /// # Errors
+    ///
+    /// When the writer task has ended.
+    pub(super) fn push_small(&self, msg: &Small<'_>) -> Result<(), ()> {
+        let len = msg.len();
+        let prefix = u32::try_from(len).map_err(|_| ())?;
+        let batched = BATCHING.with(Cell::get) == std::ptr::from_ref(self).addr();
+        {
+            let mut q = lock(&self.queue);
+            if q.closed {
+                return Err(());
+            }
+            let q = &mut *q;
+            let whole = frame::HEADER_LEN + len;
+            let run = match q.items.back_mut() {
+                Some(Out::Framed(run)) if run.len() + whole <= RUN_MAX => run,
+                _ => {
+                    let mut run = q.spare.take().unwrap_or_default();
+                    run.reserve(whole.max(RUN_START));
+                    q.items.push_back(Out::Framed(run));
+                    let Some(Out::Framed(run)) = q.items.back_mut() else { unreachable!("just pushed") };
+                    run
+                }
+            };
+            frame::put_header(run, prefix);
+            msg.write(run);
         }
         if batched {
             self.deferred.store(true, Ordering::Relaxed);
@@ -386,5 +457,72 @@ pub(super) async fn write_loop(task: WriterTask, ended: Arc<Ended>) {
     tokio::select! {
         () = &mut work => {}
         () = abandon => tracing::debug!("the transport took nothing for {:?} after the end; dropped", super::LAST_WORDS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::message::Message;
+
+    /// Reads one frame's payload.
+    async fn next_frame(from: &mut tokio::io::DuplexStream) -> Vec<u8> {
+        let len = from.read_u32_le().await.expect("a length prefix") as usize;
+        let mut payload = vec![0; len];
+        from.read_exact(&mut payload).await.expect("the payload");
+        payload
+    }
+
+    /// Small frames written in place keep their order among whole frames and acknowledged
+    /// ones, across runs (a run ends at another item, or at `RUN_MAX` bytes), and each is the
+    /// same bytes as the message's own encoding.
+    #[tokio::test]
+    async fn small_frames_keep_their_place_among_the_others() {
+        let (near, mut far) = tokio::io::duplex(1 << 16);
+        let outbox = Outbox::new(FrameWriter::new(Box::new(near), 1 << 20));
+        let result = vec![7u8; 1000];
+        let small = |id| Small::TypedReturn { id, result: &result };
+        let whole = |id| Message::Pong { nonce: id }.encode().expect("a pong");
+        let mut expected = Vec::new();
+        let mut acks = Vec::new();
+        // More than `RUN_MAX` bytes of small frames in a row, then every kind in turn.
+        for id in 0..100u64 {
+            let out = match id % 10 {
+                3 => Some(Out::Frame(Encoded::Whole(whole(id)))),
+                7 => {
+                    let (ack, written) = oneshot::channel();
+                    acks.push(written);
+                    Some(Out::Acked(Encoded::Whole(whole(id)), ack))
+                }
+                _ if id < 70 => None,
+                _ => Some(Out::Frame(Encoded::Parts(vec![whole(id).slice(..1), whole(id).slice(1..)]))),
+            };
+            match out {
+                Some(out) => {
+                    expected.push(whole(id).to_vec());
+                    assert!(outbox.push(out).is_ok());
+                }
+                None => {
+                    expected.push(small(id).encode().to_vec());
+                    outbox.push_small(&small(id)).expect("the writer is running");
+                }
+            }
+        }
+        let ended = Arc::new(Ended::default());
+        let writer = tokio::spawn(write_loop(WriterTask(outbox.clone()), ended.clone()));
+        for (i, frame) in expected.iter().enumerate() {
+            assert_eq!(&next_frame(&mut far).await, frame, "frame {i}");
+        }
+        for written in acks {
+            written.await.expect("an acknowledged frame is acknowledged once written");
+        }
+        // Pushed while the writer waits: written in the next batch, in a reused buffer.
+        outbox.push_small(&small(1000)).expect("the writer is running");
+        assert_eq!(next_frame(&mut far).await, small(1000).encode().to_vec());
+        ended.set();
+        writer.await.expect("the writer ends with the connection");
+        assert!(outbox.push_small(&small(1001)).is_err(), "nothing is queued after the writer ended");
     }
 }
