@@ -302,7 +302,7 @@ impl Message {
                 Some(fast::encode_call(&head, &c.args))
             }
             Message::Return { id, refs, outcome: Outcome::Ok(payload) } if refs.is_empty() => {
-                small_return(*id, payload, limit).map(|m| Ok(m.encode()))
+                small_return(*id, payload, limit).map(|m| m.encode())
             }
             _ => None,
         }
@@ -450,23 +450,43 @@ pub(crate) struct CallRef<'a> {
 }
 
 impl CallRef<'_> {
-    /// The call as a [`Small`] message, if it is one: no references, typed arguments of fewer
-    /// than [`SHARE_MIN`] bytes.
-    pub(crate) fn small(&self) -> Option<Small<'_>> {
-        match self.args {
-            Args::Typed(args) if self.refs.is_empty() && args.len() < SHARE_MIN => Some(Small::Call {
-                head: fast::CallHead {
-                    id: self.id,
-                    target: TargetIn::of(self.target),
-                    method: self.method,
-                    flags: self.flags,
-                    deadline: self.deadline,
-                    chain: self.chain,
-                },
-                args,
-            }),
-            _ => None,
+    /// The call as a [`Small`] message, if it is one: no references, arguments of fewer than
+    /// [`SHARE_MIN`] bytes, dynamic ones nested no deeper than `max_depth` (write those with
+    /// that limit: [`value::wire::with_max_depth`]). Anything else takes the general path,
+    /// which reports what is wrong with it.
+    pub(crate) fn small(&self, max_depth: usize) -> Option<Small<'_>> {
+        if !self.refs.is_empty() {
+            return None;
         }
+        let args_len = match self.args {
+            Args::Typed(args) if args.len() < SHARE_MIN => 1 + args.len() + value::wire::varint_len(args.len() as u64),
+            Args::Typed(_) => return None,
+            dynamic => {
+                // A reference needs the message's reference table.
+                let mut found = Vec::new();
+                match dynamic {
+                    Args::Positional(values) => values.iter().for_each(|v| crate::refs::collect(v, &mut found)),
+                    Args::Named(values) => values.iter().for_each(|(_, v)| crate::refs::collect(v, &mut found)),
+                    Args::Typed(_) => {}
+                }
+                if !found.is_empty() {
+                    return None;
+                }
+                match value::wire::with_max_depth(max_depth, || fast::args_len(dynamic)) {
+                    (Ok(len), false) if len < SHARE_MIN => len,
+                    _ => return None,
+                }
+            }
+        };
+        let head = fast::CallHead {
+            id: self.id,
+            target: TargetIn::of(self.target),
+            method: self.method,
+            flags: self.flags,
+            deadline: self.deadline,
+            chain: self.chain,
+        };
+        Some(Small::Call { head, args: self.args, args_len })
     }
 
     /// As [`Message::encode_shared`] of the same call.
@@ -1044,8 +1064,16 @@ mod tests {
     fn call_ref_encodes_as_the_call() {
         let target = Target::Name("calc".into());
         let some_refs = vec![RefWire::Mine(ObjectId([3; 16])), RefWire::Yours(Target::Name("x".into()))];
-        let payloads = [Args::Typed(Bytes::from(vec![7u8; 12])), Args::Typed(Bytes::from(vec![1u8; SHARE_MIN]))];
-        // Without references, small typed arguments take the hand-written encoder.
+        let nested = (0..10).fold(Value::Int(1), |v, _| Value::Seq(vec![v]));
+        let payloads = [
+            Args::Typed(Bytes::from(vec![7u8; 12])),
+            Args::Typed(Bytes::from(vec![1u8; SHARE_MIN])),
+            Args::Positional(vec![Value::Int(-3), Value::String("x".into()), nested.clone()]),
+            Args::Named(vec![("a".into(), Value::Float(0.5)), ("b".into(), Value::Bool(true))]),
+            Args::Positional(vec![Value::Bytes(vec![2; SHARE_MIN])]),
+        ];
+        // Without references, small arguments take the hand-written encoder; the connection
+        // writes such a call in place (`small`).
         for (args, refs) in payloads.iter().flat_map(|a| [(a.clone(), some_refs.clone()), (a.clone(), Vec::new())]) {
             let call = Message::Call(Call {
                 id: 300,
@@ -1071,17 +1099,34 @@ mod tests {
             assert_eq!(to_bytes(&borrowed).unwrap(), postcard);
             assert_eq!(call.encode().unwrap(), postcard);
             assert_eq!(borrowed.encode_shared().unwrap(), call.encode_shared().unwrap());
-            // The connection writes the common call in place: the same bytes.
-            let small = borrowed.small();
-            assert_eq!(small.is_some(), borrowed.refs.is_empty() && typed_len(&args) < SHARE_MIN);
+            let small = borrowed.small(64);
+            assert_eq!(small.is_some(), borrowed.refs.is_empty() && postcard.len() < SHARE_MIN, "{args:?}");
             if let Some(small) = small {
                 assert_eq!(small.len(), postcard.len());
-                assert_eq!(small.encode(), postcard);
+                assert_eq!(small.encode().unwrap(), postcard);
                 let mut in_place = BytesMut::from(&b"before"[..]);
-                small.write(&mut in_place);
+                small.write(&mut in_place).unwrap();
                 assert_eq!(&in_place[6..], &postcard[..]);
             }
         }
+        // Values nested deeper than the limit, or holding a reference, take the general path
+        // (which reports the one and exports the other).
+        let call = |args: &'static Args| CallRef {
+            id: 1,
+            target: &target,
+            method: "m",
+            refs: Vec::new(),
+            args,
+            flags: 0,
+            deadline: None,
+            chain: 0,
+        };
+        let deep: &'static Args = Box::leak(Box::new(Args::Positional(vec![nested])));
+        assert!(call(deep).small(64).is_some());
+        assert!(call(deep).small(5).is_none());
+        let with_ref: &'static Args =
+            Box::leak(Box::new(Args::Positional(vec![Value::Ref(crate::object::DynObject::dangling("x".into()))])));
+        assert!(call(with_ref).small(64).is_none());
     }
 
     #[test]
@@ -1100,7 +1145,7 @@ mod tests {
             let expected = ret.encode().unwrap();
             let small = small_return(id, &payload, SHARE_MIN).expect("a small result");
             assert_eq!(small.len(), expected.len());
-            assert_eq!(small.encode(), expected);
+            assert_eq!(small.encode().unwrap(), expected);
             assert!(small_return(id, &payload, 3).is_none(), "not below the limit");
         }
         assert!(small_return(1, &Payload::Dynamic(Value::Unit), SHARE_MIN).is_none());

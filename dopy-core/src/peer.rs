@@ -686,13 +686,16 @@ impl Shared {
         self.out.push(out).map_err(|_| self.disconnected())
     }
 
-    /// [`send`](Shared::send) of a small message, written in place ([`Outbox::push_small`]);
-    /// the caller has checked its size.
-    fn send_small<E>(&self, msg: &Small<'_>) -> Result<(), Error<E>> {
+    /// [`send`](Shared::send) of a small message of `len` bytes, written in place
+    /// ([`Outbox::push_small`]); the caller has checked its size.
+    fn send_small<E>(&self, msg: &Small<'_>, len: usize) -> Result<(), Error<E>> {
         if self.ended.is_set() {
             return Err(self.disconnected());
         }
-        self.out.push_small(msg).map_err(|()| self.disconnected())
+        self.out.push_small(msg, len).map_err(|why| match why {
+            outbox::Unpushed::Closed => self.disconnected(),
+            outbox::Unpushed::Encode(e) => Error::Codec { reason: e.to_string() },
+        })
     }
 
     fn send_or_unexport<E>(&self, frame: Encoded, exported: Vec<crate::message::ObjectId>) -> Result<(), Error<E>> {
@@ -760,8 +763,8 @@ impl Shared {
         // The common reply, a small result without references, is written in place.
         if let Ok(Answer { payload, refs }) = &reply {
             let small = if refs.is_empty() { small_return(id, payload, crate::message::SHARE_MIN) } else { None };
-            if let Some(msg) = small.filter(|m| m.len() <= self.host.max_frame) {
-                let _ = self.send_small::<Value>(&msg);
+            if let Some((len, msg)) = small.map(|m| (m.len(), m)).filter(|(len, _)| *len <= self.host.max_frame) {
+                let _ = self.send_small::<Value>(&msg, len);
                 return;
             }
         }

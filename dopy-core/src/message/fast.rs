@@ -92,11 +92,19 @@ fn push_bytes(out: &mut impl BufMut, b: &[u8]) {
 ///
 /// As postcard's: a value nested too deep (see `value::wire::with_max_depth`).
 pub(super) fn encode_call(head: &CallHead<'_>, args: &Args) -> Result<Bytes, postcard::Error> {
-    let args_len = match args {
-        Args::Typed(b) => 1 + bytes_len(b),
-        other => postcard::serialize_with_flavor(other, postcard::ser_flavors::Size::default())?,
-    };
-    encode_sized(call_len(head, args_len), |out| write_call(head, args, out))
+    encode_sized(call_len(head, args_len(args)?), |out| write_call(head, args, out))
+}
+
+/// The size of `args` in a call.
+///
+/// # Errors
+///
+/// As postcard's, for dynamic arguments.
+pub(super) fn args_len(args: &Args) -> Result<usize, postcard::Error> {
+    match args {
+        Args::Typed(b) => Ok(1 + bytes_len(b)),
+        other => postcard::serialize_with_flavor(other, postcard::ser_flavors::Size::default()),
+    }
 }
 
 /// The size of a call with `head`'s fields, no references and arguments of `args_len` bytes.
@@ -168,17 +176,19 @@ fn write_call_tail(head: &CallHead<'_>, out: &mut impl BufMut) {
     push_varint64(out, head.chain);
 }
 
-/// A message of the common kinds whose encoding is a copy of bytes, with nothing that can fail:
-/// a call with typed arguments, a return with a typed or wire result, neither with references.
-/// A connection writes these straight into its outgoing buffer ([`Small::write`]).
+/// A small message of the common kinds: a call, a return with a typed or wire result, neither
+/// with references. A connection writes these straight into its outgoing buffer
+/// ([`Small::write`]).
 #[derive(Debug)]
 pub(crate) enum Small<'a> {
-    /// A `Message::Call` with `head`'s fields and the typed arguments `args`.
+    /// A `Message::Call` with `head`'s fields and `args`.
     Call {
         /// The fields.
         head: CallHead<'a>,
-        /// The postcard bytes of the argument tuple.
-        args: &'a [u8],
+        /// The arguments.
+        args: &'a Args,
+        /// Their size ([`args_len`]).
+        args_len: usize,
     },
     /// The `Return` of call `id` with `Outcome::Ok` of the typed result `result`.
     TypedReturn {
@@ -201,29 +211,30 @@ impl Small<'_> {
     /// The size of the encoding.
     pub(crate) fn len(&self) -> usize {
         match self {
-            Small::Call { head, args } => call_len(head, 1 + bytes_len(args)),
+            Small::Call { head, args_len, .. } => call_len(head, *args_len),
             Small::TypedReturn { id, result } => 1 + varint_len(*id) + 3 + bytes_len(result),
             Small::WireReturn { id, wire } => 1 + varint_len(*id) + 3 + wire.len(),
         }
     }
 
     /// The encoding, in bytes of the exact size.
-    pub(crate) fn encode(&self) -> Bytes {
-        let done: Result<_, std::convert::Infallible> = encode_sized(self.len(), |out| {
-            self.write(out);
-            Ok(())
-        });
-        done.unwrap_or_else(|never| match never {})
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Small::write).
+    pub(crate) fn encode(&self) -> Result<Bytes, postcard::Error> {
+        encode_sized(self.len(), |out| self.write(out))
     }
 
     /// Writes exactly [`len`](Small::len) bytes: what postcard writes for the message.
-    pub(crate) fn write(&self, out: &mut impl BufMut) {
+    ///
+    /// # Errors
+    ///
+    /// Only dynamic arguments can fail (nested deeper than the thread's limit), as in
+    /// [`args_len`]: the same limit gives the same answer.
+    pub(crate) fn write(&self, out: &mut impl BufMut) -> Result<(), postcard::Error> {
         match self {
-            Small::Call { head, args } => {
-                write_call_head(head, out);
-                write_typed_args(args, out);
-                write_call_tail(head, out);
-            }
+            Small::Call { head, args, .. } => return write_call(head, args, out),
             Small::TypedReturn { id, result } => {
                 out.put_u8(RETURN);
                 push_varint64(out, *id);
@@ -237,6 +248,7 @@ impl Small<'_> {
                 out.put_slice(wire);
             }
         }
+        Ok(())
     }
 }
 

@@ -24,7 +24,7 @@ use super::{Awaited, Connection, Out, PendingGuard, Shared};
 use crate::error::CallSite;
 use crate::message::{flags, Args, CallRef, Fault, FaultKind, Outcome, Payload, Target};
 use crate::object::DynObject;
-use crate::value::Value;
+use crate::value::{wire, Value};
 use crate::Error;
 
 /// What a call yields: its outcome and the references the outcome carries.
@@ -236,13 +236,20 @@ fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Wak
         deadline: remaining,
         chain: crate::chain::for_outgoing_call(),
     };
-    // The common call (small typed arguments, no references, a reply awaited) is written in
-    // place, behind the reply slot it needs.
+    // The common call (small arguments, no references, a reply awaited) is written in place,
+    // behind the reply slot it needs.
     if refs.is_empty() && call_flags & flags::ONEWAY == 0 {
-        if let Some(small) = msg.small().filter(|m| m.len() <= shared.host.max_frame) {
+        let max_depth = shared.host.max_depth;
+        let small = msg.small(max_depth).map(|m| (m.len(), m));
+        if let Some((len, small)) = small.filter(|(len, _)| *len <= shared.host.max_frame) {
             let rx = shared.register(id, waker)?;
             let guard = PendingGuard { shared, id: rx.id, armed: true };
-            shared.send_small(&small)?;
+            if let Args::Typed(_) = args {
+                shared.send_small(&small, len)?;
+            } else {
+                // Values are written with the node's nesting limit, as `small` measured them.
+                wire::with_max_depth(max_depth, || shared.send_small(&small, len)).0?;
+            }
             return Ok(State::Waiting { guard, _permit: permit, timer: timer(deadline), started });
         }
     }

@@ -52,6 +52,15 @@ pub(super) enum Out {
     Framed(BytesMut),
 }
 
+/// Why [`Outbox::push_small`] queued nothing.
+#[derive(Debug)]
+pub(super) enum Unpushed {
+    /// The writer task has ended.
+    Closed,
+    /// The message could not be written.
+    Encode(postcard::Error),
+}
+
 /// A run of small frames ([`Out::Framed`]) takes no more than this: the next frame starts a
 /// new one, so that a writer that cannot keep up does not hold one ever-growing buffer.
 const RUN_MAX: usize = 64 * 1024;
@@ -269,7 +278,7 @@ impl Outbox {
         Ok(())
     }
 
-    /// Queues the small message `msg` as [`push`](Outbox::push) queues a frame, written in place
+    /// Queues the small message `msg` (of `len` bytes) as [`push`](Outbox::push) queues a frame, written in place
     /// behind its length prefix: consecutive small frames share one buffer ([`Out::Framed`]),
     /// which the writer copies into the link's write buffer at once, and which comes back empty
     /// for the next ones. No buffer of its own per frame, no queue item per frame.
@@ -278,15 +287,16 @@ impl Outbox {
     ///
     /// # Errors
     ///
-    /// When the writer task has ended.
-    pub(super) fn push_small(&self, msg: &Small<'_>) -> Result<(), ()> {
-        let len = msg.len();
-        let prefix = u32::try_from(len).map_err(|_| ())?;
+    /// When the writer task has ended, or the message could not be written (dynamic arguments
+    /// nested too deep): then nothing of it is left in the queue.
+    pub(super) fn push_small(&self, msg: &Small<'_>, len: usize) -> Result<(), Unpushed> {
+        debug_assert_eq!(len, msg.len());
+        let prefix = u32::try_from(len).map_err(|_| Unpushed::Closed)?;
         let batched = BATCHING.with(Cell::get) == std::ptr::from_ref(self).addr();
         {
             let mut q = lock(&self.queue);
             if q.closed {
-                return Err(());
+                return Err(Unpushed::Closed);
             }
             let q = &mut *q;
             let whole = frame::HEADER_LEN + len;
@@ -300,8 +310,18 @@ impl Outbox {
                     run
                 }
             };
+            let start = run.len();
             frame::put_header(run, prefix);
-            msg.write(run);
+            if let Err(e) = msg.write(run) {
+                run.truncate(start);
+                if run.is_empty() {
+                    if let Some(Out::Framed(run)) = q.items.pop_back() {
+                        q.spare = Some(run);
+                    }
+                }
+                return Err(Unpushed::Encode(e));
+            }
+            debug_assert_eq!(run.len() - start, whole, "the size computed beforehand");
         }
         if batched {
             self.deferred.store(true, Ordering::Relaxed);
@@ -465,7 +485,8 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     use super::*;
-    use crate::message::Message;
+    use crate::message::{Args, CallRef, Message, Target};
+    use crate::value::{wire, Value};
 
     /// Reads one frame's payload.
     async fn next_frame(from: &mut tokio::io::DuplexStream) -> Vec<u8> {
@@ -487,6 +508,19 @@ mod tests {
         let whole = |id| Message::Pong { nonce: id }.encode().expect("a pong");
         let mut expected = Vec::new();
         let mut acks = Vec::new();
+        let nested = (0..10).fold(Value::Int(1), |v, _| Value::Seq(vec![v]));
+        let (target, args) = (Target::Name("x".into()), Args::Positional(vec![nested]));
+        let call = CallRef {
+            id: 1,
+            target: &target,
+            method: "m",
+            refs: Vec::new(),
+            args: &args,
+            flags: 0,
+            deadline: None,
+            chain: 0,
+        };
+        let too_deep = call.small(64).expect("a small call");
         // More than `RUN_MAX` bytes of small frames in a row, then every kind in turn.
         for id in 0..100u64 {
             let out = match id % 10 {
@@ -505,9 +539,15 @@ mod tests {
                     assert!(outbox.push(out).is_ok());
                 }
                 None => {
-                    expected.push(small(id).encode().to_vec());
-                    outbox.push_small(&small(id)).expect("the writer is running");
+                    expected.push(small(id).encode().unwrap().to_vec());
+                    outbox.push_small(&small(id), small(id).len()).expect("the writer is running");
                 }
+            }
+            // A message that fails to write leaves nothing behind: neither in a run it would
+            // have joined (after id 1), nor as a run of its own (after id 3, a whole frame).
+            if id == 1 || id == 3 {
+                let failed = wire::with_max_depth(2, || outbox.push_small(&too_deep, too_deep.len())).0;
+                assert!(matches!(failed, Err(Unpushed::Encode(_))), "{failed:?}");
             }
         }
         let ended = Arc::new(Ended::default());
@@ -519,10 +559,13 @@ mod tests {
             written.await.expect("an acknowledged frame is acknowledged once written");
         }
         // Pushed while the writer waits: written in the next batch, in a reused buffer.
-        outbox.push_small(&small(1000)).expect("the writer is running");
-        assert_eq!(next_frame(&mut far).await, small(1000).encode().to_vec());
+        outbox.push_small(&small(1000), small(1000).len()).expect("the writer is running");
+        assert_eq!(next_frame(&mut far).await, small(1000).encode().unwrap().to_vec());
         ended.set();
         writer.await.expect("the writer ends with the connection");
-        assert!(outbox.push_small(&small(1001)).is_err(), "nothing is queued after the writer ended");
+        assert!(
+            outbox.push_small(&small(1001), small(1001).len()).is_err(),
+            "nothing is queued after the writer ended"
+        );
     }
 }
