@@ -18,7 +18,7 @@ use crate::value::{CompactString, Value};
 /// References come out unresolved (their index in the message's table), as from
 /// [`super::deserialize`]. The nesting limit is the thread's ([`max_depth`]).
 pub(crate) fn take(input: &[u8]) -> Result<(Value, &[u8]), Error> {
-    let mut reader = Reader { input, limit: max_depth(), keys: [""; KEYS] };
+    let mut reader = Reader { input, limit: max_depth(), keys: [None; KEYS] };
     let value = reader.value(1)?;
     Ok((value, reader.input))
 }
@@ -32,7 +32,9 @@ pub(crate) struct Reader<'a> {
     /// The short string keys of the last maps read, by their place in the map: the field
     /// names of a struct, which every struct of a sequence repeats (see
     /// [`key_into`](Reader::key_into)).
-    keys: [&'a str; KEYS],
+    /// (`None`, all zeros, rather than `""`: every reader clears them, and most never read a
+    /// map.)
+    keys: [Option<&'a str>; KEYS],
 }
 
 /// The places of map keys [`Reader`] remembers: the first fields of a struct.
@@ -45,7 +47,7 @@ const KEY_LEN: usize = 24;
 impl<'a> Reader<'a> {
     /// A reader of `input` for fields other than wire values (it refuses any nested value).
     pub(crate) fn plain(input: &'a [u8]) -> Self {
-        Reader { input, limit: 0, keys: [""; KEYS] }
+        Reader { input, limit: 0, keys: [None; KEYS] }
     }
 
     /// What is left to read.
@@ -78,6 +80,13 @@ impl<'a> Reader<'a> {
     pub(crate) fn varint(&mut self, bits: u32) -> Result<u128, Error> {
         let max_bytes = bits.div_ceil(7);
         let max_last = (1u8 << (bits % 7)) - 1;
+        // Most tags and lengths take one byte.
+        if let Some(&b) = self.input.first() {
+            if b < 0x80 && (max_bytes > 1 || b <= max_last) {
+                self.input = &self.input[1..];
+                return Ok(u128::from(b));
+            }
+        }
         let mut out = 0u128;
         for i in 0..max_bytes {
             let b = self.byte()?;
@@ -101,6 +110,13 @@ impl<'a> Reader<'a> {
         let max_bytes = bits.div_ceil(7) as usize;
         let max_last = (1u8 << (bits % 7)) - 1;
         let input = self.input;
+        // Most fields (lengths, flags, small ids) take one byte.
+        if let Some(&b) = input.first() {
+            if b < 0x80 && (max_bytes > 1 || b <= max_last) {
+                self.input = &input[1..];
+                return Ok(u64::from(b));
+            }
+        }
         let available = input.len().min(max_bytes);
         let mut out = 0u64;
         let mut shift = 0;
@@ -234,6 +250,7 @@ impl<'a> Reader<'a> {
         }
         if let (Some(&known), [tag, rest @ ..]) = (self.keys.get(place), self.input) {
             if *tag == Tag::String as u8 {
+                let known = known.unwrap_or("");
                 let n = known.len();
                 let text = match rest {
                     // The same length (a one-byte varint: the remembered key is short) and bytes.
@@ -245,7 +262,7 @@ impl<'a> Reader<'a> {
                         self.input = rest;
                         let text = self.str()?;
                         if text.len() <= KEY_LEN {
-                            self.keys[place] = text;
+                            self.keys[place] = Some(text);
                         }
                         text
                     }
