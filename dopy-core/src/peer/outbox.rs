@@ -66,7 +66,7 @@ pub(super) enum Unpushed {
 const RUN_MAX: usize = 64 * 1024;
 
 /// The capacity a run's buffer starts with.
-const RUN_START: usize = 512;
+const RUN_START: usize = 256;
 
 /// A run's buffer is kept for the next run when its capacity is at most this.
 const SPARE_MAX: usize = 16 * 1024;
@@ -445,22 +445,23 @@ impl Drop for Batching {
 
 /// The writer task's hold on the outbox: when the task ends (or is dropped, abandoned after
 /// [`LAST_WORDS`](super::LAST_WORDS), or aborted), the stream is dropped and nothing more can be
-/// queued; the frames still queued are dropped, their oneway callers told (`Disconnected`).
+/// queued; the frames still queued are dropped, their oneway callers told (`Disconnected`), and
+/// the buffers kept for runs of small frames are freed.
 pub(super) struct WriterTask(pub(super) Arc<Outbox>);
 
 impl Drop for WriterTask {
     fn drop(&mut self) {
-        let (sink, staged, acks) = {
+        let (sink, staged, acks, spare) = {
             let mut half = lock(&self.0.half);
             half.closing = true;
-            (half.sink.take(), std::mem::take(&mut half.staged), std::mem::take(&mut half.acks))
+            (half.sink.take(), std::mem::take(&mut half.staged), std::mem::take(&mut half.acks), half.spare.take())
         };
-        let queued = {
+        let (queued, spare_too) = {
             let mut q = lock(&self.0.queue);
             q.closed = true;
-            std::mem::take(&mut q.items)
+            (std::mem::take(&mut q.items), q.spare.take())
         };
-        drop((sink, staged, acks, queued));
+        drop((sink, staged, acks, spare, queued, spare_too));
     }
 }
 
