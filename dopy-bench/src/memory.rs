@@ -96,9 +96,17 @@ pub fn export_objects(addr: SocketAddr, object: &str, n: usize) -> TcpStream {
             frame(&Message::Call(call), &mut out);
         }
         s.write_all(&out).expect("send calls");
-        for _ in 0..count {
+        let mut answered = 0;
+        while answered < count {
             match Message::decode(&read_frame(&mut s)).expect("a reply") {
-                Message::Return { refs, outcome: Outcome::Ok(_), .. } if refs.len() == 1 => {}
+                Message::Return { refs, outcome: Outcome::Ok(_), .. } if refs.len() == 1 => answered += 1,
+                // The server's heartbeat may come at any time (PROTOCOL.md): answered, as any
+                // peer must.
+                Message::Ping { nonce } => {
+                    let mut pong = Vec::new();
+                    frame(&Message::Pong { nonce }, &mut pong);
+                    s.write_all(&pong).expect("send a pong");
+                }
                 other => panic!("export answered {other:?}"),
             }
         }
