@@ -478,29 +478,25 @@ impl CallRef<'_> {
                 }
             }
         };
-        let head = fast::CallHead {
+        Some(Small::Call { head: self.head(), args: self.args, args_len })
+    }
+
+    /// The fields the hand-written encoders take.
+    fn head(&self) -> fast::CallHead<'_> {
+        fast::CallHead {
             id: self.id,
             target: TargetIn::of(self.target),
             method: self.method,
             flags: self.flags,
             deadline: self.deadline,
             chain: self.chain,
-        };
-        Some(Small::Call { head, args: self.args, args_len })
+        }
     }
 
     /// As [`Message::encode_shared`] of the same call.
     pub(crate) fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
         if self.refs.is_empty() && typed_len(self.args) < SHARE_MIN {
-            let head = fast::CallHead {
-                id: self.id,
-                target: TargetIn::of(self.target),
-                method: self.method,
-                flags: self.flags,
-                deadline: self.deadline,
-                chain: self.chain,
-            };
-            return fast::encode_call(&head, self.args).map(Encoded::Whole);
+            return fast::encode_call(&self.head(), self.args).map(Encoded::Whole);
         }
         let payload = match self.args {
             Args::Typed(b) => Some(b),

@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{ready, Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio::time::Sleep;
@@ -87,14 +87,12 @@ impl<'a, E> CallTo<'a, E> {
                     let started = Instant::now();
                     // A free slot is taken without yielding, so that a call is sent when first
                     // polled (calls polled in order are sent in order).
-                    let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
-                        let (conn, target, method) = (self.conn, self.target, self.method);
-                        let rest = wait_for_slot(conn, target, method, args, refs, flags, deadline, started);
-                        self.state = State::Slow(Box::pin(rest));
-                        continue;
-                    };
                     let (conn, target, method) = (self.conn, self.target, self.method);
                     let call = Call { conn, target, method, args, refs, flags, deadline, started };
+                    let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
+                        self.state = State::Slow(Box::pin(wait_for_slot(call)));
+                        continue;
+                    };
                     self.state = match send(call, permit, Some(cx.waker())) {
                         Ok(state) => state,
                         Err(e) => return Poll::Ready(Err(e)),
@@ -121,20 +119,11 @@ impl<'a, E> CallTo<'a, E> {
                         }
                         return Poll::Ready(delivery.map_err(|reason| Error::Disconnected { reason }));
                     }
-                    if let Some(timer) = timer {
-                        ready!(timer.as_mut().poll(cx));
-                        let waited = started.elapsed();
-                        // Dropping the guard cancels the call.
-                        self.state = State::Done;
-                        return Poll::Ready(Err(local_fault(
-                            shared,
-                            self.target,
-                            self.method,
-                            FaultKind::DeadlineExceeded,
-                            format!("no reply to `{}` within {waited:?}; the call was cancelled", self.method),
-                        )));
-                    }
-                    return Poll::Pending;
+                    let waited = ready!(poll_timer(timer, *started, cx));
+                    // Dropping the guard cancels the call.
+                    self.state = State::Done;
+                    let why = format!("no reply to `{}` within {waited:?}; the call was cancelled", self.method);
+                    return Poll::Ready(Err(self.expired(why)));
                 }
                 State::Written { written, timer, started, .. } => {
                     if let Poll::Ready(written) = Pin::new(written).poll(cx) {
@@ -146,19 +135,10 @@ impl<'a, E> CallTo<'a, E> {
                     }
                     // A transport that takes nothing (a stalled peer) must not hold the caller
                     // past its deadline. The frame stays queued: it may still go out later.
-                    if let Some(timer) = timer {
-                        ready!(timer.as_mut().poll(cx));
-                        let waited = started.elapsed();
-                        self.state = State::Done;
-                        return Poll::Ready(Err(local_fault(
-                            shared,
-                            self.target,
-                            self.method,
-                            FaultKind::DeadlineExceeded,
-                            format!("oneway call `{}` not written to the transport within {waited:?}", self.method),
-                        )));
-                    }
-                    return Poll::Pending;
+                    let waited = ready!(poll_timer(timer, *started, cx));
+                    self.state = State::Done;
+                    let why = format!("oneway call `{}` not written to the transport within {waited:?}", self.method);
+                    return Poll::Ready(Err(self.expired(why)));
                 }
                 State::Slow(rest) => {
                     let returned = ready!(rest.as_mut().poll(cx));
@@ -168,6 +148,25 @@ impl<'a, E> CallTo<'a, E> {
                 State::Done => panic!("a call's future was polled after it completed"),
             }
         }
+    }
+}
+
+impl<E> CallTo<'_, E> {
+    /// The error of a call whose deadline passed.
+    fn expired(&self, why: String) -> Local {
+        local_fault(&self.conn.shared, self.target, self.method, FaultKind::DeadlineExceeded, why)
+    }
+}
+
+/// Ready, with how long the call has waited, once its deadline's timer fires (never without a
+/// deadline).
+fn poll_timer(timer: &mut Option<Pin<Box<Sleep>>>, started: Instant, cx: &mut Context<'_>) -> Poll<Duration> {
+    match timer {
+        Some(timer) => {
+            ready!(timer.as_mut().poll(cx));
+            Poll::Ready(started.elapsed())
+        }
+        None => Poll::Pending,
     }
 }
 
@@ -273,17 +272,8 @@ fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Wak
 
 /// A call that found every slot taken: waits for one (up to the node's `overload_wait`, or
 /// the deadline), then goes on as any call.
-#[allow(clippy::too_many_arguments)]
-async fn wait_for_slot<'a>(
-    conn: &'a Connection,
-    target: &'a Target,
-    method: &'a str,
-    args: Args,
-    refs: Vec<DynObject>,
-    call_flags: u32,
-    deadline: Option<Instant>,
-    started: Instant,
-) -> Result<Returned, Local> {
+async fn wait_for_slot(call: Call<'_, '_>) -> Result<Returned, Local> {
+    let Call { conn, target, method, deadline, started, .. } = call;
     let shared = &conn.shared;
     let wait = match deadline {
         Some(d) => shared.host.overload_wait.min(d.saturating_duration_since(started)),
@@ -310,7 +300,6 @@ async fn wait_for_slot<'a>(
             ),
         ));
     };
-    let call = Call { conn, target, method, args, refs, flags: call_flags, deadline, started };
     let state = send(call, permit, None)?;
     CallTo::<std::convert::Infallible> { conn, target, method, state, _error: PhantomData }.await
 }
