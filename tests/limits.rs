@@ -253,8 +253,8 @@ async fn exported_references_in_calls_at_n_and_n_plus_one() {
 }
 
 /// A node configured for N levels of nesting takes a call whose argument nests N levels and
-/// refuses one with N+1 (`BadArguments`), and fails a reply with N+1 (`Protocol`); the
-/// connection serves on.
+/// refuses one with N+1 (`BadArguments`), does not send a result with N+1, and fails a reply
+/// with N+1 (`Protocol`); the connection serves on.
 #[tokio::test]
 async fn value_depth_at_n_and_n_plus_one() {
     const N: usize = 16;
@@ -269,6 +269,12 @@ async fn value_depth_at_n_and_n_plus_one() {
         "{err}"
     );
     assert_eq!(keeper.call("add", [Value::Int(1), Value::Int(2)]).await.unwrap(), Value::Int(3), "still serving");
+    // Nor does the server send a result it would refuse (small as it is).
+    assert_eq!(keeper.call("nested", [Value::UInt(N as u64)]).await.unwrap(), nested(N));
+    let err = keeper.call("nested", [Value::UInt(N as u64 + 1)]).await.unwrap_err();
+    assert!(matches!(err, Error::Protocol { .. }), "{err}");
+    assert!(err.to_string().contains("the reply could not be sent"), "{err}");
+    assert!(err.to_string().contains(&format!("value nesting exceeds {N} levels")), "{err}");
 
     // Replies: the client's own limit.
     let (_server, addr) = serve_keeper(Node::builder()).await;

@@ -459,7 +459,7 @@ impl CallRef<'_> {
             return None;
         }
         let args_len = match self.args {
-            Args::Typed(args) if args.len() < SHARE_MIN => 1 + args.len() + value::wire::varint_len(args.len() as u64),
+            Args::Typed(args) if args.len() < SHARE_MIN => fast::args_len(self.args).ok()?,
             Args::Typed(_) => return None,
             dynamic => {
                 // A reference needs the message's reference table.

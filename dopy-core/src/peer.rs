@@ -760,9 +760,12 @@ impl Shared {
     }
 
     fn reply(self: &Arc<Self>, id: u64, reply: Reply) {
-        // The common reply, a small result without references, is written in place.
+        // The common reply, a small result without references, is written in place. (A wire
+        // result nested too deep takes the general path, which refuses it.)
         if let Ok(Answer { payload, refs }) = &reply {
-            let small = if refs.is_empty() { small_return(id, payload, crate::message::SHARE_MIN) } else { None };
+            let too_deep = matches!(payload, Payload::Wire(w) if w.depth() > self.host.max_depth);
+            let small =
+                if refs.is_empty() && !too_deep { small_return(id, payload, crate::message::SHARE_MIN) } else { None };
             if let Some((len, msg)) = small.map(|m| (m.len(), m)).filter(|(len, _)| *len <= self.host.max_frame) {
                 let _ = self.send_small::<Value>(&msg, len);
                 return;

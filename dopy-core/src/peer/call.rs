@@ -242,12 +242,17 @@ fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Wak
         let small = msg.small(max_depth).map(|m| (m.len(), m));
         if let Some((len, small)) = small.filter(|(len, _)| *len <= shared.host.max_frame) {
             let rx = shared.register(id, waker)?;
-            let guard = PendingGuard { shared, id: rx.id, armed: true };
-            if let Args::Typed(_) = args {
-                shared.send_small(&small, len)?;
+            let mut guard = PendingGuard { shared, id: rx.id, armed: true };
+            let sent = if let Args::Typed(_) = args {
+                shared.send_small(&small, len)
             } else {
                 // Values are written with the node's nesting limit, as `small` measured them.
-                wire::with_max_depth(max_depth, || shared.send_small(&small, len)).0?;
+                wire::with_max_depth(max_depth, || shared.send_small(&small, len)).0
+            };
+            if let Err(e) = sent {
+                // Nothing went out: the slot goes, with no `Cancel` for the peer.
+                guard.armed = false;
+                return Err(e);
             }
             return Ok(State::Waiting { guard, _permit: permit, timer: timer(deadline), started });
         }

@@ -291,7 +291,8 @@ impl Outbox {
     /// nested too deep): then nothing of it is left in the queue.
     pub(super) fn push_small(&self, msg: &Small<'_>, len: usize) -> Result<(), Unpushed> {
         debug_assert_eq!(len, msg.len());
-        let prefix = u32::try_from(len).map_err(|_| Unpushed::Closed)?;
+        // Below `SHARE_MIN` bytes, as every small message.
+        let prefix = len as u32;
         let batched = BATCHING.with(Cell::get) == std::ptr::from_ref(self).addr();
         {
             let mut q = lock(&self.queue);
