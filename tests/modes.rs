@@ -290,6 +290,28 @@ async fn serial_object_runs_calls_in_the_order_sent() {
     assert_eq!(j.order().await.unwrap(), (0..1000).collect::<Vec<_>>());
 }
 
+/// Calls beyond a connection's N in flight wait for a free slot and then go out and complete
+/// like any call (the caller's rare path: every slot taken when it was first polled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_n_in_flight_wait_for_a_slot_and_complete() {
+    let (_server, url) = serve(Worker::default()).await;
+    let client = Node::builder().max_in_flight(2).overload_wait(Duration::from_secs(20)).build();
+    let w: WorkerProxy = client.proxy(&url).await.unwrap();
+    let started = Instant::now();
+    let calls = (0..6u64).map(|i| {
+        let w = w.clone();
+        async move { w.sleep(100 + i).await }
+    });
+    let all = futures_util::future::join_all(calls);
+    let results = tokio::time::timeout(Duration::from_secs(15), all).await.expect("every call completes");
+    for (i, r) in results.into_iter().enumerate() {
+        assert_eq!(r.unwrap(), 100 + i as u64, "call {i}");
+    }
+    // Two at a time: the last pair could not start before two others had finished.
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    assert_eq!(w.echo(9).await.unwrap(), 9, "the slots are all back");
+}
+
 /// With at most N calls in flight on a connection, call N+1 waits (bounded) and then gets
 /// `Overloaded`; a server refuses a peer's call N+1 at once; both recover.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
