@@ -421,6 +421,12 @@ impl Outbox {
             // again, so that a push or the end in between is not missed.
             self.writer.register(cx.waker());
             ended.writer.register(cx.waker());
+            // Not woken any more, from here on: a push after this wakes the task again, and
+            // one before it is in the queue, seen below. The flag may have been set since the
+            // last feed by a wake that found no waker registered (one that had taken the
+            // previous registration already): left set, it would keep every later push and
+            // end of batch from waking this task, and nothing would be written again.
+            self.woken.store(false, Ordering::SeqCst);
             if !lock(&self.queue).items.is_empty() {
                 continue;
             }
