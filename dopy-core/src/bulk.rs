@@ -17,8 +17,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 ///   message into a new `Vec`.
 /// - `dopy::Bytes` travels as one byte string and the receiver's value is a slice of the frame
 ///   it arrived in (for 4 KiB and more; smaller values are copied so that they never keep a
-///   large read buffer alive). The sender copies it once, into the message; the receiver not
-///   at all. A dynamic caller sees [`Value::Bytes`](crate::Value::Bytes).
+///   large read buffer alive). The sender does not copy it either: a buffer of 4 KiB or more
+///   in typed arguments or a typed result is written to the transport from where it is (in a
+///   message that also carries object references, it is copied once, into the message). A
+///   dynamic caller sees [`Value::Bytes`](crate::Value::Bytes).
 ///
 /// It dereferences to `[u8]` and converts from and into [`bytes::Bytes`] and `Vec<u8>`.
 ///
@@ -120,6 +122,11 @@ impl From<&'static [u8]> for Bytes {
 
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // A large buffer is offered to the typed payload being encoded, which keeps it
+        // uncopied as a part of its own (see `message::to_payload`).
+        if self.0.len() >= crate::message::SHARE_MIN {
+            crate::message::offer(&self.0);
+        }
         serializer.serialize_bytes(&self.0)
     }
 }

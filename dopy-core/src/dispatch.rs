@@ -14,7 +14,7 @@ use compact_str::CompactString;
 use serde::Serialize;
 
 use crate::interface::Interface;
-use crate::message::{Args, Fault, FaultKind, Payload};
+use crate::message::{Args, Fault, FaultKind, Payload, Typed};
 use crate::value::{to_value, Value};
 
 pub use args::ArgList;
@@ -196,6 +196,11 @@ impl Invocation {
         match args {
             // `dopy::Bytes` arguments become slices of the payload, not copies.
             Args::Typed(bytes) => crate::message::sharing(&bytes, || A::from_typed(&bytes, params, method)),
+            // Only a caller in this process sends arguments in parts (`LocalDispatch`).
+            Args::TypedParts(parts) => {
+                let bytes = parts.to_bytes();
+                crate::message::sharing(&bytes, || A::from_typed(&bytes, params, method))
+            }
             Args::Positional(values) => {
                 if values.len() > params.len() {
                     return Err(bad_args(
@@ -230,7 +235,7 @@ impl Invocation {
     /// a typed proxy receiving it retries the call with dynamic arguments.
     pub fn dynamic_args(&self) -> Result<DynArgs, Box<Fault>> {
         match &self.args {
-            Args::Typed(_) => Err(Box::new(Fault::new(
+            Args::Typed(_) | Args::TypedParts(_) => Err(Box::new(Fault::new(
                 FaultKind::DynamicArgsRequired,
                 format!("`{}` takes dynamic arguments only", self.method),
             ))),
@@ -269,8 +274,14 @@ impl Responder {
                 .map(|(wire, refs)| Answer { payload: Payload::Wire(wire), refs })
                 .map_err(|e| e.to_string())
         } else {
-            let (bytes, refs) = crate::refs::encoding(Vec::new(), || crate::message::to_bytes(value));
-            bytes.map(|v| Answer { payload: Payload::Typed(v), refs }).map_err(|e| e.to_string())
+            // Large `dopy::Bytes` stay uncopied (in a result without references).
+            let (typed, refs) = crate::refs::encoding(Vec::new(), || crate::message::to_payload(value));
+            typed
+                .map(|typed| match typed {
+                    Typed::Parts(parts) if refs.is_empty() => Answer { payload: Payload::TypedParts(parts), refs },
+                    typed => Answer { payload: Payload::Typed(typed.into_whole()), refs },
+                })
+                .map_err(|e| e.to_string())
         };
         encoded.map_err(|e| Box::new(Fault::new(FaultKind::Method, format!("the result could not be encoded: {e}"))))
     }

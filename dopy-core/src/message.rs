@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::value::{self, Value};
 
 mod fast;
+mod splice;
 
 pub(crate) use fast::Small;
+pub use splice::TypedParts;
+pub(crate) use splice::{offer, to_payload, Typed};
 
 /// The id of an object exported by reference: 128 random bits, unguessable.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -80,6 +83,11 @@ pub enum Args {
     Positional(#[serde(with = "value::wire::seq")] Vec<Value>),
     /// Named (keyword) dynamic arguments, by the parameter names in the source.
     Named(#[serde(with = "value::wire::named")] Vec<(String, Value)>),
+    /// postcard bytes of the argument tuple in parts, its large [`crate::Bytes`] not copied:
+    /// how a generated proxy sends them. It travels as `Typed` (the receiver gets `Typed`), and
+    /// only in a `Call` without references, which [`Message::encode`] writes; serde refuses it.
+    #[serde(skip)]
+    TypedParts(TypedParts),
 }
 
 /// Flags of a call (a bit set).
@@ -112,6 +120,20 @@ pub struct Call {
     pub chain: u64,
 }
 
+impl Call {
+    /// The fields the hand-written encoders take.
+    fn head(&self) -> fast::CallHead<'_> {
+        fast::CallHead {
+            id: self.id,
+            target: TargetIn::of(&self.target),
+            method: &self.method,
+            flags: self.flags,
+            deadline: self.deadline,
+            chain: self.chain,
+        }
+    }
+}
+
 /// The result of a call, or the value half of one.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[non_exhaustive]
@@ -126,12 +148,18 @@ pub enum Payload {
     /// [`Message::Return`], which [`Message::encode`] writes; any other serializer refuses it.
     #[serde(skip_deserializing)]
     Wire(value::wire::WireValue),
+    /// postcard bytes of the value in parts, its large [`crate::Bytes`] not copied: how a
+    /// server sends such a result. It travels as `Typed` (the receiver gets `Typed`).
+    #[serde(skip_deserializing)]
+    TypedParts(TypedParts),
 }
 
 impl Serialize for Payload {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Payload::Typed(bytes) => s.serialize_newtype_variant("Payload", 0, "Typed", bytes),
+            // Copied into one buffer here; `Message::encode_shared` writes it in parts.
+            Payload::TypedParts(parts) => s.serialize_newtype_variant("Payload", 0, "Typed", &parts.to_bytes()),
             Payload::Dynamic(v) => s.serialize_newtype_variant("Payload", 1, "Dynamic", &value::wire::Wire(v)),
             Payload::Wire(_) => Err(serde::ser::Error::custom(
                 "a prepared wire value is written by `Message::encode`, as the result of a `Return`",
@@ -291,15 +319,7 @@ impl Message {
     fn encode_fast(&self, limit: usize) -> Option<Result<Bytes, postcard::Error>> {
         match self {
             Message::Call(c) if c.refs.is_empty() && typed_len(&c.args) < limit => {
-                let head = fast::CallHead {
-                    id: c.id,
-                    target: TargetIn::of(&c.target),
-                    method: &c.method,
-                    flags: c.flags,
-                    deadline: c.deadline,
-                    chain: c.chain,
-                };
-                Some(fast::encode_call(&head, &c.args))
+                Some(fast::encode_call(&c.head(), &c.args))
             }
             Message::Return { id, refs, outcome: Outcome::Ok(payload) } if refs.is_empty() => {
                 small_return(*id, payload, limit).map(|m| m.encode())
@@ -335,6 +355,16 @@ impl Message {
     pub fn encode_shared(&self) -> Result<Encoded, postcard::Error> {
         if let Some(bytes) = self.encode_fast(SHARE_MIN) {
             return bytes.map(Encoded::Whole);
+        }
+        // Payloads in parts (without references, as they are made) stay in their parts.
+        match self {
+            Message::Call(c @ Call { args: Args::TypedParts(args), .. }) if c.refs.is_empty() => {
+                return Ok(Encoded::Parts(splice::encode_call(&c.head(), args)));
+            }
+            Message::Return { id, refs, outcome: Outcome::Ok(Payload::TypedParts(result)) } if refs.is_empty() => {
+                return Ok(Encoded::Parts(splice::encode_return(*id, result)));
+            }
+            _ => {}
         }
         if let Some((head, wire)) = self.spliced() {
             if wire.len() < SHARE_MIN {
@@ -460,14 +490,14 @@ impl CallRef<'_> {
         }
         let args_len = match self.args {
             Args::Typed(args) if args.len() < SHARE_MIN => fast::args_len(self.args).ok()?,
-            Args::Typed(_) => return None,
+            Args::Typed(_) | Args::TypedParts(_) => return None,
             dynamic => {
                 // A reference needs the message's reference table.
                 let mut found = Vec::new();
                 match dynamic {
                     Args::Positional(values) => values.iter().for_each(|v| crate::refs::collect(v, &mut found)),
                     Args::Named(values) => values.iter().for_each(|(_, v)| crate::refs::collect(v, &mut found)),
-                    Args::Typed(_) => {}
+                    Args::Typed(_) | Args::TypedParts(_) => {}
                 }
                 if !found.is_empty() {
                     return None;
@@ -498,6 +528,9 @@ impl CallRef<'_> {
         if self.refs.is_empty() && typed_len(self.args) < SHARE_MIN {
             return fast::encode_call(&self.head(), self.args).map(Encoded::Whole);
         }
+        if let (Args::TypedParts(args), true) = (self.args, self.refs.is_empty()) {
+            return Ok(Encoded::Parts(splice::encode_call(&self.head(), args)));
+        }
         let payload = match self.args {
             Args::Typed(b) => Some(b),
             _ => None,
@@ -511,6 +544,7 @@ impl CallRef<'_> {
 fn typed_len(args: &Args) -> usize {
     match args {
         Args::Typed(bytes) => bytes.len(),
+        Args::TypedParts(parts) => parts.len(),
         _ => 0,
     }
 }

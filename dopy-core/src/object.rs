@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::dispatch::{Answer, Dispatch, Dispatched, Invocation, Reply};
 use crate::error::CallSite;
 use crate::interface::{Interface, METHODS};
-use crate::message::{flags, Args, Fault, FaultKind, Outcome, Payload, Target};
+use crate::message::{flags, Args, Fault, FaultKind, Outcome, Payload, Target, Typed};
 use crate::peer::{CallTo, Connection, Import};
 use crate::refs;
 use crate::table::Entry;
@@ -236,7 +236,9 @@ impl DynObject {
         self.finish(method, outcome, &refs, |p| match p {
             Payload::Dynamic(v) => Ok(v),
             Payload::Wire(wire) => wire.decode().map_err(|e| e.to_string()),
-            Payload::Typed(_) => Err("the peer answered a dynamic call with typed data".into()),
+            Payload::Typed(_) | Payload::TypedParts(_) => {
+                Err("the peer answered a dynamic call with typed data".into())
+            }
         })
     }
 
@@ -388,21 +390,31 @@ fn encode_args<A: Serialize>(args: &A, dynamic: bool) -> Result<(Args, Vec<DynOb
         };
         Ok((Args::Positional(values), Vec::new()))
     } else {
-        // One allocation of the exact size (the size pass sees the same references).
-        let (bytes, refs) = refs::encoding(Vec::new(), || crate::message::to_bytes(args));
-        Ok((Args::Typed(bytes.map_err(|e| e.to_string())?), refs))
+        // One allocation of the exact size (the size pass sees the same references); large
+        // `dopy::Bytes` stay uncopied.
+        let (typed, refs) = refs::encoding(Vec::new(), || crate::message::to_payload(args));
+        let args = match typed.map_err(|e| e.to_string())? {
+            Typed::Parts(parts) if refs.is_empty() => Args::TypedParts(parts),
+            // A message with references is written by serde, whole.
+            typed => Args::Typed(typed.into_whole()),
+        };
+        Ok((args, refs))
     }
 }
 
 fn decode_payload<R: DeserializeOwned>(payload: Payload) -> Result<R, String> {
     match payload {
         // `dopy::Bytes` results become slices of the payload, not copies.
-        Payload::Typed(bytes) => {
-            crate::message::sharing(&bytes, || postcard::from_bytes(&bytes)).map_err(|e| e.to_string())
-        }
+        Payload::Typed(bytes) => decode_typed(&bytes),
+        // Only from a server in this process (`LocalDispatch`).
+        Payload::TypedParts(parts) => decode_typed(&parts.to_bytes()),
         Payload::Dynamic(value) => from_value(value).map_err(|e| e.to_string()),
         Payload::Wire(wire) => wire.decode().and_then(from_value).map_err(|e| e.to_string()),
     }
+}
+
+fn decode_typed<R: DeserializeOwned>(bytes: &bytes::Bytes) -> Result<R, String> {
+    crate::message::sharing(bytes, || postcard::from_bytes(bytes)).map_err(|e| e.to_string())
 }
 
 fn decode_detail<E: DeserializeOwned>(fault: &Fault) -> Option<Result<E, String>> {

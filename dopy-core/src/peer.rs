@@ -1230,8 +1230,10 @@ impl Outgoing for Message {
 
     fn is_typed(&self) -> bool {
         match self {
-            Message::Call(call) => matches!(call.args, Args::Typed(_)),
-            Message::Return { outcome, .. } => matches!(outcome, Outcome::Ok(Payload::Typed(_))),
+            Message::Call(call) => matches!(call.args, Args::Typed(_) | Args::TypedParts(_)),
+            Message::Return { outcome, .. } => {
+                matches!(outcome, Outcome::Ok(Payload::Typed(_) | Payload::TypedParts(_)))
+            }
             _ => false,
         }
     }
@@ -1255,7 +1257,7 @@ impl Outgoing for CallRef<'_> {
     }
 
     fn is_typed(&self) -> bool {
-        matches!(self.args, Args::Typed(_))
+        matches!(self.args, Args::Typed(_) | Args::TypedParts(_))
     }
 }
 

@@ -12,7 +12,7 @@
 
 use bytes::{BufMut, Bytes};
 
-use super::{encode_sized, Args, BufFlavor, ObjectId, TargetIn};
+use super::{encode_sized, splice, Args, BufFlavor, ObjectId, TargetIn};
 use crate::value::wire::{push_varint64, varint_len, Reader};
 
 /// `Message::Call`'s variant index (postcard writes variant indices as varints: every index
@@ -103,6 +103,7 @@ pub(super) fn encode_call(head: &CallHead<'_>, args: &Args) -> Result<Bytes, pos
 pub(super) fn args_len(args: &Args) -> Result<usize, postcard::Error> {
     match args {
         Args::Typed(b) => Ok(1 + bytes_len(b)),
+        Args::TypedParts(p) => Ok(1 + varint_len(p.len() as u64) + p.len()),
         other => postcard::serialize_with_flavor(other, postcard::ser_flavors::Size::default()),
     }
 }
@@ -131,6 +132,10 @@ fn write_call(head: &CallHead<'_>, args: &Args, out: &mut impl BufMut) -> Result
     write_call_head(head, out);
     match args {
         Args::Typed(b) => write_typed_args(b, out),
+        Args::TypedParts(p) => {
+            out.put_u8(TYPED_ARGS);
+            splice::write_prefixed(p, out);
+        }
         other => {
             postcard::serialize_with_flavor(other, BufFlavor(&mut *out))?;
         }
@@ -140,7 +145,7 @@ fn write_call(head: &CallHead<'_>, args: &Args, out: &mut impl BufMut) -> Result
 }
 
 /// A call's fields up to its arguments (its reference table empty).
-fn write_call_head(head: &CallHead<'_>, out: &mut impl BufMut) {
+pub(super) fn write_call_head(head: &CallHead<'_>, out: &mut impl BufMut) {
     out.put_u8(CALL);
     push_varint64(out, head.id);
     match head.target {
@@ -163,8 +168,23 @@ fn write_typed_args(args: &[u8], out: &mut impl BufMut) {
     push_bytes(out, args);
 }
 
+/// `Args::Typed` of `len` bytes, up to those bytes.
+pub(super) fn write_typed_args_prefix(len: usize, out: &mut impl BufMut) {
+    out.put_u8(TYPED_ARGS);
+    push_varint64(out, len as u64);
+}
+
+/// The `Return` of call `id` with `Outcome::Ok` of a typed result of `len` bytes and no
+/// references, up to the result's bytes.
+pub(super) fn write_typed_return_head(id: u64, len: usize, out: &mut impl BufMut) {
+    out.put_u8(RETURN);
+    push_varint64(out, id);
+    out.put_slice(&[NO_REFS, OK, TYPED_RESULT]);
+    push_varint64(out, len as u64);
+}
+
 /// A call's fields after its arguments.
-fn write_call_tail(head: &CallHead<'_>, out: &mut impl BufMut) {
+pub(super) fn write_call_tail(head: &CallHead<'_>, out: &mut impl BufMut) {
     push_varint64(out, u64::from(head.flags));
     match head.deadline {
         None => out.put_u8(NONE),
@@ -236,10 +256,8 @@ impl Small<'_> {
         match self {
             Small::Call { head, args, .. } => return write_call(head, args, out),
             Small::TypedReturn { id, result } => {
-                out.put_u8(RETURN);
-                push_varint64(out, *id);
-                out.put_slice(&[NO_REFS, OK, TYPED_RESULT]);
-                push_bytes(out, result);
+                write_typed_return_head(*id, result.len(), out);
+                out.put_slice(result);
             }
             Small::WireReturn { id, wire } => {
                 out.put_u8(RETURN);
