@@ -14,7 +14,7 @@ use compact_str::CompactString;
 use serde::Serialize;
 
 use crate::interface::Interface;
-use crate::message::{Args, Fault, FaultKind, Payload, Typed};
+use crate::message::{Args, Fault, FaultKind, Payload};
 use crate::value::{to_value, Value};
 
 pub use args::ArgList;
@@ -275,11 +275,15 @@ impl Responder {
                 .map_err(|e| e.to_string())
         } else {
             // Large `dopy::Bytes` stay uncopied (in a result without references).
-            let (typed, refs) = crate::refs::encoding(Vec::new(), || crate::message::to_payload(value));
-            typed
-                .map(|typed| match typed {
-                    Typed::Parts(parts) if refs.is_empty() => Answer { payload: Payload::TypedParts(parts), refs },
-                    typed => Answer { payload: Payload::Typed(typed.into_whole()), refs },
+            let encode = || crate::message::to_payload(value, Payload::Typed, Payload::TypedParts);
+            let (payload, refs) = crate::refs::encoding(Vec::new(), encode);
+            payload
+                .map(|payload| match payload {
+                    // A message with references is written by serde, whole.
+                    Payload::TypedParts(parts) if !refs.is_empty() => {
+                        Answer { payload: Payload::Typed(parts.to_bytes()), refs }
+                    }
+                    payload => Answer { payload, refs },
                 })
                 .map_err(|e| e.to_string())
         };

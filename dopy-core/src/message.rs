@@ -15,7 +15,7 @@ mod splice;
 
 pub(crate) use fast::Small;
 pub use splice::TypedParts;
-pub(crate) use splice::{offer, to_payload, Typed};
+pub(crate) use splice::{offer, to_payload};
 
 /// The id of an object exported by reference: 128 random bits, unguessable.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -850,6 +850,7 @@ thread_local! {
 /// counted. A chunk is freed when its last encoding is dropped, or reused for the next ones
 /// when they all were by the time it is full. Larger encodings (and a nested call, such as a
 /// `Serialize` impl that encodes something itself) get an allocation of their own.
+#[inline]
 pub(crate) fn encode_sized<E>(size: usize, write: impl FnOnce(&mut BytesMut) -> Result<(), E>) -> Result<Bytes, E> {
     let mut write = Some(write);
     if size <= ARENA_MAX {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::dispatch::{Answer, Dispatch, Dispatched, Invocation, Reply};
 use crate::error::CallSite;
 use crate::interface::{Interface, METHODS};
-use crate::message::{flags, Args, Fault, FaultKind, Outcome, Payload, Target, Typed};
+use crate::message::{flags, Args, Fault, FaultKind, Outcome, Payload, Target};
 use crate::peer::{CallTo, Connection, Import};
 use crate::refs;
 use crate::table::Entry;
@@ -392,13 +392,13 @@ fn encode_args<A: Serialize>(args: &A, dynamic: bool) -> Result<(Args, Vec<DynOb
     } else {
         // One allocation of the exact size (the size pass sees the same references); large
         // `dopy::Bytes` stay uncopied.
-        let (typed, refs) = refs::encoding(Vec::new(), || crate::message::to_payload(args));
-        let args = match typed.map_err(|e| e.to_string())? {
-            Typed::Parts(parts) if refs.is_empty() => Args::TypedParts(parts),
+        let (args, refs) =
+            refs::encoding(Vec::new(), || crate::message::to_payload(args, Args::Typed, Args::TypedParts));
+        match args.map_err(|e| e.to_string())? {
             // A message with references is written by serde, whole.
-            typed => Args::Typed(typed.into_whole()),
-        };
-        Ok((args, refs))
+            Args::TypedParts(parts) if !refs.is_empty() => Ok((Args::Typed(parts.to_bytes()), refs)),
+            args => Ok((args, refs)),
+        }
     }
 }
 

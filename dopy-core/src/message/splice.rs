@@ -56,23 +56,12 @@ impl TypedParts {
     }
 }
 
-/// A typed value's encoding: whole, or in parts around its large byte strings.
-#[derive(Debug)]
-pub(crate) enum Typed {
+/// A large typed value's encoding: whole, or in parts around its large byte strings.
+enum Typed {
     /// In one buffer.
     Whole(Bytes),
     /// In parts.
     Parts(TypedParts),
-}
-
-impl Typed {
-    /// The encoding in one buffer (a copy if it is in parts).
-    pub(crate) fn into_whole(self) -> Bytes {
-        match self {
-            Typed::Whole(b) => b,
-            Typed::Parts(p) => p.to_bytes(),
-        }
-    }
 }
 
 thread_local! {
@@ -197,7 +186,30 @@ impl postcard::ser_flavors::Flavor for Split {
 /// # Errors
 ///
 /// A postcard error, which only a failing `Serialize` impl could cause.
-pub(crate) fn to_payload<T: Serialize + ?Sized>(value: &T) -> Result<Typed, postcard::Error> {
+///
+/// The encoding is made into a `P` by `whole` or `parts`: the caller's payload type itself, so
+/// that the common small value goes from the encoder to the message with nothing in between.
+#[inline]
+pub(crate) fn to_payload<T: Serialize + ?Sized, P>(
+    value: &T,
+    whole: impl FnOnce(Bytes) -> P,
+    parts: impl FnOnce(TypedParts) -> P,
+) -> Result<P, postcard::Error> {
+    // The common small value: as `to_bytes`, without the bookkeeping of offers.
+    let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())?;
+    if size < SHARE_MIN {
+        return encode_sized(size, |out| postcard::serialize_with_flavor(value, super::BufFlavor(out)).map(drop))
+            .map(whole);
+    }
+    Ok(match to_parts(value)? {
+        Typed::Whole(bytes) => whole(bytes),
+        Typed::Parts(p) => parts(p),
+    })
+}
+
+/// [`to_payload`] of a value of at least [`SHARE_MIN`] bytes.
+#[inline(never)]
+fn to_parts<T: Serialize + ?Sized>(value: &T) -> Result<Typed, postcard::Error> {
     offering(|| {
         let Measure { len, shared } = postcard::serialize_with_flavor(value, Measure::default())?;
         if shared == 0 {
@@ -262,7 +274,9 @@ mod tests {
         let other = crate::Bytes::from(vec![9u8; SHARE_MIN]);
         let small = crate::Bytes::from(vec![1u8; SHARE_MIN - 1]);
         let value = Upload { name: "x", data: big.clone(), more: vec![small.clone(), other.clone()], tail: 300 };
-        let Typed::Parts(parts) = to_payload(&value).unwrap() else { panic!("not in parts") };
+        let Typed::Parts(parts) = to_payload(&value, Typed::Whole, Typed::Parts).unwrap() else {
+            panic!("not in parts")
+        };
         assert_eq!(parts.to_bytes(), postcard::to_allocvec(&value).unwrap());
         assert_eq!(parts.len(), postcard::to_allocvec(&value).unwrap().len());
         // The two large ones are the caller's buffers; the small one was copied.
@@ -277,7 +291,9 @@ mod tests {
     fn messages_with_a_payload_in_parts_are_the_bytes_of_their_whole_form() {
         use crate::message::{Args, Call, CallRef, Encoded, Message, Outcome, Payload, Target};
         let big = crate::Bytes::from(vec![5u8; 40_000]);
-        let Typed::Parts(parts) = to_payload(&(big.clone(), 7u32)).unwrap() else { panic!("not in parts") };
+        let Typed::Parts(parts) = to_payload(&(big.clone(), 7u32), Typed::Whole, Typed::Parts).unwrap() else {
+            panic!("not in parts")
+        };
         let whole = parts.to_bytes();
         let call = |args| {
             let target = Target::Name("files".into());
@@ -326,7 +342,7 @@ mod tests {
     #[test]
     fn values_without_a_large_byte_string_are_encoded_whole() {
         let small = (crate::Bytes::from(vec![1u8; 100]), vec![3u64; 2000]);
-        let Typed::Whole(whole) = to_payload(&small).unwrap() else { panic!("in parts") };
+        let Typed::Whole(whole) = to_payload(&small, Typed::Whole, Typed::Parts).unwrap() else { panic!("in parts") };
         assert_eq!(whole, postcard::to_allocvec(&small).unwrap());
         // Outside `to_payload`, nothing is taken: a byte string is copied as any other.
         let big = crate::Bytes::from(vec![2u8; SHARE_MIN]);
