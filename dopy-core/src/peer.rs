@@ -576,13 +576,19 @@ impl Shared {
     /// arrives; the reply is awaited with what this returns (and the slot removed by a
     /// [`PendingGuard`]).
     fn register<E>(&self, id: u64, waker: Option<&std::task::Waker>) -> Result<Awaited<'_>, Error<E>> {
+        self.register_counted(id, waker).map(|(awaited, _)| awaited)
+    }
+
+    /// [`register`](Shared::register), with the number of replies awaited now, this one
+    /// included.
+    fn register_counted<E>(&self, id: u64, waker: Option<&std::task::Waker>) -> Result<(Awaited<'_>, usize), Error<E>> {
         let mut calls = lock(&self.pending);
         if calls.ended {
             drop(calls);
             return Err(self.disconnected());
         }
         calls.slots.insert(id, Slot::Waiting(waker.cloned()));
-        Ok(Awaited { shared: self, id })
+        Ok((Awaited { shared: self, id }, calls.slots.len()))
     }
 
     /// Hands the reply of call (or ping) `id` to its caller; gives it back if nobody waits for
@@ -696,6 +702,21 @@ impl Shared {
             outbox::Unpushed::Closed => self.disconnected(),
             outbox::Unpushed::Encode(e) => Error::Codec { reason: e.to_string() },
         })
+    }
+
+    /// [`send_small`](Shared::send_small), for a caller that awaits no other reply on this
+    /// connection (a sequential call): the frame is written by the caller itself if the write
+    /// path is idle, as the reader writes its replies (see `outbox`), instead of by the writer
+    /// task woken for it. Nothing is gained from waiting for other frames to share the write,
+    /// and a hand-off to another task (often on another core) is saved.
+    fn send_small_now<E>(&self, msg: &Small<'_>, len: usize) -> Result<(), Error<E>> {
+        let batch = self.out.batch();
+        let pushed = self.send_small(msg, len);
+        drop(batch);
+        if pushed.is_ok() {
+            self.out.end_batch();
+        }
+        pushed
     }
 
     fn send_or_unexport<E>(&self, frame: Encoded, exported: Vec<crate::message::ObjectId>) -> Result<(), Error<E>> {

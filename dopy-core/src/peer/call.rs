@@ -241,13 +241,17 @@ fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Wak
         let max_depth = shared.host.max_depth;
         let small = msg.small(max_depth).map(|m| (m.len(), m));
         if let Some((len, small)) = small.filter(|(len, _)| *len <= shared.host.max_frame) {
-            let rx = shared.register(id, waker)?;
+            let (rx, awaited) = shared.register_counted(id, waker)?;
             let mut guard = PendingGuard { shared, id: rx.id, armed: true };
+            // Alone in flight, the call is written at once; among others, by the writer task,
+            // which gathers the frames queued meanwhile into one write.
+            let send =
+                || if awaited == 1 { shared.send_small_now(&small, len) } else { shared.send_small(&small, len) };
             let sent = if let Args::Typed(_) = args {
-                shared.send_small(&small, len)
+                send()
             } else {
                 // Values are written with the node's nesting limit, as `small` measured them.
-                wire::with_max_depth(max_depth, || shared.send_small(&small, len)).0
+                wire::with_max_depth(max_depth, send).0
             };
             if let Err(e) = sent {
                 // Nothing went out: the slot goes, with no `Cancel` for the peer.
