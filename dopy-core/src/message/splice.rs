@@ -14,7 +14,7 @@
 //! offer when the slice it is given is exactly that buffer's. Nothing else in the value can be
 //! taken for it, and a value without such a byte string is encoded whole, as before.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use bytes::{BufMut, Bytes};
 use serde::Serialize;
@@ -65,14 +65,23 @@ enum Typed {
 }
 
 thread_local! {
-    /// While [`to_payload`] serializes on this thread: the buffer of the byte string the
+    /// While [`to_payload`] writes parts on this thread: the buffer of the byte string the
     /// serializer is about to be given (`Some(None)`: none offered yet). `None` otherwise.
     static OFFERED: RefCell<Option<Option<Bytes>>> = const { RefCell::new(None) };
+    /// Bytes offered on this thread so far (wrapping): the difference across a size pass is
+    /// how much of the value could stay uncopied.
+    static OFFERED_LEN: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The bytes offered on this thread so far.
+fn offered_len() -> usize {
+    OFFERED_LEN.try_with(Cell::get).unwrap_or(0)
 }
 
 /// Offers `bytes` (a [`crate::Bytes`] of at least [`SHARE_MIN`] bytes about to be serialized)
 /// to the encoding in progress on this thread, if it takes parts.
 pub(crate) fn offer(bytes: &Bytes) {
+    let _ = OFFERED_LEN.try_with(|n| n.set(n.get().wrapping_add(bytes.len())));
     let _ = OFFERED.try_with(|o| {
         if let Ok(mut o) = o.try_borrow_mut() {
             if let Some(slot) = o.as_mut() {
@@ -111,36 +120,6 @@ fn offering<R>(f: impl FnOnce() -> R) -> R {
 
     let _restore = Restore(OFFERED.with(|o| o.borrow_mut().replace(None)));
     f()
-}
-
-/// Counts a value's encoded bytes, and of those the bytes of offered byte strings.
-#[derive(Default)]
-struct Measure {
-    len: usize,
-    shared: usize,
-}
-
-impl postcard::ser_flavors::Flavor for Measure {
-    type Output = Measure;
-
-    #[inline]
-    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
-        self.len += 1;
-        Ok(())
-    }
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.len += data.len();
-        if take_offer(data).is_some() {
-            self.shared += data.len();
-        }
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<Measure> {
-        Ok(self)
-    }
 }
 
 /// Writes a value in parts: offered byte strings become parts of their own.
@@ -195,33 +174,33 @@ pub(crate) fn to_payload<T: Serialize + ?Sized, P>(
     whole: impl FnOnce(Bytes) -> P,
     parts: impl FnOnce(TypedParts) -> P,
 ) -> Result<P, postcard::Error> {
-    // The common small value: as `to_bytes`, without the bookkeeping of offers.
+    // One size pass, which also tells how many bytes of large byte strings it met: a value
+    // without any (every small one) is encoded as `to_bytes` does.
+    let before = offered_len();
     let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())?;
-    if size < SHARE_MIN {
+    let shared = offered_len().wrapping_sub(before);
+    if size < SHARE_MIN || shared == 0 || shared > size {
         return encode_sized(size, |out| postcard::serialize_with_flavor(value, super::BufFlavor(out)).map(drop))
             .map(whole);
     }
-    Ok(match to_parts(value)? {
+    Ok(match to_parts(value, size - shared)? {
         Typed::Whole(bytes) => whole(bytes),
         Typed::Parts(p) => parts(p),
     })
 }
 
-/// [`to_payload`] of a value of at least [`SHARE_MIN`] bytes.
+/// [`to_payload`] of a value with large byte strings, `rest` bytes besides them.
 #[inline(never)]
-fn to_parts<T: Serialize + ?Sized>(value: &T) -> Result<Typed, postcard::Error> {
-    offering(|| {
-        let Measure { len, shared } = postcard::serialize_with_flavor(value, Measure::default())?;
-        if shared == 0 {
-            return encode_sized(len, |out| postcard::serialize_with_flavor(value, super::BufFlavor(out)).map(drop))
-                .map(Typed::Whole);
-        }
-        let split = Split { current: Vec::with_capacity(len - shared), done: Vec::new() };
-        let parts = postcard::serialize_with_flavor(value, split)?;
-        // What was written, even from a `Serialize` impl that writes differently each time.
-        let len = parts.iter().map(Bytes::len).sum();
-        Ok(Typed::Parts(TypedParts { parts, len }))
-    })
+fn to_parts<T: Serialize + ?Sized>(value: &T, rest: usize) -> Result<Typed, postcard::Error> {
+    let split = Split { current: Vec::with_capacity(rest), done: Vec::new() };
+    let mut parts = offering(|| postcard::serialize_with_flavor(value, split))?;
+    if parts.len() == 1 {
+        // None was taken after all (a `Serialize` impl that wrote them some other way).
+        return Ok(Typed::Whole(parts.pop().unwrap_or_default()));
+    }
+    // What was written, even by a `Serialize` impl that writes differently each time.
+    let len = parts.iter().map(Bytes::len).sum();
+    Ok(Typed::Parts(TypedParts { parts, len }))
 }
 
 /// The `Message::Call` with `head`'s fields, no references and the typed arguments `args`, in
