@@ -460,8 +460,9 @@ fn encode_around<T: Serialize>(value: &T, payload: Option<&Bytes>) -> Result<Enc
         return to_bytes(value).map(Encoded::Whole);
     };
     let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())?;
-    let parts = Parts { payload: Some(payload), current: Vec::with_capacity(size - payload.len()), done: Vec::new() };
-    postcard::serialize_with_flavor(value, parts).map(Encoded::Parts)
+    let mut once = Some(payload);
+    let take = move |data: &[u8]| once.take_if(|p| p.as_ptr() == data.as_ptr() && p.len() == data.len()).cloned();
+    postcard::serialize_with_flavor(value, Parts::new(take, size - payload.len())).map(Encoded::Parts)
 }
 
 /// A `Message::Call` that borrows its target, method and arguments: what a caller encodes,
@@ -893,16 +894,23 @@ fn encode_head(head: &Message, more: usize) -> Result<Vec<u8>, postcard::Error> 
     Ok(out)
 }
 
-/// A postcard output flavor that writes a message in parts, keeping one payload uncopied: when
-/// the serializer writes exactly that payload's bytes (the same slice), they become a part of
-/// their own.
-struct Parts<'a> {
-    payload: Option<&'a Bytes>,
+/// A postcard output flavor that writes in parts: the byte strings `take` recognises (by the
+/// slice the serializer hands over) become parts of their own, uncopied; everything else is
+/// written into the parts between them.
+pub(super) struct Parts<F> {
+    take: F,
     current: Vec<u8>,
     done: Vec<Bytes>,
 }
 
-impl postcard::ser_flavors::Flavor for Parts<'_> {
+impl<F: FnMut(&[u8]) -> Option<Bytes>> Parts<F> {
+    /// With room for `capacity` bytes outside the parts taken.
+    pub(super) fn new(take: F, capacity: usize) -> Self {
+        Parts { take, current: Vec::with_capacity(capacity), done: Vec::new() }
+    }
+}
+
+impl<F: FnMut(&[u8]) -> Option<Bytes>> postcard::ser_flavors::Flavor for Parts<F> {
     type Output = Vec<Bytes>;
 
     #[inline]
@@ -912,14 +920,15 @@ impl postcard::ser_flavors::Flavor for Parts<'_> {
     }
 
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        match self.payload {
-            Some(p) if p.as_ptr() == data.as_ptr() && p.len() == data.len() => {
-                let before = std::mem::take(&mut self.current);
-                self.done.push(Bytes::from(before));
-                self.done.push(p.clone());
-                self.payload = None;
+        match (self.take)(data) {
+            Some(shared) => {
+                if !self.current.is_empty() {
+                    let room = self.current.capacity() - self.current.len();
+                    self.done.push(Bytes::from(std::mem::replace(&mut self.current, Vec::with_capacity(room))));
+                }
+                self.done.push(shared);
             }
-            _ => self.current.extend_from_slice(data),
+            None => self.current.extend_from_slice(data),
         }
         Ok(())
     }

@@ -122,43 +122,6 @@ fn offering<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Writes a value in parts: offered byte strings become parts of their own.
-struct Split {
-    current: Vec<u8>,
-    done: Vec<Bytes>,
-}
-
-impl postcard::ser_flavors::Flavor for Split {
-    type Output = Vec<Bytes>;
-
-    #[inline]
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.current.push(data);
-        Ok(())
-    }
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        match take_offer(data) {
-            Some(shared) => {
-                if !self.current.is_empty() {
-                    let room = self.current.capacity() - self.current.len();
-                    self.done.push(Bytes::from(std::mem::replace(&mut self.current, Vec::with_capacity(room))));
-                }
-                self.done.push(shared);
-            }
-            None => self.current.extend_from_slice(data),
-        }
-        Ok(())
-    }
-
-    fn finalize(mut self) -> postcard::Result<Vec<Bytes>> {
-        if !self.current.is_empty() {
-            self.done.push(Bytes::from(self.current));
-        }
-        Ok(self.done)
-    }
-}
-
 /// Encodes `value` as [`super::to_bytes`] does, but in parts around its [`crate::Bytes`] of at
 /// least [`SHARE_MIN`] bytes, which are not copied. A value without one is encoded whole.
 ///
@@ -192,8 +155,7 @@ pub(crate) fn to_payload<T: Serialize + ?Sized, P>(
 /// [`to_payload`] of a value with large byte strings, `rest` bytes besides them.
 #[inline(never)]
 fn to_parts<T: Serialize + ?Sized>(value: &T, rest: usize) -> Result<Typed, postcard::Error> {
-    let split = Split { current: Vec::with_capacity(rest), done: Vec::new() };
-    let mut parts = offering(|| postcard::serialize_with_flavor(value, split))?;
+    let mut parts = offering(|| postcard::serialize_with_flavor(value, super::Parts::new(take_offer, rest)))?;
     if parts.len() == 1 {
         // None was taken after all (a `Serialize` impl that wrote them some other way).
         return Ok(Typed::Whole(parts.pop().unwrap_or_default()));
