@@ -1334,7 +1334,7 @@ const SPLIT_INTO: usize = 4;
 /// overlaps this side's instead of the two taking turns, one whole read at a time. Each
 /// early end costs a write, hence the bounds. Measured on 2 cores, one connection: 64 calls
 /// in flight, about 2x the calls per second of one batch per read; 256 in flight, about 2x;
-/// 16 in flight (two batches of 8), no change (docs/PERFORMANCE.md). On one core nothing
+/// 16 in flight (two batches of 8), no clear change (docs/PERFORMANCE.md). On one core nothing
 /// overlaps, so a batch there lasts as long as the read.
 struct Batch {
     /// Bytes of the frames handled.
