@@ -21,6 +21,11 @@
 //!   no-op waker; the transport's `Pending` is not waited for). Whatever it could not write is
 //!   left where it is and the writer task is woken for it: only the writer task ever waits for
 //!   the transport, and it registers its waker again on its next poll.
+//! - A caller whose call is the only one awaiting a reply on the connection (a sequential
+//!   call): it pushes its frame as a batch of its own and ends it at once, as the reader does
+//!   (`Shared::send_small_now`). Every batch's pusher ends its batch after pushing, and an end
+//!   writes (or wakes the writer task for) the whole queue, so the `deferred` flag they share
+//!   is always cleared by someone who then writes what was deferred.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
