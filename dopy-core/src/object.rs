@@ -47,14 +47,23 @@ enum Via {
 /// dynamically. A `DynObject` is also a *reference*: it can be passed as an argument or returned
 /// as a result (also inside a [`Value::Ref`]), and the receiver gets a live handle to the same
 /// object. Cheap to clone; clones share the connection.
+///
+/// A handle is one pointer (clones share what it holds), so that a [`Value`] holding one
+/// ([`Value::Ref`]) is no larger than its other variants: every element of a [`Value::Seq`]
+/// and every entry of a [`Value::Map`] has the size of the largest variant.
 #[derive(Clone)]
-pub struct DynObject {
+pub struct DynObject(Arc<Handle>);
+
+/// What a [`DynObject`] holds.
+struct Handle {
     via: Via,
     /// The default time limit of calls made through this handle.
     timeout: Option<Duration>,
     /// Set once the object answered that it takes dynamic arguments only (a hand-written
-    /// dispatcher): typed calls then send their arguments as values.
-    dynamic_only: Arc<AtomicBool>,
+    /// dispatcher): typed calls then send their arguments as values. A handle made by
+    /// [`with_timeout`](DynObject::with_timeout) starts with the flag of the handle it was made
+    /// from.
+    dynamic_only: AtomicBool,
 }
 
 impl fmt::Debug for DynObject {
@@ -66,7 +75,7 @@ impl fmt::Debug for DynObject {
 impl fmt::Display for DynObject {
     /// `tcp://127.0.0.1:9600/calc`, `local:Cursor`, ...
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.via {
+        match &self.0.via {
             Via::Remote { conn, target, .. } => write!(f, "{}/{target}", conn.endpoint()),
             Via::Local(entry) => write!(f, "local:{}", entry.label()),
             Via::Unresolved(i) => write!(f, "unresolved:{i}"),
@@ -113,25 +122,29 @@ impl DynObject {
     }
 
     fn from_via(via: Via) -> Self {
-        DynObject { via, timeout: None, dynamic_only: Arc::new(AtomicBool::new(false)) }
+        DynObject(Arc::new(Handle { via, timeout: None, dynamic_only: AtomicBool::new(false) }))
     }
 
     /// A handle whose calls fail with [`Error::DeadlineExceeded`] (and are cancelled on the
     /// serving side) when no reply comes within `timeout`. The time left travels with each call
     /// and also limits the calls made while serving it. There is no default limit.
     pub fn with_timeout(&self, timeout: Duration) -> DynObject {
-        DynObject { timeout: Some(timeout), ..self.clone() }
+        DynObject(Arc::new(Handle {
+            via: self.0.via.clone(),
+            timeout: Some(timeout),
+            dynamic_only: AtomicBool::new(self.0.dynamic_only.load(Ordering::Relaxed)),
+        }))
     }
 
     /// The default time limit of calls made through this handle.
     pub fn timeout(&self) -> Option<Duration> {
-        self.timeout
+        self.0.timeout
     }
 
     /// When a call made now must be answered: this handle's limit, or less if the call is made
     /// while serving a call with less time left.
     fn deadline(&self) -> Option<Instant> {
-        let own = self.timeout.map(|t| Instant::now() + t);
+        let own = self.0.timeout.map(|t| Instant::now() + t);
         match (own, crate::chain::deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -139,7 +152,7 @@ impl DynObject {
     }
 
     pub(crate) fn unresolved_index(&self) -> Option<u32> {
-        match self.via {
+        match self.0.via {
             Via::Unresolved(i) => Some(i),
             _ => None,
         }
@@ -147,7 +160,7 @@ impl DynObject {
 
     /// Whether two handles reach the same object the same way.
     pub fn same(&self, other: &DynObject) -> bool {
-        match (&self.via, &other.via) {
+        match (&self.0.via, &other.0.via) {
             (Via::Remote { conn: a, target: ta, .. }, Via::Remote { conn: b, target: tb, .. }) => a.same(b) && ta == tb,
             (Via::Local(a), Via::Local(b)) => Arc::ptr_eq(a, b),
             (Via::Unresolved(a), Via::Unresolved(b)) => a == b,
@@ -157,7 +170,7 @@ impl DynObject {
 
     /// The connection calls travel on (`None` for a local object).
     pub fn connection(&self) -> Option<&Connection> {
-        match &self.via {
+        match &self.0.via {
             Via::Remote { conn, .. } => Some(conn),
             _ => None,
         }
@@ -165,7 +178,7 @@ impl DynObject {
 
     /// The object this handle calls, on its connection (`None` for a local object).
     pub fn target(&self) -> Option<&Target> {
-        match &self.via {
+        match &self.0.via {
             Via::Remote { target, .. } => Some(target),
             _ => None,
         }
@@ -173,14 +186,14 @@ impl DynObject {
 
     /// The local object behind this handle, if it is local.
     pub(crate) fn local_entry(&self) -> Option<&Arc<Entry>> {
-        match &self.via {
+        match &self.0.via {
             Via::Local(e) => Some(e),
             _ => None,
         }
     }
 
     fn site(&self, method: &str) -> CallSite {
-        let (endpoint, object) = match &self.via {
+        let (endpoint, object) = match &self.0.via {
             Via::Remote { conn, target, .. } => (conn.endpoint().to_owned(), target.to_string()),
             Via::Local(entry) => ("local".to_owned(), entry.label().to_owned()),
             other => ("nowhere".to_owned(), DynObject::from_via(other.clone()).to_string()),
@@ -191,7 +204,7 @@ impl DynObject {
     /// Sends a call with raw arguments; the future yields the raw outcome and its references.
     fn invoke<'a, E>(&'a self, method: &'a str, args: Args, refs: Vec<DynObject>, call_flags: u32) -> Invoke<'a, E> {
         let deadline = self.deadline();
-        match &self.via {
+        match &self.0.via {
             Via::Remote { conn, target, .. } => {
                 Invoke::Remote(conn.call_to(target, method, args, refs, call_flags, deadline))
             }
@@ -263,13 +276,13 @@ impl DynObject {
         R: DeserializeOwned,
         E: DeserializeOwned,
     {
-        let mut dynamic = self.dynamic_only.load(Ordering::Relaxed);
+        let mut dynamic = self.0.dynamic_only.load(Ordering::Relaxed);
         loop {
             let (wire, refs) = encode_args(&args, dynamic).map_err(|reason| Error::Codec { reason })?;
             let (outcome, refs) = self.invoke(method, wire, refs, 0).await?;
             match outcome {
                 Outcome::Err(fault) if fault.kind == FaultKind::DynamicArgsRequired && !dynamic => {
-                    self.dynamic_only.store(true, Ordering::Relaxed);
+                    self.0.dynamic_only.store(true, Ordering::Relaxed);
                     dynamic = true;
                 }
                 outcome => return self.finish(method, outcome, &refs, decode_payload),
@@ -284,7 +297,7 @@ impl DynObject {
     /// [`Error::Codec`] when the arguments cannot be encoded, [`Error::Disconnected`] when the
     /// connection has ended.
     pub async fn call_oneway<A: Serialize + Send>(&self, method: &str, args: A) -> Result<(), Error> {
-        let dynamic = self.dynamic_only.load(Ordering::Relaxed);
+        let dynamic = self.0.dynamic_only.load(Ordering::Relaxed);
         let (wire, refs) = encode_args(&args, dynamic).map_err(|reason| Error::Codec { reason })?;
         self.invoke(method, wire, refs, flags::ONEWAY).await.map(|_| ())
     }

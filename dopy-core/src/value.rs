@@ -405,6 +405,14 @@ mod tests {
         Value::String(v.into())
     }
 
+    /// Every element of a sequence and every entry of a map has the size of the largest
+    /// variant: a `String`'s or a 128-bit integer's (a reference, one pointer, is not larger).
+    #[test]
+    fn a_value_is_no_larger_than_its_strings_and_wide_integers() {
+        assert_eq!(size_of::<crate::DynObject>(), size_of::<usize>());
+        assert!(size_of::<Value>() <= 48, "a Value takes {} bytes", size_of::<Value>());
+    }
+
     #[test]
     fn from_impls() {
         assert_eq!(Value::from(true), Value::Bool(true));

@@ -32,7 +32,7 @@
 //! rejected (on encoding too, so that a peer never receives what it would refuse), and no
 //! length read from the input pre-allocates more than 4 KiB: every level of a nested value
 //! may pre-allocate, so a few KiB of input nesting claims of 4096 elements would otherwise
-//! allocate 128 times 4096 elements of 80 bytes or more (found by `dopy-core/tests/props.rs`).
+//! allocate 128 times 4096 elements of 48 bytes or more (found by `dopy-core/tests/props.rs`).
 //! A connection applies its node's own nesting limit instead with [`with_max_depth`].
 //!
 //! Postcard discards the message of custom errors: through postcard, an invalid tag or an

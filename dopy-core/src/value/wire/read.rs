@@ -200,8 +200,8 @@ impl<'a> Reader<'a> {
     ///
     /// The leaves that results are mostly made of (strings, integers, floats) are read here, inline
     /// in the loops of the containers that hold them, and written in place: no call per leaf,
-    /// no `Value` returned and moved into the container (a `Value` is 80 bytes, a map entry
-    /// 160). Any other value is read by [`node`](Reader::node), which applies the same rules to
+    /// no `Value` returned and moved into the container (a `Value` is 48 bytes, a map entry
+    /// 96). Any other value is read by [`node`](Reader::node), which applies the same rules to
     /// every tag.
     #[inline(always)]
     fn value_into(&mut self, depth: usize, slot: &mut Value) -> Result<(), Error> {
