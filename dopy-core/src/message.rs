@@ -74,7 +74,7 @@ pub enum RefWire {
 }
 
 /// The arguments of a call.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[non_exhaustive]
 pub enum Args {
     /// postcard bytes of the argument tuple (what generated proxies send).
@@ -84,10 +84,40 @@ pub enum Args {
     /// Named (keyword) dynamic arguments, by the parameter names in the source.
     Named(#[serde(with = "value::wire::named")] Vec<(String, Value)>),
     /// postcard bytes of the argument tuple in parts, its large [`crate::Bytes`] not copied:
-    /// how a generated proxy sends them. It travels as `Typed` (the receiver gets `Typed`), and
-    /// only in a `Call` without references, which [`Message::encode`] writes; serde refuses it.
-    #[serde(skip)]
+    /// how a generated proxy sends them. It travels as `Typed` (the receiver gets `Typed`):
+    /// [`Message::encode`] writes the parts as they are, serde copies them into one buffer.
+    #[serde(skip_deserializing)]
     TypedParts(TypedParts),
+}
+
+impl Serialize for Args {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Args::Typed(bytes) => s.serialize_newtype_variant("Args", 0, "Typed", bytes),
+            Args::Positional(values) => s.serialize_newtype_variant("Args", 1, "Positional", &WireSeq(values)),
+            Args::Named(entries) => s.serialize_newtype_variant("Args", 2, "Named", &WireNamed(entries)),
+            // Copied into one buffer here; `Message::encode` writes it in parts.
+            Args::TypedParts(parts) => s.serialize_newtype_variant("Args", 0, "Typed", &parts.to_bytes()),
+        }
+    }
+}
+
+/// Positional arguments in their wire form ([`value::wire::seq`]).
+struct WireSeq<'a>(&'a [Value]);
+
+impl Serialize for WireSeq<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        value::wire::seq::serialize(self.0, s)
+    }
+}
+
+/// Named arguments in their wire form ([`value::wire::named`]).
+struct WireNamed<'a>(&'a [(String, Value)]);
+
+impl Serialize for WireNamed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        value::wire::named::serialize(self.0, s)
+    }
 }
 
 /// Flags of a call (a bit set).

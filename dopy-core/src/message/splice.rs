@@ -260,6 +260,9 @@ mod tests {
             assert_eq!(sent.concat(), expected);
             assert!(sent.iter().any(|p| p.as_ptr() == big.as_ptr()), "the buffer was copied");
             assert_eq!(in_parts.encode().unwrap(), expected, "encoded whole, the same bytes");
+            // Serde (any format) writes a payload in parts as its whole form too.
+            assert_eq!(postcard::to_allocvec(&in_parts).unwrap(), expected, "serde, the same bytes");
+            assert_eq!(serde_json::to_value(&in_parts).unwrap(), serde_json::to_value(&as_whole).unwrap());
             // The receiver reads the whole form.
             assert_eq!(Message::decode(&expected).unwrap(), as_whole);
             if let Message::Call(c) = &in_parts {
