@@ -5,6 +5,7 @@
 //! cargo run --release -p dopy-bench              # the full run (about a minute)
 //! cargo run --release -p dopy-bench -- --quick   # every workload, briefly
 //! cargo run --release -p dopy-bench -- --only seq,inflight --impl raw,typed --scale 5
+//! cargo run --release -p dopy-bench -- --runs 5 --rounds 8  # medians of 5 runs, 8 turns each
 //! ```
 //!
 //! See `docs/PERFORMANCE.md` for the workloads, the figures measured and where the time goes.
@@ -28,6 +29,7 @@ use crate::raw::RawClient;
 use crate::table::{Column, Table, Unit};
 use crate::with_dopy::BenchObjectProxy;
 use crate::with_tarpc::BenchClient;
+use crate::workload::{Done, Latency};
 
 /// The workloads, by the names `--only` takes.
 const WORKLOADS: [&str; 8] = ["seq", "inflight", "echo-vec", "echo-bytes", "fanin", "report", "idle", "export"];
@@ -51,11 +53,14 @@ pub struct Options {
     columns: Vec<Column>,
     /// How many times the timed workloads run; each figure is the median of the runs.
     runs: usize,
+    /// How many rounds a run of a workload is split into, the contenders taking turns.
+    rounds: usize,
 }
 
 impl Options {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-        let mut opts = Options { quick: false, scale: 1.0, only: Vec::new(), columns: Column::ALL.to_vec(), runs: 1 };
+        let mut opts =
+            Options { quick: false, scale: 1.0, only: Vec::new(), columns: Column::ALL.to_vec(), runs: 1, rounds: 4 };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
             match arg.as_str() {
@@ -73,6 +78,12 @@ impl Options {
                     opts.runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?;
                     if opts.runs == 0 {
                         return Err("--runs: at least 1".into());
+                    }
+                }
+                "--rounds" => {
+                    opts.rounds = value("--rounds")?.parse().map_err(|e| format!("--rounds: {e}"))?;
+                    if opts.rounds == 0 {
+                        return Err("--rounds: at least 1".into());
                     }
                 }
                 "--impl" => {
@@ -98,10 +109,16 @@ impl Options {
         let base = if self.quick { quick } else { full };
         ((base as f64 * self.scale).round() as usize).max(1)
     }
+
+    /// The iteration count of one round (see [`rounds!`]): [`n`](Options::n) split in
+    /// `--rounds` parts.
+    fn per_round(&self, full: usize, quick: usize) -> usize {
+        self.n(full, quick).div_ceil(self.rounds)
+    }
 }
 
 const USAGE: &str =
-    "usage: dopy-bench [--quick] [--scale F] [--runs N] [--only WORKLOAD,..] [--impl raw,tarpc,typed,dynamic]";
+    "usage: dopy-bench [--quick] [--scale F] [--runs N] [--rounds N] [--only WORKLOAD,..] [--impl raw,tarpc,typed,dynamic]";
 
 fn main() {
     let opts = match Options::parse(std::env::args().skip(1)) {
@@ -118,9 +135,10 @@ fn main() {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
     let load_before = load_average();
     // The driver runs on a worker too: everything shares the runtime's two threads.
-    let runs = opts.runs;
+    let (runs, rounds) = (opts.runs, opts.rounds);
     let table = runtime.block_on(async { tokio::spawn(run(opts)).await.expect("the benchmark") });
     println!("{table}");
+    println!("timed figures: each run in {rounds} rounds, the contenders taking turns in each");
     if runs > 1 {
         println!("timed figures: the median of {runs} runs (memory: one measurement)");
     }
@@ -147,25 +165,35 @@ struct Clients {
     dynamic: Vec<Dynamic>,
 }
 
-/// Runs `$body` with `$c` bound to each contender's clients in turn; yields the four cells.
-macro_rules! each {
+/// Runs `$body` with `$c` bound to each contender's clients, `--rounds` times, the contenders
+/// taking turns: round `r` starts with contender `r` (mod 4), so that none always runs right
+/// after the same other one, and a change in the machine's load during a run (it is shared)
+/// reaches every contender alike. Yields, per contender, what each of its rounds returned.
+macro_rules! rounds {
     ($opts:expr, $clients:expr, |$c:ident| $body:expr) => {{
-        let mut cells = [None, None, None, None];
-        if $opts.runs(Column::Raw) {
-            let $c = &$clients.raw[..];
-            cells[0] = Some($body);
-        }
-        if $opts.runs(Column::Tarpc) {
-            let $c = &$clients.tarpc[..];
-            cells[1] = Some($body);
-        }
-        if $opts.runs(Column::Typed) {
-            let $c = &$clients.typed[..];
-            cells[2] = Some($body);
-        }
-        if $opts.runs(Column::Dynamic) {
-            let $c = &$clients.dynamic[..];
-            cells[3] = Some($body);
+        let mut cells: [Vec<_>; 4] = Default::default();
+        for round in 0..$opts.rounds {
+            for turn in 0..4 {
+                match (round + turn) % 4 {
+                    0 if $opts.runs(Column::Raw) => {
+                        let $c = &$clients.raw[..];
+                        cells[0].push($body);
+                    }
+                    1 if $opts.runs(Column::Tarpc) => {
+                        let $c = &$clients.tarpc[..];
+                        cells[1].push($body);
+                    }
+                    2 if $opts.runs(Column::Typed) => {
+                        let $c = &$clients.typed[..];
+                        cells[2].push($body);
+                    }
+                    3 if $opts.runs(Column::Dynamic) => {
+                        let $c = &$clients.dynamic[..];
+                        cells[3].push($body);
+                    }
+                    _ => {}
+                }
+            }
         }
         cells
     }};
@@ -272,35 +300,39 @@ impl Timed {
 
 /// One run of every timed workload.
 async fn time_workloads(opts: &Options, clients: &Clients, table: &mut Timed) {
+    let micros = |l: Option<Latency>, p99: bool| l.map(|l| if p99 { l.p99 } else { l.p50 }.as_secs_f64() * 1e6);
     if opts.wants("seq") {
-        let n = opts.n(20_000, 300);
-        let cells = each!(opts, clients, |c| workload::sequential(&c[0], n).await);
-        table.add("add, sequential p50 (us)", Unit::Micros, cells.map(|c| c.map(|l| l.p50.as_secs_f64() * 1e6)));
-        table.add("add, sequential p99 (us)", Unit::Micros, cells.map(|c| c.map(|l| l.p99.as_secs_f64() * 1e6)));
+        let n = opts.per_round(20_000, 300);
+        let cells = rounds!(opts, clients, |c| workload::sequential(&c[0], n).await);
+        let latency = cells.map(|rounds| Latency::of(rounds.concat()));
+        table.add("add, sequential p50 (us)", Unit::Micros, latency.map(|l| micros(l, false)));
+        table.add("add, sequential p99 (us)", Unit::Micros, latency.map(|l| micros(l, true)));
     }
     if opts.wants("inflight") {
-        let n = opts.n(200_000, 2000);
-        let cells = each!(opts, clients, |c| workload::in_flight(&c[0], n, DEPTH).await);
-        table.add("add, 64 in flight on 1 conn (calls/s)", Unit::Rate, cells);
+        let n = opts.per_round(200_000, 2000);
+        let cells = rounds!(opts, clients, |c| workload::in_flight(&c[0], n, DEPTH).await);
+        table.add("add, 64 in flight on 1 conn (calls/s)", Unit::Rate, cells.map(|r| Done::rate(&r)));
     }
     for (name, bulk, label, full) in [
         ("echo-vec", Bulk::Vec, "echo 1 MiB, Vec<u8> (MiB/s)", 100),
         ("echo-bytes", Bulk::Bytes, "echo 1 MiB, byte type (MiB/s)", 400),
     ] {
         if opts.wants(name) {
-            let n = opts.n(full, 3);
-            let cells = each!(opts, clients, |c| workload::echo(&c[0], bulk, n).await);
-            table.add(label, Unit::Rate, cells);
+            let n = opts.per_round(full, 3);
+            let budget = workload::ECHO_BUDGET / opts.rounds as u32;
+            let cells = rounds!(opts, clients, |c| workload::echo(&c[0], bulk, n, budget).await);
+            table.add(label, Unit::Rate, cells.map(|r| Done::rate(&r)));
         }
     }
     if opts.wants("fanin") {
-        let n = opts.n(3000, 20);
-        let cells = each!(opts, clients, |c| workload::fan_in(c, n).await);
-        table.add("add, 32 conns x sequential (calls/s)", Unit::Rate, cells);
+        let n = opts.per_round(3000, 20);
+        let cells = rounds!(opts, clients, |c| workload::fan_in(c, n).await);
+        table.add("add, 32 conns x sequential (calls/s)", Unit::Rate, cells.map(|r| Done::rate(&r)));
     }
     if opts.wants("report") {
-        let n = opts.n(5000, 200);
-        let cells = each!(opts, clients, |c| workload::report(&c[0], n).await);
-        table.add("10 KiB struct result, p50 (us)", Unit::Micros, cells.map(|c| c.map(|l| l.p50.as_secs_f64() * 1e6)));
+        let n = opts.per_round(5000, 200);
+        let cells = rounds!(opts, clients, |c| workload::report(&c[0], n).await);
+        let latency = cells.map(|rounds| Latency::of(rounds.concat()));
+        table.add("10 KiB struct result, p50 (us)", Unit::Micros, latency.map(|l| micros(l, false)));
     }
 }

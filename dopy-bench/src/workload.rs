@@ -1,4 +1,8 @@
 //! The workloads, generic over [`Client`]: each warms up, then measures.
+//!
+//! A workload returns what it measured in a form that adds up over the rounds a run is split
+//! into (see `--rounds`): the samples of a latency workload, the work and the time of a
+//! throughput workload.
 
 use std::time::{Duration, Instant};
 
@@ -16,14 +20,37 @@ pub struct Latency {
     pub p99: Duration,
 }
 
-fn percentiles(mut samples: Vec<Duration>) -> Latency {
-    samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    Latency { p50: at(0.50), p99: at(0.99) }
+impl Latency {
+    /// The percentiles of `samples` (of every round together); `None` without a sample.
+    pub fn of(mut samples: Vec<Duration>) -> Option<Latency> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Some(Latency { p50: at(0.50), p99: at(0.99) })
+    }
 }
 
-/// `n` sequential `add` calls: the latency of one round trip.
-pub async fn sequential<C: Client>(client: &C, n: usize) -> Latency {
+/// Work done by a throughput workload (calls, or MiB) and the time it took.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Done {
+    /// Calls made, or MiB echoed.
+    pub units: f64,
+    /// Seconds the measured part took.
+    pub secs: f64,
+}
+
+impl Done {
+    /// The rate of several rounds together: all the work over all the time.
+    pub fn rate(rounds: &[Done]) -> Option<f64> {
+        let (units, secs) = rounds.iter().fold((0.0, 0.0), |(u, s), d| (u + d.units, s + d.secs));
+        (secs > 0.0).then(|| units / secs)
+    }
+}
+
+/// `n` sequential `add` calls: the time of each round trip.
+pub async fn sequential<C: Client>(client: &C, n: usize) -> Vec<Duration> {
     for i in 0..(n / 10).max(10) {
         std::hint::black_box(client.add(i as i64, 1).await);
     }
@@ -34,11 +61,11 @@ pub async fn sequential<C: Client>(client: &C, n: usize) -> Latency {
         samples.push(started.elapsed());
         assert_eq!(sum, i as i64 + 1);
     }
-    percentiles(samples)
+    samples
 }
 
-/// `n` `add` calls on one connection with `depth` always in flight: calls per second.
-pub async fn in_flight<C: Client>(client: &C, n: usize, depth: usize) -> f64 {
+/// `n` `add` calls on one connection with `depth` always in flight.
+pub async fn in_flight<C: Client>(client: &C, n: usize, depth: usize) -> Done {
     let run = |n: usize| async move {
         let mut calls = FuturesUnordered::new();
         let mut next = 0;
@@ -57,38 +84,39 @@ pub async fn in_flight<C: Client>(client: &C, n: usize, depth: usize) -> f64 {
     run((n / 10).max(depth)).await;
     let started = Instant::now();
     run(n).await;
-    n as f64 / started.elapsed().as_secs_f64()
+    Done { units: n as f64, secs: started.elapsed().as_secs_f64() }
 }
 
-/// Longest an echo measurement runs: a contender that moves bytes one by one (`Vec<u8>` as
-/// dynamic `Value`s) takes seconds per MiB, and its figure is clear long before `n` echoes.
-const ECHO_BUDGET: Duration = Duration::from_secs(3);
+/// Longest the echo measurements of one run take, all rounds together: a contender that moves
+/// bytes one by one (`Vec<u8>` as dynamic `Value`s) takes seconds per MiB, and its figure is
+/// clear long before `n` echoes.
+pub const ECHO_BUDGET: Duration = Duration::from_secs(3);
 
 /// `n` sequential echoes of a 1 MiB buffer (the buffer that comes back is sent again), or as
-/// many as fit in [`ECHO_BUDGET`]: MiB/s of payload echoed.
-pub async fn echo<C: Client>(client: &C, bulk: Bulk, n: usize) -> f64 {
+/// many as fit in `budget`: MiB of payload echoed.
+pub async fn echo<C: Client>(client: &C, bulk: Bulk, n: usize, budget: Duration) -> Done {
     let mut buf = C::make_buf(BULK_LEN);
     let warming = Instant::now();
     for _ in 0..(n / 10).max(2) {
         buf = client.echo(bulk, buf).await;
-        if warming.elapsed() > ECHO_BUDGET / 3 {
+        if warming.elapsed() > budget / 3 {
             break;
         }
     }
     let started = Instant::now();
     let mut done = 0;
-    while done < n && (done == 0 || started.elapsed() < ECHO_BUDGET) {
+    while done < n && (done == 0 || started.elapsed() < budget) {
         buf = client.echo(bulk, buf).await;
         done += 1;
     }
-    let elapsed = started.elapsed();
+    let secs = started.elapsed().as_secs_f64();
     assert_eq!(C::buf_len(&buf), BULK_LEN);
-    (done * BULK_LEN) as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64()
+    Done { units: (done * BULK_LEN) as f64 / (1024.0 * 1024.0), secs }
 }
 
 /// One task per client (each on its own connection), each making `per_client` sequential `add`
-/// calls: calls per second, all clients together.
-pub async fn fan_in<C: Client>(clients: &[C], per_client: usize) -> f64 {
+/// calls: the calls of all clients together.
+pub async fn fan_in<C: Client>(clients: &[C], per_client: usize) -> Done {
     let run = |n: usize| {
         let tasks: Vec<_> = clients
             .iter()
@@ -110,11 +138,11 @@ pub async fn fan_in<C: Client>(clients: &[C], per_client: usize) -> f64 {
     run((per_client / 10).max(2)).await;
     let started = Instant::now();
     run(per_client).await;
-    (clients.len() * per_client) as f64 / started.elapsed().as_secs_f64()
+    Done { units: (clients.len() * per_client) as f64, secs: started.elapsed().as_secs_f64() }
 }
 
-/// `n` sequential calls returning the 10 KiB struct: the latency of one round trip.
-pub async fn report<C: Client>(client: &C, n: usize) -> Latency {
+/// `n` sequential calls returning the 10 KiB struct: the time of each round trip.
+pub async fn report<C: Client>(client: &C, n: usize) -> Vec<Duration> {
     for _ in 0..(n / 10).max(10) {
         std::hint::black_box(client.report().await);
     }
@@ -124,5 +152,30 @@ pub async fn report<C: Client>(client: &C, n: usize) -> Latency {
         std::hint::black_box(client.report().await);
         samples.push(started.elapsed());
     }
-    percentiles(samples)
+    samples
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rounds add up as one long run would: all the work over all the time, not a mean of the
+    /// rounds' rates (a slow round weighs by its length).
+    #[test]
+    fn rounds_add_up_to_one_rate() {
+        let rounds = [Done { units: 100.0, secs: 1.0 }, Done { units: 100.0, secs: 3.0 }];
+        assert_eq!(Done::rate(&rounds), Some(50.0));
+        assert_eq!(Done::rate(&[]), None);
+    }
+
+    /// Percentiles are taken over the samples of every round together.
+    #[test]
+    fn percentiles_of_all_samples() {
+        let us = |n: u64| Duration::from_micros(n);
+        let samples: Vec<Duration> = [vec![us(30); 50], (1..=51).map(us).collect()].concat();
+        let l = Latency::of(samples).unwrap();
+        assert_eq!(l.p50, us(30));
+        assert_eq!(l.p99, us(50));
+        assert!(Latency::of(Vec::new()).is_none());
+    }
 }

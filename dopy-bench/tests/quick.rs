@@ -65,3 +65,23 @@ fn repeated_runs_report_medians() {
     let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).args(["--runs", "0"]).output().expect("run dopy-bench");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--rounds N` splits each workload's run into N rounds in which the contenders take turns,
+/// and says so; a contender that runs has its figure however the work is split (one iteration
+/// per round included); `--rounds 0` is a usage error.
+#[test]
+fn rounds_split_each_run_and_keep_every_figure() {
+    let args = ["--quick", "--rounds", "5", "--only", "seq,echo-bytes,fanin", "--impl", "raw,typed,dynamic"];
+    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).args(args).output().expect("run dopy-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "dopy-bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("each run in 5 rounds"), "{stdout}");
+    for label in ["add, sequential p50 (us)", "echo 1 MiB, byte type (MiB/s)", "add, 32 conns x sequential (calls/s)"] {
+        let line = stdout.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row `{label}`"));
+        let figures: Vec<&str> = line[label.len()..].split_whitespace().take(4).collect();
+        assert_eq!(figures.iter().filter(|f| **f != "-").count(), 3, "{line}");
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).args(["--rounds", "0"]).output().expect("run dopy-bench");
+    assert_eq!(out.status.code(), Some(2));
+}
