@@ -16,54 +16,60 @@ const ROWS: [&str; 9] = [
     "10 KiB struct result, p50 (us)",
 ];
 
+/// Runs `dopy-bench` with `args`, which must succeed; returns what it printed.
+fn bench(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).args(args).output().expect("run dopy-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "dopy-bench {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// Runs `dopy-bench` with `args`, which must be refused as a usage error (exit code 2).
+fn refused(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).args(args).output().expect("run dopy-bench");
+    assert_eq!(out.status.code(), Some(2), "dopy-bench {args:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: dopy-bench"), "dopy-bench {args:?}");
+}
+
+/// How many of the four contenders have a figure in the row `label` of `stdout`.
+fn figures(stdout: &str, label: &str) -> usize {
+    let line = stdout.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row `{label}`:\n{stdout}"));
+    line[label.len()..].split_whitespace().take(4).filter(|f| *f != "-").count()
+}
+
 /// `dopy-bench --quick` completes and prints one row per workload, with a figure for every
 /// contender that runs it.
 #[test]
 fn quick_mode_prints_every_row() {
-    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).arg("--quick").output().expect("run dopy-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "dopy-bench --quick failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = bench(&["--quick"]);
     for label in ROWS {
-        let line =
-            stdout.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row `{label}`:\n{stdout}"));
-        let figures: Vec<&str> = line[label.len()..].split_whitespace().take(4).collect();
         let expected = match label {
             "exported object (B/object)" => 1,
             "idle connection, server (KiB/conn)" => 3,
             _ => 4,
         };
-        let measured = figures.iter().filter(|f| **f != "-").count();
-        assert_eq!(measured, expected, "row `{label}` lacks figures: {line}");
+        assert_eq!(figures(&stdout, label), expected, "row `{label}` lacks figures:\n{stdout}");
     }
 }
 
 /// An unknown option is a usage error (exit code 2), not a run.
 #[test]
 fn unknown_option_is_a_usage_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).arg("--fast").output().expect("run dopy-bench");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: dopy-bench"));
+    refused(&["--fast"]);
 }
 
 /// `--runs N` repeats the timed workloads and says that each figure is a median; `--runs 0` is
 /// a usage error.
 #[test]
 fn repeated_runs_report_medians() {
-    let args = ["--quick", "--runs", "3", "--only", "seq,fanin", "--impl", "raw,typed"];
-    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).args(args).output().expect("run dopy-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "dopy-bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = bench(&["--quick", "--runs", "3", "--only", "seq,fanin", "--impl", "raw,typed"]);
     assert!(stdout.contains("the median of 3 runs"), "{stdout}");
     for label in ["add, sequential p50 (us)", "add, 32 conns x sequential (calls/s)"] {
-        let line = stdout.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row `{label}`"));
-        let figures: Vec<&str> = line[label.len()..].split_whitespace().take(4).collect();
-        assert_eq!(figures.iter().filter(|f| **f != "-").count(), 2, "{line}");
+        assert_eq!(figures(&stdout, label), 2, "{stdout}");
     }
     // Each row once, not once per run.
     assert_eq!(stdout.matches("add, sequential p50 (us)").count(), 1, "{stdout}");
-
-    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).args(["--runs", "0"]).output().expect("run dopy-bench");
-    assert_eq!(out.status.code(), Some(2));
+    refused(&["--runs", "0"]);
 }
 
 /// `--rounds N` splits each workload's run into N rounds in which the contenders take turns,
@@ -71,17 +77,10 @@ fn repeated_runs_report_medians() {
 /// per round included); `--rounds 0` is a usage error.
 #[test]
 fn rounds_split_each_run_and_keep_every_figure() {
-    let args = ["--quick", "--rounds", "5", "--only", "seq,echo-bytes,fanin", "--impl", "raw,typed,dynamic"];
-    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).args(args).output().expect("run dopy-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "dopy-bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = bench(&["--quick", "--rounds", "5", "--only", "seq,echo-bytes,fanin", "--impl", "raw,typed,dynamic"]);
     assert!(stdout.contains("each run in 5 rounds"), "{stdout}");
     for label in ["add, sequential p50 (us)", "echo 1 MiB, byte type (MiB/s)", "add, 32 conns x sequential (calls/s)"] {
-        let line = stdout.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row `{label}`"));
-        let figures: Vec<&str> = line[label.len()..].split_whitespace().take(4).collect();
-        assert_eq!(figures.iter().filter(|f| **f != "-").count(), 3, "{line}");
+        assert_eq!(figures(&stdout, label), 3, "{stdout}");
     }
-
-    let out = Command::new(env!("CARGO_BIN_EXE_dopy-bench")).args(["--rounds", "0"]).output().expect("run dopy-bench");
-    assert_eq!(out.status.code(), Some(2));
+    refused(&["--rounds", "0"]);
 }
