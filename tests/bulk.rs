@@ -1,6 +1,6 @@
 //! Bulk data with `dopy::Bytes` over a real TCP connection: large buffers as arguments and
 //! results arrive intact, whether they travel uncopied (the common case), beside an object
-//! reference (the message is then written whole), inside other values, or to a dynamic
+//! reference in either direction (the message is then written whole), inside other values, or to a dynamic
 //! caller.
 
 use dopy::{Bytes, Node, Remote, Value};
@@ -46,6 +46,13 @@ impl Store {
     pub fn keep(&self, data: Bytes) -> (Bytes, Remote<Blob>) {
         (data.clone(), Remote::new(Blob { data }))
     }
+
+    /// The bytes back, with the size of the caller's blob, asked of it (arguments with
+    /// references).
+    pub async fn weigh(&self, data: Bytes, blob: BlobProxy) -> (Bytes, u64) {
+        let size = blob.size().await.expect("the caller's blob answers");
+        (data, size)
+    }
 }
 
 async fn serve() -> (Node, String) {
@@ -78,6 +85,13 @@ async fn large_buffers_arrive_intact_every_way_they_travel() {
     let (back, blob) = store.keep(data.clone()).await.unwrap();
     assert_eq!(back, data);
     assert_eq!(blob.into_proxy().size().await.unwrap(), 200_000);
+
+    // Arguments beside a reference (the caller's own object, called back): the call carries
+    // a reference table and is written whole.
+    let data = block(150_000, 7);
+    let mine = Remote::new(Blob { data: block(12_345, 8) });
+    let (back, size) = store.weigh(data.clone(), mine.into_proxy()).await.unwrap();
+    assert_eq!((back, size), (data, 12_345));
 
     // A dynamic caller sends and receives `Value::Bytes`.
     let object = client.object(&url).await.unwrap();

@@ -274,18 +274,11 @@ impl Responder {
                 .map(|(wire, refs)| Answer { payload: Payload::Wire(wire), refs })
                 .map_err(|e| e.to_string())
         } else {
-            // Large `dopy::Bytes` stay uncopied (in a result without references).
+            // Large `dopy::Bytes` stay uncopied (a result that also carries references is
+            // written whole, by serde, with one copy).
             let encode = || crate::message::to_payload(value, Payload::Typed, Payload::TypedParts);
             let (payload, refs) = crate::refs::encoding(Vec::new(), encode);
-            payload
-                .map(|payload| match payload {
-                    // A message with references is written by serde, whole.
-                    Payload::TypedParts(parts) if !refs.is_empty() => {
-                        Answer { payload: Payload::Typed(parts.to_bytes()), refs }
-                    }
-                    payload => Answer { payload, refs },
-                })
-                .map_err(|e| e.to_string())
+            payload.map(|payload| Answer { payload, refs }).map_err(|e| e.to_string())
         };
         encoded.map_err(|e| Box::new(Fault::new(FaultKind::Method, format!("the result could not be encoded: {e}"))))
     }

@@ -404,14 +404,11 @@ fn encode_args<A: Serialize>(args: &A, dynamic: bool) -> Result<(Args, Vec<DynOb
         Ok((Args::Positional(values), Vec::new()))
     } else {
         // One allocation of the exact size (the size pass sees the same references); large
-        // `dopy::Bytes` stay uncopied.
+        // `dopy::Bytes` stay uncopied (a message that also carries references is written whole,
+        // by serde, with one copy).
         let (args, refs) =
             refs::encoding(Vec::new(), || crate::message::to_payload(args, Args::Typed, Args::TypedParts));
-        match args.map_err(|e| e.to_string())? {
-            // A message with references is written by serde, whole.
-            Args::TypedParts(parts) if !refs.is_empty() => Ok((Args::Typed(parts.to_bytes()), refs)),
-            args => Ok((args, refs)),
-        }
+        Ok((args.map_err(|e| e.to_string())?, refs))
     }
 }
 
