@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use dopy::{DynObject, Error, Node, Proxy, Remote, Value};
 
+mod support;
+
 /// Counts live objects of a kind: created minus dropped.
 #[derive(Clone, Default)]
 struct Live(Arc<AtomicUsize>);
@@ -68,6 +70,16 @@ impl Cursor {
 pub struct Listener {
     seen: Arc<Mutex<Vec<String>>>,
     _live: Tracked,
+    _linger: Linger,
+}
+
+/// Takes its time to drop (an object whose `Drop` flushes something, say).
+struct Linger(Duration);
+
+impl Drop for Linger {
+    fn drop(&mut self) {
+        std::thread::sleep(self.0);
+    }
 }
 
 /// A listener.
@@ -169,7 +181,8 @@ async fn callbacks_travel_over_the_same_connection() {
     let store: StoreProxy = client.proxy(&url).await.unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let listeners = Live::default();
-    let listener = Remote::new(Listener { seen: seen.clone(), _live: listeners.track() });
+    let listener =
+        Remote::new(Listener { seen: seen.clone(), _live: listeners.track(), _linger: Linger(Duration::ZERO) });
     assert_eq!(store.subscribe(listener.proxy().clone()).await.unwrap(), 1);
     drop(listener);
     assert_eq!(listeners.get(), 1, "the server's reference keeps the listener alive");
@@ -279,6 +292,29 @@ async fn closed_connection_releases_everything() {
     let again: StoreProxy = Node::new().proxy(&url).await.unwrap();
     assert!(again.open_cursor(1).await.is_ok(), "the named object is still published");
     assert_eq!(server.published(), ["store"]);
+}
+
+/// When `closed()` returns, everything the connection held is released: a callback object
+/// the client exported has been dropped, even one whose drop takes a while. (The server ends
+/// the connection, so the client's side ends on its reader, not on the task that waits.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_returns_once_every_reference_is_released() {
+    let cursors = Live::default();
+    let server = Node::new();
+    server.publish("store", store(&cursors)).unwrap();
+    let client = Node::new();
+    let pair = support::faulty::pair(&server, &client).await;
+    let store: StoreProxy = pair.proxy("store");
+    let listeners = Live::default();
+    let slow = Linger(Duration::from_millis(300));
+    let listener = Remote::new(Listener { seen: Arc::default(), _live: listeners.track(), _linger: slow });
+    assert_eq!(store.subscribe(listener.into_proxy()).await.unwrap(), 1);
+    assert_eq!((pair.client.exported_count(), listeners.get()), (1, 1), "held by the client's exports only");
+
+    pair.server.close();
+    pair.client.closed().await;
+    assert_eq!(pair.client.exported_count(), 0, "exports left when closed() returned");
+    assert_eq!(listeners.get(), 0, "the exported listener was not dropped when closed() returned");
 }
 
 /// Calling a released or unknown reference gives `NoSuchObject` at once.

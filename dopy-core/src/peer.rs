@@ -439,7 +439,8 @@ impl Connection {
         self.shared.ended.is_set()
     }
 
-    /// Waits until the connection has ended.
+    /// Waits until the connection has ended: once this returns, every call pending on it has
+    /// failed and every reference it held or exported has been released.
     pub async fn closed(&self) {
         self.shared.closed.cancelled().await
     }
@@ -758,7 +759,6 @@ impl Shared {
             }
         }
         self.ended.set();
-        self.closed.cancel();
         // The peer's calls still running have no one to answer any more: stop them, as a
         // `Cancel` would (`no_cancel` methods run on).
         let running: Vec<CancellationToken> = lock(&self.running).drain().map(|(_, stop)| stop).collect();
@@ -778,6 +778,10 @@ impl Shared {
         // Dropping the exports may run user code (an object's Drop): not under the lock.
         let dropped = lock(&self.refs).clear();
         drop(dropped);
+        // Last: whoever waits for the end (`Connection::closed`) finds it complete, every
+        // pending call failed and every reference released. (A reply exporting meanwhile sees
+        // `ended` when it sends, and takes its exports back.)
+        self.closed.cancel();
     }
 
     fn reply(self: &Arc<Self>, id: u64, reply: Reply) {
