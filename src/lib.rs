@@ -93,7 +93,12 @@ pub use dopy_transport as transport;
 ///   travel by copy).
 /// - Typed arguments travel as postcard, which is not self-describing: serde attributes that
 ///   need a self-describing format (`untagged`, `flatten`, `skip_serializing_if`) do not work in
-///   parameter types; a mismatch is reported as [`Error::BadArguments`].
+///   parameter types; a mismatch is reported as [`Error::BadArguments`] (a result, as
+///   [`Error::Codec`]) that says so.
+/// - For dynamic data, use [`Value`]: it travels as (or inside) a typed parameter or result,
+///   explicitly tagged, and arrives as it was sent. Other crates' dynamic types
+///   (`serde_json::Value`, `toml::Value`, ...) need a self-describing format: the macro refuses
+///   them in a signature and points to [`Value`] ([`to_value`] and [`from_value`] convert).
 ///
 /// # Method attributes
 ///

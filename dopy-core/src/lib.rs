@@ -22,6 +22,7 @@ pub mod panic;
 pub mod peer;
 mod refs;
 pub mod table;
+mod typed;
 pub mod value;
 
 pub use bulk::Bytes;

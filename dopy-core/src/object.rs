@@ -424,7 +424,7 @@ fn decode_payload<R: DeserializeOwned>(payload: Payload) -> Result<R, String> {
 }
 
 fn decode_typed<R: DeserializeOwned>(bytes: &bytes::Bytes) -> Result<R, String> {
-    crate::message::sharing(bytes, || postcard::from_bytes(bytes)).map_err(|e| e.to_string())
+    crate::message::sharing(bytes, || crate::typed::from_bytes(bytes))
 }
 
 fn decode_detail<E: DeserializeOwned>(fault: &Fault) -> Option<Result<E, String>> {

@@ -94,6 +94,8 @@ impl Method<'_> {
                     ty,
                     "parameters travel by copy: take an owned type such as `String` instead of a reference",
                 ));
+            } else if let Some(found) = self_describing_only(ty) {
+                errors.push(not_typed(ty, &found));
             }
         }
         if let ReturnType::Type(_, ty) = &sig.output {
@@ -107,6 +109,8 @@ impl Method<'_> {
                     ty,
                     "results travel by copy: return an owned type such as `String` instead of a reference",
                 ));
+            } else if let Some(found) = self_describing_only(ty) {
+                errors.push(not_typed(ty, &found));
             } else if self.is_oneway() && self.output.ok_type().is_some() {
                 errors.push(syn::Error::new_spanned(
                     ty,
@@ -126,6 +130,56 @@ impl Method<'_> {
 
 fn has_cfg(method: &Method<'_>) -> bool {
     crate::attr::cfgs(&method.original.attrs).next().is_some()
+}
+
+/// Dynamic value types of other crates: their `Deserialize` needs a self-describing format
+/// (`deserialize_any`), which the typed (postcard) encoding is not.
+const SELF_DESCRIBING_ONLY: &[(&str, &str)] = &[
+    ("serde_json", "Value"),
+    ("serde_json", "Map"),
+    ("serde_value", "Value"),
+    ("serde_yaml", "Value"),
+    ("serde_yml", "Value"),
+    ("toml", "Value"),
+    ("toml", "Table"),
+    ("ciborium", "Value"),
+    ("rmpv", "Value"),
+    ("ron", "Value"),
+];
+
+/// The first `crate::Type` of [`SELF_DESCRIBING_ONLY`] named in `ty`, as `crate::Type`.
+fn self_describing_only(ty: &Type) -> Option<String> {
+    fn flat(tokens: TokenStream, out: &mut Vec<TokenTree>) {
+        for t in tokens {
+            match t {
+                TokenTree::Group(g) => flat(g.stream(), out),
+                t => out.push(t),
+            }
+        }
+    }
+    let mut tokens = Vec::new();
+    flat(ty.to_token_stream(), &mut tokens);
+    tokens.windows(4).find_map(|w| match w {
+        [TokenTree::Ident(krate), TokenTree::Punct(a), TokenTree::Punct(b), TokenTree::Ident(name)]
+            if a.as_char() == ':' && b.as_char() == ':' =>
+        {
+            let (krate, name) = (krate.to_string(), name.to_string());
+            SELF_DESCRIBING_ONLY.iter().any(|&(k, n)| k == krate && n == name).then(|| format!("{krate}::{name}"))
+        }
+        _ => None,
+    })
+}
+
+/// The error for a type that typed calls cannot carry.
+fn not_typed(ty: &Type, found: &str) -> syn::Error {
+    syn::Error::new_spanned(
+        ty,
+        format!(
+            "`{found}` cannot travel in a typed call: its `Deserialize` needs a self-describing format, \
+             and typed calls are encoded with postcard; use `dopy::Value` instead (it travels typed and \
+             dynamic, and `dopy::to_value`/`dopy::from_value` convert to and from any serde type)"
+        ),
+    )
 }
 
 fn contains_ident(ty: &Type, word: &str) -> bool {

@@ -260,6 +260,43 @@ pub mod suite {
         assert_eq!(calc.add(1, 1).await.unwrap(), 2);
     }
 
+    /// A `Value` of every kind, nested, as a user may pass one.
+    pub fn every_kind_of_value() -> Value {
+        let unit_variant = Value::Variant("V".into(), Box::new(Value::Unit));
+        let newtype_variant = Value::Variant("W".into(), Box::new(Value::Int(-7)));
+        Value::Map(vec![
+            (Value::from("unit"), Value::Unit),
+            (Value::from("bool"), Value::Bool(true)),
+            (Value::from("int"), Value::Int(-3)),
+            (Value::from("uint"), Value::UInt(u64::MAX)),
+            (Value::from("int128"), Value::Int128(i128::MIN)),
+            (Value::from("uint128"), Value::UInt128(u128::MAX)),
+            (Value::from("float"), Value::Float(2.5)),
+            (Value::from("char"), Value::Char('é')),
+            (Value::from("string"), Value::from("a string longer than twenty-four bytes")),
+            (Value::from("bytes"), Value::Bytes(vec![0, 255, 7])),
+            (Value::from("none"), Value::Option(None)),
+            (Value::from("some"), Value::Option(Some(Box::new(Value::Int(1))))),
+            (Value::Int(9), Value::Seq(vec![unit_variant.clone(), newtype_variant.clone()])),
+            (Value::from("variants"), Value::Seq(vec![unit_variant, newtype_variant])),
+        ])
+    }
+
+    pub async fn values_travel_as_they_were_sent(s: &Served) {
+        let calc = s.calc().await;
+        let obj = s.client.object(&s.address("calc")).await.unwrap();
+        let value = every_kind_of_value();
+        let unit_variant = Value::Variant("V".into(), Box::new(Value::Unit));
+        for v in [value, unit_variant, Value::Variant("W".into(), Box::new(Value::Int(-7)))] {
+            // Typed: the proxy encodes the `Value` parameter and decodes the `Value` result.
+            let (kind, back) = calc.describe(v.clone()).await.unwrap();
+            assert_eq!((kind.as_str(), &back), (v.kind(), &v), "typed");
+            // Dynamic: the same method, called with values.
+            let dynamic = obj.call("describe", [v.clone()]).await.unwrap();
+            assert_eq!(dynamic, Value::Seq(vec![Value::from(v.kind()), v.clone()]), "dynamic");
+        }
+    }
+
     pub async fn many_calls_in_flight_get_their_own_answers(s: &Served) {
         let calc = s.calc().await;
         let calls = (0..32i64).map(|i| {
@@ -342,6 +379,13 @@ macro_rules! conformance {
             async fn errors_come_back_with_the_server_trace() {
                 let Some(s) = start().await else { return };
                 suite::errors_come_back_with_the_server_trace(&s).await;
+            }
+
+            /// A `dopy::Value` parameter and result arrive as they were sent, typed and dynamic.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn values_travel_as_they_were_sent() {
+                let Some(s) = start().await else { return };
+                suite::values_travel_as_they_were_sent(&s).await;
             }
 
             /// 32 calls in flight on one connection get their own answers, out of order.

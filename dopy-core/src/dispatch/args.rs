@@ -1,10 +1,13 @@
 //! Decoding argument tuples, typed or dynamic, naming the parameter that failed.
 
+use std::cell::Cell;
+
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::bad_args;
 use crate::message::Fault;
+use crate::typed;
 use crate::value::{from_value, Value};
 
 /// A tuple of method arguments (implemented for tuples of up to 16 elements).
@@ -32,12 +35,15 @@ fn param<'a>(params: &[&'a str], i: usize) -> &'a str {
 }
 
 fn typed_one<'de, T: Deserialize<'de>>(
-    de: &mut postcard::Deserializer<'de, postcard::de_flavors::Slice<'de>>,
+    de: &mut typed::Deserializer<'de>,
+    exceeded: &Cell<bool>,
     params: &[&str],
     i: usize,
     method: &str,
 ) -> Result<T, Box<Fault>> {
-    T::deserialize(de).map_err(|e| bad_args(method, format!("argument `{}`: {e}", param(params, i))))
+    T::deserialize(de).map_err(|e| {
+        bad_args(method, format!("argument `{}`: {}", param(params, i), typed::reason(&e, exceeded.get())))
+    })
 }
 
 fn value_one<T: DeserializeOwned>(
@@ -54,10 +60,7 @@ fn value_one<T: DeserializeOwned>(
     }
 }
 
-fn finish<'de>(
-    de: postcard::Deserializer<'de, postcard::de_flavors::Slice<'de>>,
-    method: &str,
-) -> Result<(), Box<Fault>> {
+fn finish(de: typed::Deserializer<'_>, method: &str) -> Result<(), Box<Fault>> {
     match de.finalize() {
         Ok([]) => Ok(()),
         Ok(rest) => Err(bad_args(method, format!("{} unexpected byte(s) after the last argument", rest.len()))),
@@ -70,8 +73,9 @@ macro_rules! impl_arg_list {
         impl<$($t: DeserializeOwned),*> ArgList for ($($t,)*) {
             #[allow(unused_variables, unused_mut, clippy::unused_unit)]
             fn from_typed(bytes: &[u8], params: &[&str], method: &str) -> Result<Self, Box<Fault>> {
-                let mut de = postcard::Deserializer::from_bytes(bytes);
-                let out = ($(typed_one::<$t>(&mut de, params, $i, method)?,)*);
+                let exceeded = Cell::new(false);
+                let mut de = postcard::Deserializer::from_flavor(typed::Guarded::new(bytes, &exceeded));
+                let out = ($(typed_one::<$t>(&mut de, &exceeded, params, $i, method)?,)*);
                 finish(de, method)?;
                 Ok(out)
             }

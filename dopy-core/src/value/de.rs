@@ -623,8 +623,18 @@ impl<'de> de::VariantAccess<'de> for VariantDeserializer {
 ///     )])
 /// );
 /// ```
+///
+/// A binary format (one whose [`is_human_readable`](de::Deserializer::is_human_readable) is
+/// `false`, as postcard's) is read in the [`wire`](super::wire) form, which is what
+/// `impl Serialize for Value` writes there; references in it are taken from the reference table
+/// of the message being decoded.
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if !deserializer.is_human_readable() {
+            let mut value = super::wire::deserialize(deserializer)?;
+            crate::refs::resolve_with(&mut value, &crate::refs::in_get);
+            return Ok(value);
+        }
         deserializer.deserialize_any(ValueVisitor)
     }
 }

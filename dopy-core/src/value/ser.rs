@@ -152,6 +152,9 @@ impl ser::Serializer for Serializer {
 
     fn serialize_newtype_struct<T: ?Sized + Serialize>(self, name: &'static str, value: &T) -> Result<Value, Error> {
         let inner = value.serialize(self)?;
+        if name == VARIANT_NAME {
+            return variant_from_data_model(inner);
+        }
         if name == crate::refs::REF_NAME {
             // A reference wrote its index in the table `to_value` set up: put the object itself.
             if let Value::UInt(i) = inner {
@@ -380,9 +383,18 @@ impl ser::SerializeStructVariant for SerializeStructVariant {
 /// payload is [`Value::Unit`] is written as its name alone (a string), which is how serde
 /// formats such as JSON write a unit variant.
 ///
-/// This form suits self-describing formats such as JSON; for postcard use [`super::wire`].
+/// This form suits self-describing formats such as JSON. A binary format (one whose
+/// [`is_human_readable`](ser::Serializer::is_human_readable) is `false`, as postcard's) gets the
+/// [`wire`](super::wire) form instead, the explicitly tagged enum that such a format can read
+/// back: that is how a `Value` travels as (or inside) a typed parameter or result.
+///
+/// The variant is marked for dopy's own serializers (a newtype struct of a reserved name, which
+/// other formats write as its contents), so that [`to_value`] of a `Value` gives it back whole.
 impl Serialize for Value {
     fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            return super::wire::serialize(self, serializer);
+        }
         match self {
             Value::Unit => serializer.serialize_unit(),
             Value::Bool(v) => serializer.serialize_bool(*v),
@@ -398,20 +410,47 @@ impl Serialize for Value {
             Value::Option(Some(v)) => serializer.serialize_some(&**v),
             Value::Seq(items) => serializer.collect_seq(items),
             Value::Map(entries) => serializer.collect_map(entries.iter().map(|(k, v)| (k, v))),
-            Value::Variant(name, payload) => match **payload {
-                Value::Unit => serializer.serialize_str(name),
-                _ => {
-                    let mut map = serializer.serialize_map(Some(1))?;
-                    map.serialize_entry(name.as_str(), &**payload)?;
-                    map.end()
-                }
-            },
+            Value::Variant(name, payload) => {
+                serializer.serialize_newtype_struct(VARIANT_NAME, &DataModelVariant(name, payload))
+            }
             // Inside a dopy encode the reference travels; elsewhere (JSON) it prints as text.
             Value::Ref(obj) => match crate::refs::out_index(obj) {
                 Some(i) => serializer.serialize_newtype_struct(crate::refs::REF_NAME, &i),
                 None => serializer.serialize_str(&format!("<object {obj}>")),
             },
         }
+    }
+}
+
+/// The serde newtype-struct name that marks a [`Value::Variant`] in the data-model form, so
+/// that dopy's serializers (which know it) rebuild the variant instead of its map or string.
+pub(crate) const VARIANT_NAME: &str = "$dopy::Variant";
+
+/// A variant in the data-model form: `{name: payload}`, or `name` alone for a unit payload.
+struct DataModelVariant<'a>(&'a str, &'a Value);
+
+impl Serialize for DataModelVariant<'_> {
+    fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.1 {
+            Value::Unit => serializer.serialize_str(self.0),
+            payload => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry(self.0, payload)?;
+                map.end()
+            }
+        }
+    }
+}
+
+/// The variant a [`DataModelVariant`] was written from, as dopy's serializers read it back.
+pub(crate) fn variant_from_data_model(written: Value) -> Result<Value, Error> {
+    match written {
+        Value::String(name) => Ok(Value::Variant(name, Box::new(Value::Unit))),
+        Value::Map(mut entries) if entries.len() == 1 => match entries.pop() {
+            Some((Value::String(name), payload)) => Ok(Value::Variant(name, Box::new(payload))),
+            _ => Err(<Error as ser::Error>::custom("malformed variant")),
+        },
+        _ => Err(<Error as ser::Error>::custom("malformed variant")),
     }
 }
 

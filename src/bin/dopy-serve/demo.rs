@@ -61,6 +61,11 @@ impl Calculator {
         text
     }
 
+    /// Returns `value` as it came, with its kind: dynamic data as a typed parameter and result.
+    pub fn describe(&self, value: dopy::Value) -> (String, dopy::Value) {
+        (value.kind().to_owned(), value)
+    }
+
     /// A new register holding `value`, handed out by reference: it stays here, the caller
     /// gets a live proxy.
     pub fn register(&self, value: i64) -> Remote<Register> {

@@ -315,6 +315,16 @@ impl<'a> ser::Serializer for At<'a> {
     }
 
     fn serialize_newtype_struct<T: ?Sized + Serialize>(self, name: &'static str, value: &T) -> Result<(), Error> {
+        if name == crate::value::ser::VARIANT_NAME {
+            // A `Value::Variant` in its data-model form: written as the variant it is.
+            return match crate::value::ser::variant_from_data_model(crate::value::ser::plain(value)?)? {
+                Value::Variant(name, payload) => {
+                    self.out.variant(&name, self.depth)?;
+                    payload.serialize(At { out: self.out, depth: self.depth + 1 })
+                }
+                _ => Err(Error::new("malformed variant")),
+            };
+        }
         if name != crate::refs::REF_NAME {
             return value.serialize(self);
         }
