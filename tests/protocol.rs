@@ -223,3 +223,66 @@ async fn raw_client_from_the_document_authenticates_and_calls() {
     s.read_exact(&mut payload).await.unwrap();
     assert_eq!(payload, v["return-typed"]);
 }
+
+/// Hands back the object it is given.
+#[derive(Debug)]
+pub struct Mirror;
+
+#[dopy::remote]
+impl Mirror {
+    /// Returns `obj` to the caller.
+    pub fn hand_back(&self, obj: dopy::DynObject) -> dopy::DynObject {
+        obj
+    }
+}
+
+/// A raw client exports one of its objects in a call whose result hands it straight back: the
+/// `Return` naming the object (`Yours`) comes before the `Release` of the server's reference, as
+/// PROTOCOL.md's ordering rule for releases says, so the client's export is still there.
+#[tokio::test]
+async fn raw_client_gets_its_object_back_before_the_release() {
+    let server = dopy::Node::new();
+    server.publish("mirror", Mirror).unwrap();
+    let dopy::Endpoint::Tcp { host, port } = server.listen("tcp://127.0.0.1:0").await.unwrap() else { unreachable!() };
+    let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await.unwrap();
+    let v = vectors();
+    s.write_all(&v["hello"]).await.unwrap();
+    let mut hello = [0u8; 8];
+    s.read_exact(&mut hello).await.unwrap();
+    let ours = ObjectId([7; 16]);
+    for id in 1..=20u64 {
+        let call = Message::Call(Call {
+            id,
+            target: Target::Name("mirror".into()),
+            method: "hand_back".into(),
+            refs: vec![RefWire::Mine(ours)],
+            // The argument tuple `(reference #0,)`: a reference is its table index.
+            args: Args::Typed(vec![0u8].into()),
+            flags: 0,
+            deadline: None,
+            chain: 0,
+        });
+        let frame = call.encode().unwrap();
+        s.write_all(&(frame.len() as u32).to_le_bytes()).await.unwrap();
+        s.write_all(&frame).await.unwrap();
+        let mut returned = false;
+        loop {
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).await.unwrap();
+            let mut payload = vec![0u8; u32::from_le_bytes(len) as usize];
+            s.read_exact(&mut payload).await.unwrap();
+            match Message::decode(&payload).unwrap() {
+                Message::Return { id: got, refs, outcome: Outcome::Ok(_) } if got == id => {
+                    assert_eq!(refs, vec![RefWire::Yours(Target::Id(ours))], "call {id}");
+                    returned = true;
+                }
+                Message::Release { object, count } => {
+                    assert!(returned, "call {id}: the release came before the reply naming the object");
+                    assert_eq!((object, count), (ours, 1), "call {id}");
+                    break;
+                }
+                other => panic!("call {id}: unexpected {other:?}"),
+            }
+        }
+    }
+}

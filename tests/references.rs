@@ -135,6 +135,11 @@ impl Store {
         self.listeners.lock().await.clear();
     }
 
+    /// Hands the cursor it is given straight back.
+    pub fn hand_back(&self, cursor: CursorProxy) -> CursorProxy {
+        cursor
+    }
+
     /// Reads the next value of a cursor it is given (from anywhere).
     pub async fn next_of(&self, cursor: CursorProxy) -> Option<u32> {
         cursor.advance().await.unwrap()
@@ -222,6 +227,26 @@ async fn reference_sent_back_resolves_to_the_local_object() {
     let cursor = store.open_cursor(5).await.unwrap();
     assert_eq!(store.next_of(cursor.proxy().clone()).await.unwrap(), Some(0));
     assert_eq!(cursor.advance().await.unwrap(), Some(1));
+}
+
+/// A reference to the caller's own object, handed straight back by the server, is still live
+/// on the caller: the server's release of it never overtakes the reply that carries it.
+#[tokio::test]
+async fn reference_handed_straight_back_is_live() {
+    let cursors = Live::default();
+    let (_server, url) = serve("server", store(&cursors)).await;
+    let store: StoreProxy = Node::new().proxy(&url).await.unwrap();
+    let mine = Live::default();
+    for round in 0..20u32 {
+        let cursor = Remote::new(Cursor { pos: round, end: 100, _live: mine.track() });
+        let back = store.hand_back(cursor.proxy().clone()).await.unwrap();
+        assert_eq!(back.advance().await.unwrap(), Some(round), "round {round}");
+        assert_eq!(cursor.advance().await.unwrap(), Some(round + 1), "the same object, round {round}");
+        // Also when the caller keeps no handle of its own.
+        let back = store.hand_back(Remote::new(Cursor { pos: 7, end: 9, _live: mine.track() }).proxy().clone());
+        assert_eq!(back.await.unwrap().advance().await.unwrap(), Some(7), "round {round}");
+    }
+    mine.settles_at(0).await;
 }
 
 /// Dynamic callers see references as `Value::Ref` and call them like any `DynObject`.

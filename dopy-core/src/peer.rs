@@ -44,7 +44,7 @@ use crate::Error;
 pub(crate) use call::CallTo;
 use outbox::{Out, Outbox, WriterTask};
 pub use refs::Import;
-use refs::{RefTables, Unsent};
+use refs::{Exported, RefTables, Unsent};
 
 /// What every connection of a node shares: the objects served, the node's name, limits.
 #[derive(Debug)]
@@ -614,11 +614,7 @@ impl Shared {
     /// Encodes a message: exports the references it carries (`refs` for a typed payload, plus
     /// those inside its values) and fills in its reference table. Returns the frame and the
     /// exports made, to undo if the frame is not sent.
-    fn encode<E>(
-        self: &Arc<Self>,
-        mut msg: Message,
-        refs: Vec<DynObject>,
-    ) -> Result<(Encoded, Vec<crate::message::ObjectId>), Error<E>> {
+    fn encode<E>(self: &Arc<Self>, mut msg: Message, refs: Vec<DynObject>) -> Result<(Encoded, Exported), Error<E>> {
         self.encode_mut(&mut msg, refs)
     }
 
@@ -628,12 +624,12 @@ impl Shared {
         self: &Arc<Self>,
         msg: &mut M,
         mut refs: Vec<DynObject>,
-    ) -> Result<(Encoded, Vec<crate::message::ObjectId>), Error<E>> {
+    ) -> Result<(Encoded, Exported), Error<E>> {
         let codec = |reason: String| Error::Codec { reason };
         if refs.is_empty() && msg.is_typed() {
             // No value to look into for references or nesting (the common call and reply).
             let frame = msg.encode_shared().map_err(|e| codec(e.to_string()))?;
-            return self.check_size(frame).map(|f| (f, Vec::new()));
+            return self.check_size(frame).map(|f| (f, Exported::default()));
         }
         msg.collect_refs(&mut refs);
         // Values nested deeper than the node's limit are refused here already, with a clear
@@ -650,9 +646,9 @@ impl Shared {
         if refs.is_empty() {
             // A large typed payload goes to the writer as it is, not copied into the frame.
             let frame = encoded(msg)?;
-            return self.check_size(frame).map(|f| (f, Vec::new()));
+            return self.check_size(frame).map(|f| (f, Exported::default()));
         }
-        let (wire, exported) = match self.export_all(&refs) {
+        let (wire, ids) = match self.export_all(&refs) {
             Ok(done) => done,
             Err(Unsent::Unsendable(reason)) => return Err(codec(reason)),
             Err(Unsent::Limit(reason)) => {
@@ -662,12 +658,12 @@ impl Shared {
             }
         };
         msg.set_refs(wire);
-        let (frame, _) = crate::refs::encoding(refs, || encoded(msg));
+        let (frame, held) = crate::refs::encoding(refs, || encoded(msg));
         let frame = frame.and_then(|f| self.check_size(f));
         match frame {
-            Ok(frame) => Ok((frame, exported)),
+            Ok(frame) => Ok((frame, Exported { ids, held })),
             Err(e) => {
-                self.unexport(&exported);
+                self.unexport(&ids);
                 Err(e)
             }
         }
@@ -720,11 +716,14 @@ impl Shared {
         pushed
     }
 
-    fn send_or_unexport<E>(&self, frame: Encoded, exported: Vec<crate::message::ObjectId>) -> Result<(), Error<E>> {
+    /// Queues a frame; takes its exports back if the connection has ended. The handles the
+    /// frame names are dropped after it is queued, so that a `Release` they cause follows it.
+    fn send_or_unexport<E>(&self, frame: Encoded, exported: Exported) -> Result<(), Error<E>> {
         let sent = self.send(Out::Frame(frame));
         if sent.is_err() {
-            self.unexport(&exported);
+            self.unexport(&exported.ids);
         }
+        drop(exported.held);
         sent
     }
 

@@ -266,13 +266,14 @@ fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Wak
     if call_flags & flags::ONEWAY != 0 {
         let (ack, written) = oneshot::channel();
         if shared.send::<std::convert::Infallible>(Out::Acked(frame, ack)).is_err() {
-            shared.unexport(&exported);
+            shared.unexport(&exported.ids);
             return Err(shared.disconnected());
         }
+        drop(exported.held);
         return Ok(State::Written { written, _permit: permit, timer: timer(deadline), started });
     }
     // The connection has ended: the references exported for this call go too.
-    let rx = shared.register(id, waker).inspect_err(|_| shared.unexport(&exported))?;
+    let rx = shared.register(id, waker).inspect_err(|_| shared.unexport(&exported.ids))?;
     // If the future is dropped before the reply arrives: forget the slot, tell the peer.
     let guard = PendingGuard { shared, id: rx.id, armed: true };
     shared.send_or_unexport(frame, exported)?;

@@ -130,6 +130,19 @@ impl Drop for Import {
     }
 }
 
+/// The references of an encoded message, until its frame is queued.
+///
+/// `ids` are the exports whose counts the message raised (taken back if it is never sent).
+/// `held` are the handles the message names: the last handle of an import may be among them
+/// (an object of the peer's handed straight back to it), and dropping it sends a `Release`,
+/// which must not overtake the message (PROTOCOL.md, "Releasing references"). They are dropped
+/// once the frame is queued, behind it.
+#[derive(Default)]
+pub(super) struct Exported {
+    pub(super) ids: Vec<ObjectId>,
+    pub(super) held: Vec<DynObject>,
+}
+
 /// Why the references of a message could not be sent.
 #[derive(Debug)]
 pub(super) enum Unsent {
