@@ -615,3 +615,52 @@ async fn a_client_is_served_within_two_seconds_during_the_attack() {
     }
     assert!(attempts.load(Ordering::SeqCst) >= 2);
 }
+
+/// A watcher that takes each event only once its gate opens.
+pub struct Stalled {
+    gate: Arc<tokio::sync::Semaphore>,
+    taken: Arc<AtomicUsize>,
+    _live: Tracked,
+}
+
+/// Takes events slowly.
+#[dopy::remote]
+impl Stalled {
+    /// Waits for the gate, then counts the event.
+    pub async fn event(&self, _event: Event) -> Result<(), String> {
+        self.gate.acquire().await.map_err(|e| e.to_string())?.forget();
+        self.taken.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A watcher that does not take its events is dropped once more than the backlog wait for it:
+/// it gets at most the backlog (and the one in flight), and the other watchers hear everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_beyond_its_backlog_is_dropped() {
+    const BACKLOG: usize = 4;
+    let server = NameServer::builder().watch_backlog(BACKLOG).in_memory();
+    let (_node, names_at) = serve_with_frame(&server, 16 * 1024 * 1024).await;
+    let client = Node::new();
+    let service: NameServiceProxy = client.proxy(&format!("{names_at}/naming")).await.unwrap();
+    let (gate, taken, live) =
+        (Arc::new(tokio::sync::Semaphore::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let stalled = Remote::new(Stalled { gate: gate.clone(), taken: taken.clone(), _live: Tracked::new(&live) });
+    let watcher = WatcherProxy::from_object(stalled.proxy().object().clone());
+    let (_, _subscription) = service.watch(String::new(), watcher).await.unwrap();
+    drop(stalled);
+    let names = Names::connect(&Node::new(), &names_at).await.unwrap();
+    let mut healthy = names.watch("").await.unwrap();
+
+    for i in 0..3 * BACKLOG {
+        put(&service, &format!("n{i:02}"), "tcp://127.0.0.1:9/x", &[]).await.unwrap();
+    }
+    for i in 0..3 * BACKLOG {
+        let Event::Registered(entry) = next(&mut healthy).await else { panic!("expected a registration") };
+        assert_eq!(entry.name, format!("n{i:02}"));
+    }
+    gate.add_permits(100);
+    services::eventually("the stalled watcher is released", || live.load(Ordering::SeqCst) == 0).await;
+    let got = taken.load(Ordering::SeqCst);
+    assert!((1..=BACKLOG + 1).contains(&got), "it took {got} events");
+}
