@@ -85,6 +85,7 @@
 //! [`NodeBuilder::secret`]: crate::NodeBuilder::secret
 
 mod client;
+mod limits;
 mod registry;
 mod service;
 
@@ -112,6 +113,11 @@ pub(crate) fn dialable(address: &crate::Address) -> Result<(), String> {
 }
 
 pub use client::{lookup, Names, Register, Registration, Watch, Watcher, WatcherProxy, DEFAULT_LEASE};
+pub use limits::{
+    Limit, NameServerBuilder, DEFAULT_MAX_ADDRESS_BYTES, DEFAULT_MAX_NAMES, DEFAULT_MAX_NAMES_PER_REGISTRANT,
+    DEFAULT_MAX_NAME_BYTES, DEFAULT_MAX_TAGS, DEFAULT_MAX_TAG_BYTES, DEFAULT_MAX_WATCHES, DEFAULT_PAGE_BYTES,
+    DEFAULT_WATCH_BACKLOG,
+};
 use registry::Registry;
 pub use service::{NameService, NameServiceProxy, Subscription, SubscriptionProxy};
 
@@ -135,6 +141,18 @@ pub struct Entry {
     pub tags: BTreeSet<String>,
     /// The lease time in milliseconds; `None` for a registration that stays until removed.
     pub lease_ms: Option<u64>,
+}
+
+/// One page of registrations, from [`NameService::list_page`] or
+/// [`Subscription::existing`]: sorted by name, as many as fit in the page's bytes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Page {
+    /// The registrations.
+    pub entries: Vec<Entry>,
+    /// Where the next page starts (pass it as `after`): the last name of this page, or `None`
+    /// if this is the last page.
+    pub next: Option<String>,
 }
 
 /// A lease granted by [`NameService::register`].
@@ -220,6 +238,14 @@ pub enum NamingError {
         /// The name.
         name: String,
     },
+    /// A limit of the name server was reached: the registration (or watch) was refused.
+    #[error("refused: the name server allows at most {max} {limit}")]
+    LimitReached {
+        /// Which limit.
+        limit: Limit,
+        /// Its value on this name server.
+        max: u64,
+    },
     /// The change could not be saved in the name server's database (and was not made).
     #[error("the name server could not save the change: {reason}")]
     Storage {
@@ -242,6 +268,10 @@ pub struct NameServer {
     path: Option<std::path::PathBuf>,
 }
 
+/// The largest frame a service not published with [`NameServer::publish`] is assumed to have:
+/// the nodes' default.
+const DEFAULT_FRAME: usize = 16 * 1024 * 1024;
+
 impl fmt::Debug for NameServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NameServer").field("path", &self.path).finish_non_exhaustive()
@@ -249,6 +279,11 @@ impl fmt::Debug for NameServer {
 }
 
 impl NameServer {
+    /// Settings (the limits) for a name server; the constructors below use the defaults.
+    pub fn builder() -> NameServerBuilder {
+        NameServerBuilder::default()
+    }
+
     /// A name server whose names are kept in the database file at `path` (created if needed)
     /// and restored from it.
     ///
@@ -257,7 +292,7 @@ impl NameServer {
     /// As [`Store::open`] ([`StoreError::Locked`] if another process has the file open), or
     /// [`StoreError::Unreadable`] if a stored registration cannot be read.
     pub fn open(path: impl AsRef<Path>) -> Result<NameServer, StoreError> {
-        NameServer::with_store(&Store::open(path)?)
+        NameServer::builder().open(path)
     }
 
     /// A name server whose names are kept in `store` (shared, say, with the node's persistent
@@ -268,41 +303,43 @@ impl NameServer {
     /// [`StoreError::Database`], or [`StoreError::Unreadable`] if a stored registration cannot
     /// be read.
     pub fn with_store(store: &Store) -> Result<NameServer, StoreError> {
-        Ok(NameServer { registry: Registry::open(store)?, path: Some(store.path().to_owned()) })
+        NameServer::builder().with_store(store)
     }
 
     /// A name server that keeps its names in memory only: they last as long as the process.
     pub fn in_memory() -> NameServer {
-        NameServer { registry: Registry::in_memory(), path: None }
+        NameServer::builder().in_memory()
     }
 
-    /// The writable service, to publish on a node.
+    /// The writable service, to publish on a node (whose `max_frame` is at least the
+    /// [page size](NameServerBuilder::page_bytes)).
     pub fn service(&self) -> NameService {
-        NameService::new(self.registry.clone(), true)
+        NameService::new(self.registry.clone(), true, DEFAULT_FRAME)
     }
 
     /// A read-only service: lookups, lists, searches and watches; changes are refused with
     /// [`NamingError::ReadOnly`].
     pub fn read_only(&self) -> NameService {
-        NameService::new(self.registry.clone(), false)
+        NameService::new(self.registry.clone(), false, DEFAULT_FRAME)
     }
 
-    /// Publishes the writable service on `node` as `naming`.
+    /// Publishes the writable service on `node` as `naming`; its pages fit in the node's
+    /// frames.
     ///
     /// # Errors
     ///
     /// As [`Node::publish`].
     pub fn publish(&self, node: &Node) -> Result<(), Error> {
-        node.publish(DEFAULT_NAME, self.service())
+        node.publish(DEFAULT_NAME, NameService::new(self.registry.clone(), true, node.max_frame()))
     }
 
-    /// Publishes a read-only service on `node` as `naming`.
+    /// Publishes a read-only service on `node` as `naming`; its pages fit in the node's frames.
     ///
     /// # Errors
     ///
     /// As [`Node::publish`].
     pub fn publish_read_only(&self, node: &Node) -> Result<(), Error> {
-        node.publish(DEFAULT_NAME, self.read_only())
+        node.publish(DEFAULT_NAME, NameService::new(self.registry.clone(), false, node.max_frame()))
     }
 
     /// The registrations whose name starts with `prefix`, as this server has them now.

@@ -380,6 +380,11 @@ impl Node {
         &self.inner.host.name
     }
 
+    /// The largest frame this node sends or accepts ([`NodeBuilder::max_frame`]).
+    pub(crate) fn max_frame(&self) -> usize {
+        self.inner.host.max_frame
+    }
+
     /// Makes an object reachable by name on every connection of this node.
     ///
     /// # Errors

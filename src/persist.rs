@@ -111,7 +111,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::{Dispatch, Node, Value};
-pub(crate) use journal::{Journal, Op, Table};
+pub(crate) use journal::{write_now, Journal, Op, Table};
 use object::Persisted;
 use record::Unreadable;
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dopy::naming::{Event, NameServer, NameServiceProxy, Names, NamingError, Removal, WatcherProxy};
+use dopy::naming::{Event, Limit, NameServer, NameServiceProxy, Names, NamingError, Removal, WatcherProxy};
 use dopy::{DynObject, Error, Node, Proxy, Remote, Value};
 use services::{ChildProcess, TempDir};
 
@@ -370,4 +370,297 @@ async fn only_peers_with_the_secret_may_change_names() {
 
     let err = Names::connect(&Node::new(), &admin_at).await.unwrap_err();
     assert!(err.to_string().contains("unauthorized"), "{err}");
+}
+
+/// Serves `server` on a fresh node with the given frame limit; returns it and its address.
+async fn serve_with_frame(server: &NameServer, max_frame: usize) -> (Node, String) {
+    let node = Node::builder().name("names").max_frame(max_frame).build();
+    server.publish(&node).unwrap();
+    let addr = node.listen("tcp://127.0.0.1:0").await.unwrap();
+    (node, addr.to_string())
+}
+
+/// The raw name service of a fresh client node.
+async fn raw_service(names_at: &str) -> NameServiceProxy {
+    Node::new().proxy(&format!("{names_at}/naming")).await.unwrap()
+}
+
+/// A permanent registration by address, through the raw interface.
+async fn put(
+    service: &NameServiceProxy,
+    name: &str,
+    address: &str,
+    tags: &[String],
+) -> Result<dopy::naming::Lease, Error<NamingError>> {
+    service.register(name.into(), Some(address.into()), None, tags.to_vec(), None, false).await
+}
+
+/// The limit a refused call names.
+fn limit<T: std::fmt::Debug>(r: Result<T, Error<NamingError>>) -> (Limit, u64) {
+    match naming_error(r) {
+        NamingError::LimitReached { limit, max } => (limit, max),
+        other => panic!("expected a limit, got {other:?}"),
+    }
+}
+
+/// The attack of issue 19: a registration with 90 tags of 100 KB is refused with a typed error
+/// that names the limit, nothing is kept, and lists keep working.
+#[tokio::test]
+async fn a_registration_with_huge_tags_is_refused_with_the_limit() {
+    let (_names, names_at) = name_server().await;
+    let service = raw_service(&names_at).await;
+    let huge: Vec<String> = (0..90).map(|i| format!("{i:02}{}", "x".repeat(100_000))).collect();
+    let err = put(&service, "evil", "tcp://127.0.0.1:9/evil", &huge).await;
+    let text = format!("{}", err.as_ref().unwrap_err());
+    assert_eq!(limit(err), (Limit::TagBytes, dopy::naming::DEFAULT_MAX_TAG_BYTES as u64));
+    assert!(text.contains("at most 128 bytes in a tag"), "{text}");
+    let many: Vec<String> = (0..1000).map(|i| format!("t{i}")).collect();
+    assert_eq!(limit(put(&service, "evil", "tcp://127.0.0.1:9/evil", &many).await), (Limit::Tags, 32));
+    let names = Names::connect(&Node::new(), &names_at).await.unwrap();
+    assert!(names.list("").await.unwrap().is_empty());
+}
+
+/// Each size limit holds at N and refuses N+1 with `LimitReached` naming it.
+#[tokio::test]
+async fn size_limits_at_n_and_n_plus_one() {
+    let server =
+        NameServer::builder().max_name_bytes(16).max_address_bytes(40).max_tag_bytes(8).max_tags(3).in_memory();
+    let (_node, names_at) = serve_with_frame(&server, 16 * 1024 * 1024).await;
+    let service = raw_service(&names_at).await;
+    let at = "tcp://127.0.0.1:9/calc";
+
+    put(&service, &"n".repeat(16), at, &[]).await.unwrap();
+    assert_eq!(limit(put(&service, &"n".repeat(17), at, &[]).await), (Limit::NameBytes, 16));
+
+    let address = |len: usize| format!("tcp://127.0.0.1:9/{}", "a".repeat(len - 18));
+    assert_eq!(address(40).len(), 40);
+    put(&service, "address", &address(40), &[]).await.unwrap();
+    assert_eq!(limit(put(&service, "address2", &address(41), &[]).await), (Limit::AddressBytes, 40));
+
+    put(&service, "tag", at, &["t".repeat(8)]).await.unwrap();
+    assert_eq!(limit(put(&service, "tag2", at, &["t".repeat(9)]).await), (Limit::TagBytes, 8));
+
+    let tags = |n: usize| (0..n).map(|i| format!("t{i}")).collect::<Vec<_>>();
+    put(&service, "tags", at, &tags(3)).await.unwrap();
+    assert_eq!(limit(put(&service, "tags2", at, &tags(4)).await), (Limit::Tags, 3));
+    let mut repeated = tags(3);
+    repeated.push("t0".into());
+    put(&service, "tags3", at, &repeated).await.expect("a tag given twice counts once");
+
+    let listed: Vec<String> = server.list("").into_iter().map(|e| e.name).collect();
+    assert_eq!(listed, ["address", "n".repeat(16).as_str(), "tag", "tags", "tags3"]);
+}
+
+/// The names of one registrant (one endpoint) and of the whole server are capped: N holds,
+/// N+1 is refused, taking an existing name over does not count, and removing one makes room.
+#[tokio::test]
+async fn name_counts_at_n_and_n_plus_one() {
+    let server = NameServer::builder().max_names_per_registrant(2).max_names(4).in_memory();
+    let (_node, names_at) = serve_with_frame(&server, 16 * 1024 * 1024).await;
+    let service = raw_service(&names_at).await;
+
+    put(&service, "a1", "tcp://127.0.0.1:1/x", &[]).await.unwrap();
+    put(&service, "a2", "tcp://127.0.0.1:1/y", &[]).await.unwrap();
+    assert_eq!(limit(put(&service, "a3", "tcp://127.0.0.1:1/z", &[]).await), (Limit::NamesPerRegistrant, 2));
+    put(&service, "a1", "tcp://127.0.0.1:1/x", &[]).await.expect("registering its own name again");
+
+    put(&service, "b1", "tcp://127.0.0.1:2/x", &[]).await.unwrap();
+    put(&service, "c1", "tcp://127.0.0.1:3/x", &[]).await.unwrap();
+    assert_eq!(limit(put(&service, "d1", "tcp://127.0.0.1:4/x", &[]).await), (Limit::Names, 4));
+    service.register("c1".into(), Some("tcp://127.0.0.1:4/x".into()), None, vec![], None, true).await.unwrap();
+
+    assert!(service.remove("a2".into()).await.unwrap());
+    put(&service, "d1", "tcp://127.0.0.1:4/y", &[]).await.expect("room after a removal");
+    assert_eq!(limit(put(&service, "a2", "tcp://127.0.0.1:1/y", &[]).await), (Limit::Names, 4));
+}
+
+/// Watches are capped: N holds, N+1 is refused, and ending one makes room.
+#[tokio::test]
+async fn watches_at_n_and_n_plus_one() {
+    let server = NameServer::builder().max_watches(2).in_memory();
+    let (_node, names_at) = serve_with_frame(&server, 16 * 1024 * 1024).await;
+    let names = Names::connect(&Node::new(), &names_at).await.unwrap();
+    let first = names.watch("").await.unwrap();
+    let _second = names.watch("").await.unwrap();
+    assert_eq!(limit(names.watch("").await), (Limit::Watches, 2));
+    drop(first);
+    let mut third = None;
+    for _ in 0..200 {
+        match names.watch("").await {
+            Ok(watch) => {
+                third = Some(watch);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    assert!(third.is_some(), "room after a watch ended");
+}
+
+/// With far more registrations than fit in a frame (a 16 KiB frame, ~300 KB of entries),
+/// `list`, `search` and `watch` still give every one of them, typed and dynamic, while the
+/// old single-answer `list` fails for its caller alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_registrations_beyond_a_frame_are_listed_searched_and_watched() {
+    const FRAME: usize = 16 * 1024;
+    const COUNT: usize = 240;
+    let server = NameServer::in_memory();
+    let (_node, names_at) = serve_with_frame(&server, FRAME).await;
+    let client = Node::builder().max_frame(FRAME).build();
+    let names = Names::connect(&client, &names_at).await.unwrap();
+    for i in 0..COUNT {
+        let mut tags: Vec<String> = (0..8).map(|t| format!("{t}{}", "x".repeat(120))).collect();
+        tags.push(if i % 2 == 0 { "even".into() } else { "odd".into() });
+        let name = format!("svc/{i:04}");
+        put(names.service(), &name, &format!("tcp://127.0.0.1:{}/calc", 1000 + i % 5), &tags).await.unwrap();
+    }
+    let _other = put(names.service(), "zzz", "tcp://127.0.0.1:9/x", &[]).await.unwrap();
+
+    let err = names.service().list(String::new()).await.unwrap_err();
+    assert!(err.to_string().contains("exceeds the maximum frame size"), "{err}");
+
+    let listed = names.list("svc/").await.unwrap();
+    let expected: Vec<String> = (0..COUNT).map(|i| format!("svc/{i:04}")).collect();
+    assert_eq!(listed.iter().map(|e| e.name.clone()).collect::<Vec<_>>(), expected);
+    assert!(listed.iter().all(|e| e.tags.len() == 9));
+    assert_eq!(names.list("").await.unwrap().len(), COUNT + 1);
+    let even = names.search(["even"]).await.unwrap();
+    assert_eq!(even.len(), COUNT / 2);
+    assert!(even.iter().all(|e| e.tags.contains("even")));
+
+    let mut watch = names.watch("svc/").await.unwrap();
+    assert_eq!(watch.existing().iter().map(|e| e.name.clone()).collect::<Vec<_>>(), expected);
+    put(names.service(), "svc/new", "tcp://127.0.0.1:9/x", &[]).await.unwrap();
+    let Event::Registered(entry) = next(&mut watch).await else { panic!("expected a registration") };
+    assert_eq!(entry.name, "svc/new");
+
+    // A dynamic caller asking for pages as large as it likes gets them within the frame.
+    let dynamic: DynObject = client.object(&format!("{names_at}/naming")).await.unwrap();
+    let page = dynamic
+        .call("list_page", [Value::from("svc/"), Value::Seq(vec![]), Value::Unit, Value::from(u64::MAX)])
+        .await
+        .unwrap();
+    assert!(format!("{page:?}").contains("svc/0000"), "{page:?}");
+}
+
+/// A database holding registrations that break the limits (written before there were any)
+/// loses them when the name server opens it, and lists work again.
+#[tokio::test]
+async fn stored_registrations_beyond_the_limits_are_dropped_on_open() {
+    let dir = TempDir::new("names-limits");
+    let db = dir.join("names.redb");
+    let loose = NameServer::builder().max_tag_bytes(200_000).open(&db).unwrap();
+    let (node, names_at) = serve_with_frame(&loose, 16 * 1024 * 1024).await;
+    let service = raw_service(&names_at).await;
+    put(&service, "big", "tcp://127.0.0.1:9/x", &["x".repeat(100_000)]).await.unwrap();
+    put(&service, "small", "tcp://127.0.0.1:9/y", &["t".into()]).await.unwrap();
+    drop((node, loose, service));
+
+    let strict = reopen(&db).await;
+    let listed: Vec<String> = strict.list("").into_iter().map(|e| e.name).collect();
+    assert_eq!(listed, ["small"]);
+    drop(strict);
+    let again = reopen(&db).await;
+    assert_eq!(again.list("").len(), 1, "removed from the database too");
+}
+
+/// While peers send the attack of issue 19 over and over, a new client connects, registers,
+/// looks up and lists within 2 seconds each, and finds nothing of the attackers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_is_served_within_two_seconds_during_the_attack() {
+    let (_names, names_at) = name_server().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let mut attackers = Vec::new();
+    for a in 0..2 {
+        let (names_at, stop, attempts) = (names_at.clone(), stop.clone(), attempts.clone());
+        attackers.push(tokio::spawn(async move {
+            let service = raw_service(&names_at).await;
+            let huge: Vec<String> = (0..90).map(|i| format!("{i:02}{}", "x".repeat(100_000))).collect();
+            while !stop.is_cancelled() {
+                let r = put(&service, &format!("evil{a}"), "tcp://127.0.0.1:9/evil", &huge).await;
+                assert!(matches!(naming_error(r), NamingError::LimitReached { .. }));
+                attempts.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    services::eventually("the attack is under way", || attempts.load(Ordering::SeqCst) >= 2).await;
+
+    let (_server, calc) = calculator().await;
+    let within = |what: &'static str| {
+        move |started: std::time::Instant| {
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(2), "{what} took {took:?}");
+        }
+    };
+    let started = std::time::Instant::now();
+    let node = Node::new();
+    let names = Names::connect(&node, &names_at).await.unwrap();
+    within("connecting")(started);
+    let started = std::time::Instant::now();
+    let _registration = names.register("calc", &calc).tag("good").await.unwrap();
+    within("registering")(started);
+    let started = std::time::Instant::now();
+    let found: CalculatorProxy = names.lookup("calc").await.unwrap();
+    assert_eq!(found.add(1, 2).await.unwrap(), 3);
+    within("looking up")(started);
+    let started = std::time::Instant::now();
+    let listed: Vec<String> = names.list("").await.unwrap().into_iter().map(|e| e.name).collect();
+    within("listing")(started);
+    assert_eq!(listed, ["calc"]);
+
+    stop.cancel();
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    assert!(attempts.load(Ordering::SeqCst) >= 2);
+}
+
+/// A watcher that takes each event only once its gate opens.
+pub struct Stalled {
+    gate: Arc<tokio::sync::Semaphore>,
+    taken: Arc<AtomicUsize>,
+    _live: Tracked,
+}
+
+/// Takes events slowly.
+#[dopy::remote]
+impl Stalled {
+    /// Waits for the gate, then counts the event.
+    pub async fn event(&self, _event: Event) -> Result<(), String> {
+        self.gate.acquire().await.map_err(|e| e.to_string())?.forget();
+        self.taken.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A watcher that does not take its events is dropped once more than the backlog wait for it:
+/// it gets at most the backlog (and the one in flight), and the other watchers hear everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_beyond_its_backlog_is_dropped() {
+    const BACKLOG: usize = 4;
+    let server = NameServer::builder().watch_backlog(BACKLOG).in_memory();
+    let (_node, names_at) = serve_with_frame(&server, 16 * 1024 * 1024).await;
+    let client = Node::new();
+    let service: NameServiceProxy = client.proxy(&format!("{names_at}/naming")).await.unwrap();
+    let (gate, taken, live) =
+        (Arc::new(tokio::sync::Semaphore::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let stalled = Remote::new(Stalled { gate: gate.clone(), taken: taken.clone(), _live: Tracked::new(&live) });
+    let watcher = WatcherProxy::from_object(stalled.proxy().object().clone());
+    let (_, _subscription) = service.watch(String::new(), watcher).await.unwrap();
+    drop(stalled);
+    let names = Names::connect(&Node::new(), &names_at).await.unwrap();
+    let mut healthy = names.watch("").await.unwrap();
+
+    for i in 0..3 * BACKLOG {
+        put(&service, &format!("n{i:02}"), "tcp://127.0.0.1:9/x", &[]).await.unwrap();
+    }
+    for i in 0..3 * BACKLOG {
+        let Event::Registered(entry) = next(&mut healthy).await else { panic!("expected a registration") };
+        assert_eq!(entry.name, format!("n{i:02}"));
+    }
+    gate.add_permits(100);
+    services::eventually("the stalled watcher is released", || live.load(Ordering::SeqCst) == 0).await;
+    let got = taken.load(Ordering::SeqCst);
+    assert!((1..=BACKLOG + 1).contains(&got), "it took {got} events");
 }

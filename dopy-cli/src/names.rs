@@ -215,7 +215,7 @@ pub(crate) async fn remove(service: &Service, name: &str) -> Result<(), Failure>
 /// removals (`-`) until interrupted.
 pub(crate) async fn watch(service: &Service, prefix: &str) -> Result<(), Failure> {
     let (_node, names) = service.connect().await?;
-    let mut watch = names.watch(prefix).await?;
+    let mut watch = names.watch(prefix).await.map_err(failed)?;
     for entry in watch.existing() {
         crate::emit(format_args!("= {}", line(entry, 0)))?;
     }

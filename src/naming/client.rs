@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Entry, Event, Lease, NameServiceProxy, NamingError, Subscription, DEFAULT_NAME};
+use super::{Entry, Event, Lease, NameServiceProxy, NamingError, Page, Subscription, DEFAULT_NAME};
 use crate::{Address, Error, Node, Remote};
 
 /// The lease of a registration made with [`Names::register`], unless set with
@@ -129,24 +129,55 @@ impl Names {
 
     /// The registrations whose name starts with `prefix`, sorted by name.
     ///
+    /// Fetched page by page (`list_page`), so that no number of registrations makes one
+    /// answer exceed a frame; from a name server without pages, in one answer.
+    ///
     /// # Errors
     ///
-    /// Any error of the call.
+    /// Any error of the calls.
     pub async fn list(&self, prefix: &str) -> Result<Vec<Entry>, Error> {
-        self.service.list(prefix.to_owned()).await
+        match self.pages(prefix, Vec::new()).await {
+            Err(Error::NoSuchMethod(_)) => self.service.list(prefix.to_owned()).await,
+            other => other,
+        }
     }
 
     /// The registrations that have every one of `tags`, sorted by name.
     ///
+    /// Fetched page by page, as [`list`](Names::list) is.
+    ///
     /// # Errors
     ///
-    /// Any error of the call.
+    /// Any error of the calls.
     pub async fn search<I, S>(&self, tags: I) -> Result<Vec<Entry>, Error>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.service.search(tags.into_iter().map(Into::into).collect()).await
+        let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
+        match self.pages("", tags.clone()).await {
+            Err(Error::NoSuchMethod(_)) => self.service.search(tags).await,
+            other => other,
+        }
+    }
+
+    /// Every page of `list_page(prefix, tags, ..)`.
+    async fn pages(&self, prefix: &str, tags: Vec<String>) -> Result<Vec<Entry>, Error> {
+        let mut entries = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.service.list_page(prefix.to_owned(), tags.clone(), after, self.max_reply()).await?;
+            entries.extend(page.entries);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(entries),
+            }
+        }
+    }
+
+    /// The largest reply this node accepts.
+    fn max_reply(&self) -> u64 {
+        u64::try_from(self.node.max_frame()).unwrap_or(u64::MAX)
     }
 
     /// Removes a name, whoever registered it. Returns whether it was registered.
@@ -174,13 +205,34 @@ impl Names {
     /// Watches the names starting with `prefix`: returns the registrations there now, then
     /// every registration and removal, in order, until the [`Watch`] is dropped.
     ///
+    /// The registrations there now are fetched page by page (`watch_paged`), so that no number
+    /// of them makes one answer exceed a frame; each is as it was when its page was fetched,
+    /// and the events that follow are the changes since.
+    ///
     /// # Errors
     ///
-    /// Any error of the call.
-    pub async fn watch(&self, prefix: &str) -> Result<Watch, Error> {
+    /// [`NamingError::LimitReached`] (in [`Error::Method`]) if the name server serves as many
+    /// watches as it allows; any error of the calls.
+    pub async fn watch(&self, prefix: &str) -> Result<Watch, Error<NamingError>> {
         let (events, queue) = mpsc::unbounded_channel();
         let watcher = Remote::new(Watcher { events });
-        let (existing, subscription) = self.service.watch(prefix.to_owned(), watcher.proxy().clone()).await?;
+        let (existing, subscription) = match self.service.watch_paged(prefix.to_owned(), watcher.proxy().clone()).await
+        {
+            Ok(subscription) => {
+                let mut existing = Vec::new();
+                loop {
+                    let Page { entries, next } =
+                        subscription.proxy().existing(self.max_reply()).await.map_err(naming_error)?;
+                    existing.extend(entries);
+                    if next.is_none() {
+                        break (existing, subscription);
+                    }
+                }
+            }
+            // A name server without pages.
+            Err(Error::NoSuchMethod(_)) => self.service.watch(prefix.to_owned(), watcher.proxy().clone()).await?,
+            Err(e) => return Err(e),
+        };
         // Only the name service's handle keeps the watcher alive now: when it lets go (the
         // subscription ends, or the connection does), the queue closes.
         drop(watcher);

@@ -4,8 +4,13 @@
 //! Writes are serialized by one async lock (`writer`), held across the database commit: a
 //! change is planned against the current state, committed, and only then applied to the state
 //! in memory and announced to watchers. Readers (lookups, lists) never wait for a commit.
+//!
+//! Every registration is bounded in size and number ([`Limits`]), and every list, search and
+//! watch snapshot is answered in pages of a bounded number of bytes, so that no set of
+//! registrations can make an answer exceed a frame.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -15,7 +20,8 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Entry, Event, Lease, NamingError, Removal, WatcherProxy};
+use super::limits::{Limit, Limits};
+use super::{Entry, Event, Lease, NamingError, Page, Removal, WatcherProxy};
 use crate::persist::{Op, Store, StoreError, Table};
 
 /// The table of names: name -> stored registration.
@@ -27,9 +33,30 @@ const FORMAT: u32 = 1;
 /// The shortest lease granted; shorter requests are raised to it.
 pub(crate) const MIN_LEASE: Duration = Duration::from_millis(50);
 
+/// What one registration costs in a reply besides its name, address and tags: field names and
+/// tags of its dynamic form, the two strings' lengths, the lease, and its reference.
+pub(crate) const ENTRY_OVERHEAD: usize = 192;
+
+/// What each tag costs in a reply besides its bytes (its value tag and length).
+pub(crate) const STRING_OVERHEAD: usize = 8;
+
+/// What a page's reply costs besides its registrations (the reply's header, the page's
+/// fields, the cursor: a name).
+pub(crate) fn page_overhead(limits: &Limits) -> usize {
+    1024 + limits.name_bytes
+}
+
+/// The most bytes the registration `name` of `slot` takes in a reply, typed or dynamic.
+pub(crate) fn entry_bytes(name: &str, slot: &Slot) -> usize {
+    ENTRY_OVERHEAD
+        + name.len()
+        + slot.address.as_ref().map_or(0, String::len)
+        + slot.tags.iter().map(|t| t.len() + STRING_OVERHEAD).sum::<usize>()
+}
+
 /// One registered name.
 #[derive(Clone, Debug)]
-struct Slot {
+pub(crate) struct Slot {
     address: Option<String>,
     /// The live reference, if registered by reference (gone after a restart until renewed).
     object: Option<DynObject>,
@@ -40,6 +67,8 @@ struct Slot {
     /// `None`: permanent.
     ttl: Option<Duration>,
     expires: Option<Instant>,
+    /// Who holds the name, for [`Limit::NamesPerRegistrant`] (see [`registrant`]).
+    registrant: String,
 }
 
 impl Slot {
@@ -77,7 +106,32 @@ struct Stored {
 struct Watching {
     id: u64,
     prefix: String,
-    events: mpsc::UnboundedSender<Event>,
+    /// Shared by every watcher that hears the event: a backlog costs a pointer per event.
+    events: mpsc::Sender<Arc<Event>>,
+    /// How far the watcher has been given the names there were when it started.
+    paged: Paged,
+}
+
+/// How far a watch has handed out the names under its prefix: it hears of changes to those
+/// only, since the later pages show the others as they are then.
+#[derive(Clone, Debug)]
+enum Paged {
+    /// No page yet.
+    Nothing,
+    /// The names up to and including this one.
+    Upto(String),
+    /// All of them.
+    All,
+}
+
+impl Paged {
+    fn covers(&self, name: &str) -> bool {
+        match self {
+            Paged::Nothing => false,
+            Paged::Upto(last) => name <= last.as_str(),
+            Paged::All => true,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -85,6 +139,8 @@ struct State {
     names: BTreeMap<String, Slot>,
     /// Lease id -> name.
     leases: HashMap<String, String>,
+    /// Registrant -> how many names it holds.
+    held: HashMap<String, usize>,
     watchers: Vec<Watching>,
     next_watch: u64,
 }
@@ -106,6 +162,7 @@ pub(crate) struct Request {
 }
 
 pub(crate) struct Registry {
+    limits: Limits,
     state: Mutex<State>,
     /// Held from planning a change to applying it, across its commit.
     writer: tokio::sync::Mutex<()>,
@@ -125,20 +182,33 @@ impl Drop for Registry {
 
 impl Registry {
     /// A registry with no database: names last as long as the process.
-    pub(crate) fn in_memory() -> Arc<Registry> {
-        Arc::new(Registry::with_state(State::default(), None))
+    pub(crate) fn in_memory(limits: Limits) -> Arc<Registry> {
+        Arc::new(Registry::with_state(State::default(), None, limits))
     }
 
     /// A registry kept in `store`, restored from it. Every restored lease gets one full lease
     /// time, counted from now, to be renewed.
-    pub(crate) fn open(store: &Store) -> Result<Arc<Registry>, StoreError> {
+    ///
+    /// A stored registration that breaks the size limits (written by a version without them,
+    /// or before they were lowered) is removed from the database, with a warning: restored, it
+    /// could not be answered within a frame.
+    pub(crate) fn open(store: &Store, limits: Limits) -> Result<Arc<Registry>, StoreError> {
         let mut state = State::default();
         let rows = store.read_all(NAMES)?;
         let now = Instant::now();
+        let mut dropped = Vec::new();
         for (name, bytes) in rows {
             let stored = decode(&bytes).map_err(|reason| StoreError::Unreadable { object: name.clone(), reason })?;
+            let tags: Vec<&str> = stored.tags.iter().map(String::as_str).collect();
+            if let Err(e) = sizes(&name, stored.address.as_deref(), &tags, &limits) {
+                tracing::warn!(name = %truncated(&name), error = %e, "stored name breaks the limits; removed");
+                dropped.push(Op::Delete(NAMES, name));
+                continue;
+            }
             let ttl = stored.ttl_ms.map(Duration::from_millis);
             state.leases.insert(stored.lease.clone(), name.clone());
+            let registrant = registrant(stored.address.as_deref(), None);
+            *state.held.entry(registrant.clone()).or_default() += 1;
             let slot = Slot {
                 address: stored.address,
                 object: None,
@@ -147,15 +217,20 @@ impl Registry {
                 lease: stored.lease,
                 ttl,
                 expires: ttl.map(|t| now + t),
+                registrant,
             };
             state.names.insert(name, slot);
         }
+        if !dropped.is_empty() {
+            crate::persist::write_now(store.database(), dropped).map_err(|e| store.db_error(e))?;
+        }
         tracing::debug!(names = state.names.len(), path = %store.path().display(), "name registry restored");
-        Ok(Arc::new(Registry::with_state(state, Some(store.clone()))))
+        Ok(Arc::new(Registry::with_state(state, Some(store.clone()), limits)))
     }
 
-    fn with_state(state: State, store: Option<Store>) -> Registry {
+    fn with_state(state: State, store: Option<Store>, limits: Limits) -> Registry {
         Registry {
+            limits,
             state: Mutex::new(state),
             writer: tokio::sync::Mutex::new(()),
             store,
@@ -181,29 +256,51 @@ impl Registry {
 
     pub(crate) async fn register(&self, request: Request) -> Result<Lease, NamingError> {
         let Request { name, address, object, tags, lease, replace } = request;
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        sizes(&name, address.as_deref(), &tags, &self.limits)?;
         validate(&name, address.as_deref(), object.is_some())?;
+        let tags: BTreeSet<String> = tags.into_iter().map(str::to_owned).collect();
+        let registrant = registrant(address.as_deref(), object.as_ref());
         let _writer = self.writer.lock().await;
-        if let Some(existing) = self.state().names.get(&name) {
-            // The same address is the same service (restarted, say): it takes its name back.
-            let same = address.is_some() && existing.address == address;
-            if !replace && !same {
-                return Err(NamingError::Taken { name, address: existing.address.clone() });
-            }
-        }
+        self.admit(&name, address.as_ref(), &registrant, replace)?;
         let ttl = lease.map(|t| t.max(MIN_LEASE));
         let id = dopy_core::message::ObjectId::random().to_string();
         let slot = Slot {
             address,
             by_reference: object.is_some(),
             object,
-            tags: tags.into_iter().collect(),
+            tags,
             lease: id.clone(),
             ttl,
             expires: ttl.map(|t| Instant::now() + t),
+            registrant,
         };
         self.commit(vec![Change::Put(name, slot)]).await?;
         self.wake.notify_one();
         Ok(Lease { id, lease_ms: ttl.map(millis) })
+    }
+
+    /// Whether `registrant` may take `name` now: it is free (or `replace`, or the same
+    /// address), and neither the name server nor the registrant is full.
+    fn admit(&self, name: &str, address: Option<&String>, registrant: &str, replace: bool) -> Result<(), NamingError> {
+        let state = self.state();
+        let existing = state.names.get(name);
+        if let Some(existing) = existing {
+            // The same address is the same service (restarted, say): it takes its name back.
+            let same = address.is_some() && existing.address.as_ref() == address;
+            if !replace && !same {
+                return Err(NamingError::Taken { name: name.to_owned(), address: existing.address.clone() });
+            }
+        }
+        let limit = |limit: Limit| NamingError::LimitReached { limit, max: self.limits.of(limit) as u64 };
+        if existing.is_none() && state.names.len() >= self.limits.names {
+            return Err(limit(Limit::Names));
+        }
+        let already = existing.is_some_and(|e| e.registrant == registrant);
+        if !already && state.held.get(registrant).copied().unwrap_or(0) >= self.limits.names_per_registrant {
+            return Err(limit(Limit::NamesPerRegistrant));
+        }
+        Ok(())
     }
 
     pub(crate) async fn renew(&self, lease: &str, object: Option<DynObject>) -> Result<(), NamingError> {
@@ -280,8 +377,10 @@ impl Registry {
                 Change::Put(name, slot) => {
                     let entry = slot.entry(&name);
                     state.leases.insert(slot.lease.clone(), name.clone());
+                    *state.held.entry(slot.registrant.clone()).or_default() += 1;
                     if let Some(old) = state.names.insert(name.clone(), slot) {
                         state.leases.remove(&old.lease);
+                        state.release(&old.registrant);
                         tracing::info!(%name, "name replaced");
                         state.announce(&name, Event::Removed { name: name.clone(), reason: Removal::Replaced });
                     }
@@ -291,6 +390,7 @@ impl Registry {
                 Change::Remove(name, reason) => {
                     if let Some(old) = state.names.remove(&name) {
                         state.leases.remove(&old.lease);
+                        state.release(&old.registrant);
                         tracing::info!(%name, ?reason, "name removed");
                         state.announce(&name, Event::Removed { name: name.clone(), reason });
                     }
@@ -310,6 +410,8 @@ impl Registry {
         Ok(entry)
     }
 
+    /// Every registration under `prefix` (for the `list` method of old clients: the answer
+    /// may exceed a frame, and then that call fails alone).
     pub(crate) fn list(&self, prefix: &str) -> Vec<Entry> {
         let state = self.state();
         state
@@ -320,26 +422,60 @@ impl Registry {
             .collect()
     }
 
+    /// Every registration having all of `tags` (for the `search` method of old clients).
     pub(crate) fn search(&self, tags: &[String]) -> Vec<Entry> {
         let state = self.state();
         state.names.iter().filter(|(_, s)| tags.iter().all(|t| s.tags.contains(t))).map(|(n, s)| s.entry(n)).collect()
     }
 
-    /// Adds a watcher of the names under `prefix`; returns its id and the names there now
-    /// (taken together with adding it, so that no event falls in between).
-    pub(crate) fn watch(self: &Arc<Self>, prefix: String, watcher: WatcherProxy) -> (u64, Vec<Entry>) {
-        let (events, mut queue) = mpsc::unbounded_channel();
+    /// The page budget for a reply of at most `max_bytes` (the caller's frame), on a service
+    /// whose own frame is `frame`.
+    pub(crate) fn budget(&self, max_bytes: u64, frame: usize) -> usize {
+        let overhead = page_overhead(&self.limits);
+        let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        self.limits.page_bytes.min(frame.saturating_sub(overhead)).min(max_bytes.saturating_sub(overhead))
+    }
+
+    /// The registrations under `prefix` that have every one of `tags`, sorted by name, after
+    /// the name `after`: as many as fit in `budget` bytes, and at least one.
+    pub(crate) fn page(&self, prefix: &str, tags: &[String], after: Option<&str>, budget: usize) -> Page {
+        page(&self.state(), prefix, tags, after, budget)
+    }
+
+    /// Adds a watcher of the names under `prefix`; returns its id and, unless `paged`, the
+    /// names there now (taken together with adding it, so that no event falls in between). A
+    /// `paged` watcher gets them from [`watch_page`](Registry::watch_page) instead, and hears of
+    /// changes to the names it has been given only.
+    ///
+    /// # Errors
+    ///
+    /// [`NamingError::LimitReached`] when [`Limit::Watches`] watches are served already.
+    pub(crate) fn watch(
+        self: &Arc<Self>,
+        prefix: String,
+        watcher: WatcherProxy,
+        paged: bool,
+    ) -> Result<(u64, Vec<Entry>), NamingError> {
+        let (events, mut queue) = mpsc::channel::<Arc<Event>>(self.limits.watch_backlog);
         let (id, existing) = {
             let mut state = self.state();
+            if state.watchers.len() >= self.limits.watches {
+                return Err(NamingError::LimitReached { limit: Limit::Watches, max: self.limits.watches as u64 });
+            }
             state.next_watch += 1;
             let id = state.next_watch;
-            let existing = state
-                .names
-                .range(prefix.clone()..)
-                .take_while(|(n, _)| n.starts_with(&prefix))
-                .map(|(n, s)| s.entry(n))
-                .collect();
-            state.watchers.push(Watching { id, prefix, events });
+            let existing = if paged {
+                Vec::new()
+            } else {
+                state
+                    .names
+                    .range(prefix.clone()..)
+                    .take_while(|(n, _)| n.starts_with(&prefix))
+                    .map(|(n, s)| s.entry(n))
+                    .collect()
+            };
+            let paged = if paged { Paged::Nothing } else { Paged::All };
+            state.watchers.push(Watching { id, prefix, events, paged });
             (id, existing)
         };
         // One task per watcher calls it with its events in order; a slow watcher delays only
@@ -347,7 +483,7 @@ impl Registry {
         let registry = Arc::downgrade(self);
         tokio::spawn(async move {
             while let Some(event) = queue.recv().await {
-                if let Err(e) = watcher.event(event).await {
+                if let Err(e) = watcher.event(Event::clone(&event)).await {
                     tracing::debug!(error = %e, "watcher gone");
                     break;
                 }
@@ -356,7 +492,28 @@ impl Registry {
                 registry.unwatch(id);
             }
         });
-        (id, existing)
+        Ok((id, existing))
+    }
+
+    /// The next page of the names watcher `id` started with, in `budget` bytes; from then on it
+    /// hears of changes to those too. `next` is `None` on the last page.
+    pub(crate) fn watch_page(&self, id: u64, budget: usize) -> Page {
+        let mut state = self.state();
+        let Some(watching) = state.watchers.iter().find(|w| w.id == id) else { return Page::default() };
+        let (prefix, after) = match &watching.paged {
+            Paged::All => return Page::default(),
+            Paged::Nothing => (watching.prefix.clone(), None),
+            Paged::Upto(last) => (watching.prefix.clone(), Some(last.clone())),
+        };
+        let page = page(&state, &prefix, &[], after.as_deref(), budget);
+        let paged = match (&page.next, page.entries.last()) {
+            (Some(_), Some(last)) => Paged::Upto(last.name.clone()),
+            _ => Paged::All,
+        };
+        if let Some(watching) = state.watchers.iter_mut().find(|w| w.id == id) {
+            watching.paged = paged;
+        }
+        page
     }
 
     pub(crate) fn unwatch(&self, id: u64) {
@@ -365,9 +522,100 @@ impl Registry {
 }
 
 impl State {
+    /// Queues `event` for the watchers of `name`; drops those that fell too far behind.
     fn announce(&mut self, name: &str, event: Event) {
-        self.watchers.retain(|w| !name.starts_with(&w.prefix) || w.events.send(event.clone()).is_ok());
+        let event = Arc::new(event);
+        self.watchers.retain(|w| {
+            if !name.starts_with(&w.prefix) || !w.paged.covers(name) {
+                return true;
+            }
+            match w.events.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(watch = w.id, "a watcher fell too far behind; its watch ends");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
     }
+
+    /// One name fewer for `registrant`.
+    fn release(&mut self, registrant: &str) {
+        if let Some(held) = self.held.get_mut(registrant) {
+            *held -= 1;
+            if *held == 0 {
+                self.held.remove(registrant);
+            }
+        }
+    }
+}
+
+/// A page of the registrations under `prefix` having every one of `tags`, after `after`.
+fn page(state: &State, prefix: &str, tags: &[String], after: Option<&str>, budget: usize) -> Page {
+    let start = match after {
+        Some(after) if after >= prefix => Bound::Excluded(after.to_owned()),
+        _ => Bound::Included(prefix.to_owned()),
+    };
+    let mut entries = Vec::new();
+    let mut used = 0;
+    let mut next = None;
+    let matching = state
+        .names
+        .range((start, Bound::Unbounded))
+        .take_while(|(n, _)| n.starts_with(prefix))
+        .filter(|(_, s)| tags.iter().all(|t| s.tags.contains(t)));
+    for (name, slot) in matching {
+        let size = entry_bytes(name, slot);
+        if !entries.is_empty() && used + size > budget {
+            next = entries.last().map(|e: &Entry| e.name.clone());
+            break;
+        }
+        used += size;
+        entries.push(slot.entry(name));
+    }
+    Page { entries, next }
+}
+
+/// Who registers: the endpoint of the address (the process serving the object), else the
+/// connection the reference came over.
+fn registrant(address: Option<&str>, object: Option<&DynObject>) -> String {
+    if let Some(address) = address {
+        return match address.parse::<crate::Address>() {
+            Ok(parsed) => parsed.endpoint.to_string(),
+            Err(_) => address.to_owned(),
+        };
+    }
+    match object.and_then(DynObject::connection) {
+        Some(connection) => format!("connection {}", connection.info()),
+        None => "references from this process or a previous run".to_owned(),
+    }
+}
+
+/// At most 64 characters of `name`, for messages.
+fn truncated(name: &str) -> String {
+    match name.char_indices().nth(64) {
+        Some((at, _)) => format!("{}...", &name[..at]),
+        None => name.to_owned(),
+    }
+}
+
+/// Checks the sizes of a registration against the limits.
+fn sizes(name: &str, address: Option<&str>, tags: &[&str], limits: &Limits) -> Result<(), NamingError> {
+    let limit = |limit: Limit| NamingError::LimitReached { limit, max: limits.of(limit) as u64 };
+    if name.len() > limits.name_bytes {
+        return Err(limit(Limit::NameBytes));
+    }
+    if address.is_some_and(|a| a.len() > limits.address_bytes) {
+        return Err(limit(Limit::AddressBytes));
+    }
+    if tags.iter().any(|t| t.len() > limits.tag_bytes) {
+        return Err(limit(Limit::TagBytes));
+    }
+    if tags.len() > limits.tags && tags.iter().collect::<BTreeSet<_>>().len() > limits.tags {
+        return Err(limit(Limit::Tags));
+    }
+    Ok(())
 }
 
 /// Expires leases until the registry goes away.
@@ -449,6 +697,7 @@ mod tests {
             lease: "0123".into(),
             ttl: Some(Duration::from_millis(1500)),
             expires: None,
+            registrant: String::new(),
         };
         let stored = decode(&encode(&slot)).unwrap();
         assert_eq!(stored.address, slot.address);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use dopy_core::DynObject;
 
 use super::registry::{Registry, Request};
-use super::{Entry, Lease, NamingError, WatcherProxy};
+use super::{Entry, Lease, NamingError, Page, WatcherProxy};
 use crate::Remote;
 
 /// The name service: names -> objects, with leases, tags and watchers.
@@ -25,6 +25,8 @@ use crate::Remote;
 pub struct NameService {
     registry: Arc<Registry>,
     writable: bool,
+    /// The frame limit of the node it is published on: its pages fit in it.
+    frame: usize,
 }
 
 impl fmt::Debug for NameService {
@@ -34,9 +36,9 @@ impl fmt::Debug for NameService {
 }
 
 impl NameService {
-    pub(crate) fn new(registry: Arc<Registry>, writable: bool) -> Self {
+    pub(crate) fn new(registry: Arc<Registry>, writable: bool, frame: usize) -> Self {
         registry.start();
-        NameService { registry, writable }
+        NameService { registry, writable, frame }
     }
 
     fn writable(&self) -> Result<&Registry, NamingError> {
@@ -92,25 +94,58 @@ impl NameService {
         self.registry.lookup(&name)
     }
 
-    /// The registrations whose name starts with `prefix` (all of them for ""), sorted by name.
+    /// The registrations whose name starts with `prefix` (all of them for ""), sorted by name,
+    /// in one answer: it fails (for this call only) once they exceed a frame. Use `list_page`.
     pub fn list(&self, prefix: String) -> Vec<Entry> {
         self.registry.start();
         self.registry.list(&prefix)
     }
 
-    /// The registrations that have every one of `tags`, sorted by name.
+    /// The registrations that have every one of `tags`, sorted by name, in one answer: it
+    /// fails (for this call only) once they exceed a frame. Use `list_page`.
     pub fn search(&self, tags: Vec<String>) -> Vec<Entry> {
         self.registry.start();
         self.registry.search(&tags)
     }
 
+    /// One page of the registrations whose name starts with `prefix` and that have every one
+    /// of `tags`, sorted by name, starting after the name `after` (from the start for `None`):
+    /// as many as fit in a reply of `max_bytes` (and in the name server's page size and
+    /// frame), at least one. Pass the page's `next` as `after` for the next page; `next` is
+    /// `None` on the last one.
+    pub fn list_page(&self, prefix: String, tags: Vec<String>, after: Option<String>, max_bytes: u64) -> Page {
+        self.registry.start();
+        self.registry.page(&prefix, &tags, after.as_deref(), self.registry.budget(max_bytes, self.frame))
+    }
+
     /// Calls `watcher.event` for every registration and removal of a name starting with
     /// `prefix`, in order, until the returned subscription is dropped (or the watcher cannot be
-    /// reached). Also returns the registrations under `prefix` now.
-    pub fn watch(&self, prefix: String, watcher: WatcherProxy) -> (Vec<Entry>, Remote<Subscription>) {
+    /// reached). Also returns the registrations under `prefix` now, in one answer: it fails
+    /// (for this call only) once they exceed a frame. Use `watch_paged`.
+    pub fn watch(
+        &self,
+        prefix: String,
+        watcher: WatcherProxy,
+    ) -> Result<(Vec<Entry>, Remote<Subscription>), NamingError> {
         self.registry.start();
-        let (id, existing) = self.registry.watch(prefix, watcher);
-        (existing, Remote::new(Subscription { registry: Arc::downgrade(&self.registry), id }))
+        let (id, existing) = self.registry.watch(prefix, watcher, false)?;
+        Ok((existing, self.subscription(id)))
+    }
+
+    /// Starts watching the names starting with `prefix`, as `watch` does, without the names
+    /// there now: fetch them page by page with the subscription's `existing`. Until a name has
+    /// been handed out in a page, the watcher hears of no change to it (the page shows it as
+    /// it is then); after, it hears of every change.
+    pub fn watch_paged(&self, prefix: String, watcher: WatcherProxy) -> Result<Remote<Subscription>, NamingError> {
+        self.registry.start();
+        let (id, _) = self.registry.watch(prefix, watcher, true)?;
+        Ok(self.subscription(id))
+    }
+}
+
+impl NameService {
+    fn subscription(&self, id: u64) -> Remote<Subscription> {
+        Remote::new(Subscription { registry: Arc::downgrade(&self.registry), id, frame: self.frame })
     }
 }
 
@@ -118,6 +153,8 @@ impl NameService {
 pub struct Subscription {
     registry: Weak<Registry>,
     id: u64,
+    /// The frame limit of the service's node.
+    frame: usize,
 }
 
 impl fmt::Debug for Subscription {
@@ -141,6 +178,16 @@ impl Subscription {
     pub fn cancel(&self) {
         if let Some(registry) = self.registry.upgrade() {
             registry.unwatch(self.id);
+        }
+    }
+
+    /// The next page of the registrations under the watched prefix when the watch started
+    /// (`watch_paged`), in a reply of at most `max_bytes`; `next` is `None` on the last page
+    /// (and the page empty after it, or for a watch from `watch`).
+    pub fn existing(&self, max_bytes: u64) -> Page {
+        match self.registry.upgrade() {
+            Some(registry) => registry.watch_page(self.id, registry.budget(max_bytes, self.frame)),
+            None => Page::default(),
         }
     }
 }
