@@ -33,6 +33,7 @@ pub struct NodeBuilder {
     max_depth: Option<usize>,
     heartbeat: Option<Option<Heartbeat>>,
     idle_timeout: Option<Option<Duration>>,
+    backlog: Option<(usize, Duration)>,
     max_connections: usize,
     max_handshakes: usize,
 }
@@ -186,6 +187,20 @@ impl NodeBuilder {
         self
     }
 
+    /// Bounds the bytes queued for one peer and not yet taken by its connection (default 8 MiB,
+    /// 30 s).
+    ///
+    /// A peer that sends calls but does not read the replies (or whose network is slower than
+    /// the replies) makes them queue up. Past `bytes`, the connection stops reading that peer's
+    /// frames until it has read enough (backpressure: its calls wait in its own socket); if the
+    /// queue is still over `bytes` after `timeout`, the connection is closed with an `Abort`
+    /// saying so, and what was queued is freed. One frame may take the queue past `bytes`: a
+    /// reply is never refused for it. Other connections are not affected.
+    pub fn max_backlog(mut self, bytes: usize, timeout: Duration) -> Self {
+        self.backlog = Some((bytes, timeout));
+        self
+    }
+
     /// Requires every peer to prove knowledge of this shared secret, and proves it in turn
     /// (default: no authentication).
     ///
@@ -250,6 +265,7 @@ impl NodeBuilder {
         host.max_depth = self.max_depth.unwrap_or(host.max_depth);
         host.heartbeat = self.heartbeat.unwrap_or(host.heartbeat);
         host.idle_timeout = self.idle_timeout.unwrap_or(host.idle_timeout);
+        (host.max_backlog, host.backlog_timeout) = self.backlog.unwrap_or((host.max_backlog, host.backlog_timeout));
         let host = Arc::new(host);
         Node {
             inner: Arc::new(Inner {
@@ -370,6 +386,7 @@ impl Node {
             max_depth: None,
             heartbeat: None,
             idle_timeout: None,
+            backlog: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
         }

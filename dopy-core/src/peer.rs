@@ -73,6 +73,13 @@ pub struct Host {
     /// How long a connection may stay idle (no call in flight, no reference held either way)
     /// before it is closed with `Goodbye`; `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// Most bytes queued for the peer (replies and calls not yet taken by the link): past it,
+    /// this side stops reading the peer's frames until the peer has read enough of what it
+    /// was sent (backpressure). One frame may take the queue past it.
+    pub max_backlog: usize,
+    /// How long the backlog may stay over [`max_backlog`](Host::max_backlog) before the
+    /// connection is closed (the peer does not read).
+    pub backlog_timeout: Duration,
     /// Set when the node shuts down: calls that arrive from then on are refused (`Cancelled`,
     /// "shutting down") while the calls in flight finish.
     pub draining: std::sync::atomic::AtomicBool,
@@ -103,6 +110,12 @@ pub const DEFAULT_MAX_EXPORTS: usize = 65_536;
 /// dropped anyway (a peer that stopped reading must not keep the socket open).
 const LINGER: Duration = Duration::from_secs(2);
 
+/// Default of [`Host::max_backlog`]: 8 MiB.
+pub const DEFAULT_MAX_BACKLOG: usize = 8 << 20;
+
+/// Default of [`Host::backlog_timeout`].
+pub const DEFAULT_BACKLOG_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Default of [`Host::max_in_flight`].
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
@@ -123,6 +136,8 @@ impl Host {
             max_depth: wire::MAX_DEPTH,
             heartbeat: Some(DEFAULT_HEARTBEAT),
             idle_timeout: None,
+            max_backlog: DEFAULT_MAX_BACKLOG,
+            backlog_timeout: DEFAULT_BACKLOG_TIMEOUT,
             draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -454,6 +469,12 @@ impl Connection {
     /// [`Error::Disconnected`].
     pub fn close(&self) {
         self.shared.close_with(Message::Goodbye, "closed locally");
+    }
+
+    /// Bytes queued for the peer and not yet taken by the transport (bounded by the node's
+    /// backlog limit, `NodeBuilder::max_backlog`, plus one frame).
+    pub fn backlog(&self) -> usize {
+        self.shared.out.backlog()
     }
 
     /// How many objects this side currently exports to the peer (by reference).
@@ -1479,6 +1500,25 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                 }
                 if let Err(reason) = handled {
                     break reason;
+                }
+                if shared.out.backlog() > shared.host.max_backlog {
+                    // The peer does not read what it is sent: read nothing more from it until
+                    // it has, and give up on it if it never does.
+                    shared.out.end_batch();
+                    let (bound, timeout) = (shared.host.max_backlog, shared.host.backlog_timeout);
+                    let drained = tokio::select! {
+                        drained = shared.out.drained(bound, timeout) => drained,
+                        _ = &mut closed => return,
+                    };
+                    if !drained {
+                        let reason = format!(
+                            "the peer did not read: {} bytes were still queued for it after {timeout:?} over the \
+                             limit of {bound} bytes",
+                            shared.out.backlog()
+                        );
+                        shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
+                        break reason;
+                    }
                 }
             }
         }

@@ -31,7 +31,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::task::{ready, Context, Poll, Waker};
 
@@ -55,6 +55,16 @@ pub(super) enum Out {
     /// Small frames written in place, one after the other, each behind its length prefix
     /// (see [`Outbox::push_small`]).
     Framed(BytesMut),
+}
+
+impl Out {
+    /// The bytes this item holds, counted in the outbox's backlog.
+    fn len(&self) -> usize {
+        match self {
+            Out::Frame(f) | Out::Acked(f, _) | Out::Last(f) => f.len(),
+            Out::Framed(frames) => frames.len(),
+        }
+    }
 }
 
 /// Why [`Outbox::push_small`] queued nothing.
@@ -100,6 +110,15 @@ pub(super) struct Outbox {
     /// Whether the reader pushed frames into its batch (without waking the writer task) since
     /// it last ended one. Read and written by the reader only.
     deferred: AtomicBool,
+    /// Bytes pushed and not yet fed into the link: what a peer that does not read makes this
+    /// side hold. The reader stops reading the peer's frames while it is over the node's bound
+    /// (see [`Outbox::drained`]).
+    backlog: AtomicUsize,
+    /// Set while the reader waits for the backlog to drain: the writer then tells it, through
+    /// `drained`, each time it has fed frames (no lock on the common path).
+    stalled: AtomicBool,
+    /// Where the stalled reader waits.
+    drained: tokio::sync::Notify,
 }
 
 /// The queue proper.
@@ -141,6 +160,7 @@ impl Half {
         &mut self,
         queue: &Mutex<Queue>,
         woken: &AtomicBool,
+        backlog: &AtomicUsize,
         cx: &mut Context<'_>,
         take_last: bool,
     ) -> Poll<io::Result<bool>> {
@@ -169,6 +189,7 @@ impl Half {
                 // stays first in line.
                 ready!(Sink::<Bytes>::poll_ready(Pin::new(&mut *sink), cx))?;
                 *dirty = true;
+                backlog.fetch_sub(next.len(), Ordering::Relaxed);
                 let frame = match staged.pop_front() {
                     Some(Out::Frame(f) | Out::Last(f)) => f,
                     Some(Out::Acked(f, ack)) => {
@@ -211,14 +232,14 @@ impl Half {
 
     /// The reader's attempt at writing the queue (see [`Outbox::end_batch`]); true when
     /// something is left for the writer task.
-    fn write_now(&mut self, queue: &Mutex<Queue>, woken: &AtomicBool) -> bool {
+    fn write_now(&mut self, queue: &Mutex<Queue>, woken: &AtomicBool, backlog: &AtomicUsize) -> bool {
         // Only onto an idle write path: with frames fed and unflushed (or staged), the writer
         // task is waiting for the transport, and a poll here would replace its waker there.
         if self.sink.is_none() || self.dirty || self.failed || self.closing || !self.staged.is_empty() {
             return true;
         }
         let mut cx = Context::from_waker(Waker::noop());
-        let last = match self.feed(queue, woken, &mut cx, false) {
+        let last = match self.feed(queue, woken, backlog, &mut cx, false) {
             Poll::Ready(Ok(last)) => last,
             Poll::Ready(Err(_)) => {
                 self.failed = true;
@@ -255,7 +276,42 @@ impl Outbox {
             writer: AtomicWaker::new(),
             woken: AtomicBool::new(false),
             deferred: AtomicBool::new(false),
+            backlog: AtomicUsize::new(0),
+            stalled: AtomicBool::new(false),
+            drained: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Bytes queued and not yet taken by the link.
+    pub(super) fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the backlog is at most `bound` bytes; false if it still is not after
+    /// `timeout` (the peer does not read).
+    pub(super) async fn drained(&self, bound: usize, timeout: std::time::Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.drained.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                self.stalled.store(true, Ordering::SeqCst);
+                if self.backlog() <= bound {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let ok = tokio::time::timeout(timeout, wait).await.is_ok();
+        self.stalled.store(false, Ordering::SeqCst);
+        ok
+    }
+
+    /// Tells a stalled reader that frames were taken by the link.
+    fn fed(&self) {
+        if self.stalled.load(Ordering::SeqCst) {
+            self.drained.notify_waiters();
+        }
     }
 
     /// Queues `out` to be sent after everything queued before it. Wakes the writer task, unless
@@ -273,6 +329,7 @@ impl Outbox {
                 drop(q);
                 return Err(out);
             }
+            self.backlog.fetch_add(out.len(), Ordering::Relaxed);
             q.items.push_back(out);
         }
         if batched {
@@ -328,6 +385,7 @@ impl Outbox {
                 return Err(Unpushed::Encode(e));
             }
             debug_assert_eq!(run.len() - start, whole, "the size computed beforehand");
+            self.backlog.fetch_add(whole, Ordering::Relaxed);
         }
         if batched {
             self.deferred.store(true, Ordering::Relaxed);
@@ -364,8 +422,8 @@ impl Outbox {
             return;
         }
         let left = match self.half.try_lock() {
-            Ok(mut half) => half.write_now(&self.queue, &self.woken),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().write_now(&self.queue, &self.woken),
+            Ok(mut half) => half.write_now(&self.queue, &self.woken, &self.backlog),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().write_now(&self.queue, &self.woken, &self.backlog),
             // The writer task is writing right now (it may have taken the batch or not yet).
             Err(TryLockError::WouldBlock) => true,
         };
@@ -405,7 +463,9 @@ impl Outbox {
                 }
                 return Poll::Ready(());
             }
-            let last = match ready!(half.feed(&self.queue, &self.woken, cx, true)) {
+            let fed = half.feed(&self.queue, &self.woken, &self.backlog, cx, true);
+            self.fed();
+            let last = match ready!(fed) {
                 Ok(last) => last,
                 Err(_) => {
                     half.failed = true;
@@ -474,6 +534,9 @@ impl Drop for WriterTask {
             (std::mem::take(&mut q.items), q.spare.take())
         };
         drop((sink, staged, acks, spare, queued, spare_too));
+        // Nothing is held for the peer any more: a reader waiting for the backlog goes on.
+        self.0.backlog.store(0, Ordering::Relaxed);
+        self.0.drained.notify_waiters();
     }
 }
 
