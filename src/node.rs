@@ -34,6 +34,7 @@ pub struct NodeBuilder {
     heartbeat: Option<Option<Heartbeat>>,
     idle_timeout: Option<Option<Duration>>,
     backlog: Option<(usize, Duration)>,
+    max_expansion: Option<usize>,
     max_connections: usize,
     max_handshakes: usize,
 }
@@ -187,6 +188,22 @@ impl NodeBuilder {
         self
     }
 
+    /// How many times its encoded size the dynamic values ([`Value`](crate::Value)s) of a
+    /// peer's message may take in memory once decoded (default 8; at least 1 MiB whatever the
+    /// message).
+    ///
+    /// A `Value` takes 48 bytes however little it took on the wire (a unit takes one byte
+    /// there): without a bound, a 16 MiB frame of units would take 800 MiB. Decoding is
+    /// charged as it allocates, so a message past the bound is refused before the memory is
+    /// taken: a call with [`Error::BadArguments`] ("dynamic values would take more than …"),
+    /// a reply fails its call with [`Error::Protocol`]; the connection goes on. Typical
+    /// dynamic data takes 2 to 6 times its encoded size; a long sequence of small integers
+    /// about 24 times (raise the factor for such data, or send it typed).
+    pub fn max_value_expansion(mut self, factor: usize) -> Self {
+        self.max_expansion = Some(factor.max(1));
+        self
+    }
+
     /// Bounds the bytes queued for one peer and not yet taken by its connection (default 8 MiB,
     /// 30 s).
     ///
@@ -265,6 +282,7 @@ impl NodeBuilder {
         host.max_depth = self.max_depth.unwrap_or(host.max_depth);
         host.heartbeat = self.heartbeat.unwrap_or(host.heartbeat);
         host.idle_timeout = self.idle_timeout.unwrap_or(host.idle_timeout);
+        host.max_expansion = self.max_expansion.unwrap_or(host.max_expansion);
         (host.max_backlog, host.backlog_timeout) = self.backlog.unwrap_or((host.max_backlog, host.backlog_timeout));
         let host = Arc::new(host);
         Node {
@@ -387,6 +405,7 @@ impl Node {
             heartbeat: None,
             idle_timeout: None,
             backlog: None,
+            max_expansion: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
         }

@@ -73,6 +73,10 @@ pub struct Host {
     /// How long a connection may stay idle (no call in flight, no reference held either way)
     /// before it is closed with `Goodbye`; `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// How many times its encoded size the dynamic values of an incoming message may take in
+    /// memory once decoded (at least 1 MiB): past it, a call is refused with `BadArguments`
+    /// and a reply fails its call; the connection goes on.
+    pub max_expansion: usize,
     /// Most bytes queued for the peer (replies and calls not yet taken by the link): past it,
     /// this side stops reading the peer's frames until the peer has read enough of what it
     /// was sent (backpressure). One frame may take the queue past it.
@@ -110,6 +114,9 @@ pub const DEFAULT_MAX_EXPORTS: usize = 65_536;
 /// dropped anyway (a peer that stopped reading must not keep the socket open).
 const LINGER: Duration = Duration::from_secs(2);
 
+/// Default of [`Host::max_expansion`].
+pub const DEFAULT_MAX_EXPANSION: usize = 8;
+
 /// Default of [`Host::max_backlog`]: 8 MiB.
 pub const DEFAULT_MAX_BACKLOG: usize = 8 << 20;
 
@@ -136,6 +143,7 @@ impl Host {
             max_depth: wire::MAX_DEPTH,
             heartbeat: Some(DEFAULT_HEARTBEAT),
             idle_timeout: None,
+            max_expansion: DEFAULT_MAX_EXPANSION,
             max_backlog: DEFAULT_MAX_BACKLOG,
             backlog_timeout: DEFAULT_BACKLOG_TIMEOUT,
             draining: std::sync::atomic::AtomicBool::new(false),
@@ -893,15 +901,14 @@ impl Shared {
         !waiting && self.serving.load(Ordering::Acquire) == 0 && refs.exported() == 0 && refs.imported() == 0
     }
 
-    /// Answers a message refused for nesting its values deeper than [`Host::max_depth`]: a
-    /// call gets `BadArguments`, a reply fails its call (`Protocol`); the references either
-    /// carried are released. Only a message whose start cannot be read ends the connection.
-    fn refuse_too_deep(self: &Arc<Self>, frame: &[u8]) -> Result<(), String> {
+    /// Answers a message refused for its values (`why`: nested deeper than [`Host::max_depth`],
+    /// or more memory than [`Host::max_expansion`] allows): a call gets `BadArguments`, a reply
+    /// fails its call (`Protocol`); the references either carried are released. Only a message
+    /// whose start cannot be read ends the connection.
+    fn refuse_values(self: &Arc<Self>, frame: &[u8], why: &str) -> Result<(), String> {
         /// The variant indexes of `Message::Call` and `Message::Return`.
         const CALL: u32 = 0;
         const RETURN: u32 = 1;
-        let why =
-            format!("value nesting exceeds {} levels, the limit of node `{}`", self.host.max_depth, self.host.name);
         // A call begins with its id, target, method and references; a reply with its id and
         // references (PROTOCOL.md, section 3).
         match postcard::take_from_bytes::<(u32, u64)>(frame) {
@@ -1475,7 +1482,9 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                 let batching = shared.out.batch();
                 // Typed payloads stay in the frame's buffer instead of being copied (small ones
                 // get a copy if they are kept: see `Incoming`).
-                let (decoded, too_deep) = wire::with_max_depth(max_depth, || Incoming::decode(&frame));
+                let budget = wire::budget_for(frame.len(), shared.host.max_expansion);
+                let ((decoded, too_deep), over) =
+                    wire::with_budget(budget, || wire::with_max_depth(max_depth, || Incoming::decode(&frame)));
                 let abort = |reason: String| {
                     shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
                     reason
@@ -1488,7 +1497,23 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                     // An error here: the peer ended the connection.
                     Ok(Incoming::Other(msg)) => shared.handle(msg, &mut runner),
                     // One message too deep fails alone: the connection goes on.
-                    Err(_) if too_deep => shared.refuse_too_deep(&frame).map_err(abort),
+                    Err(_) if too_deep => {
+                        let why = format!(
+                            "value nesting exceeds {} levels, the limit of node `{}`",
+                            shared.host.max_depth, shared.host.name
+                        );
+                        shared.refuse_values(&frame, &why).map_err(abort)
+                    }
+                    Err(_) if over => {
+                        let why = format!(
+                            "dynamic values would take more than {budget} bytes decoded, {} times the frame's {} \
+                             bytes (the limit of node `{}`)",
+                            shared.host.max_expansion,
+                            frame.len(),
+                            shared.host.name
+                        );
+                        shared.refuse_values(&frame, &why).map_err(abort)
+                    }
                     Err(e) => Err(abort(format!("protocol error: malformed frame ({e})"))),
                 };
                 drop(batching);

@@ -109,6 +109,76 @@ thread_local! {
     static EXCEEDED: Cell<bool> = const { Cell::new(false) };
 }
 
+thread_local! {
+    /// Bytes the values decoded on this thread may still take (see [`with_budget`]).
+    static BUDGET: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Set when a value was refused because its decoding would pass the budget.
+    static OVER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// What decoding a `Value` of `len` input bytes may take in memory, with a node's expansion
+/// factor: `factor` times the input, and at least 1 MiB (so that small messages never meet it).
+pub fn budget_for(len: usize, factor: usize) -> usize {
+    len.saturating_mul(factor).max(1 << 20)
+}
+
+/// Runs `f` with `bytes` as what the values it decodes on this thread may take in memory
+/// (each value's 48 bytes as its container allocates them, the heap of long strings, byte
+/// strings and boxes); returns what `f` returned and whether a value was refused for passing
+/// it. Outside, decoding is not charged.
+///
+/// A dynamic value is amplified when decoded: a `Unit` is one byte on the wire and 48 in
+/// memory, so a 16 MiB frame of units would take 800 MiB (and more while vectors double).
+/// The budget is charged as the containers grow, so the refusal comes before the memory is
+/// taken.
+pub fn with_budget<T>(bytes: usize, f: impl FnOnce() -> T) -> (T, bool) {
+    /// Puts the previous budget and flag back when the scope ends.
+    struct Restore(usize, bool);
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BUDGET.with(|b| b.set(self.0));
+            OVER.with(|o| o.set(self.1));
+        }
+    }
+
+    let previous = BUDGET.with(|b| b.replace(bytes));
+    let _restore = Restore(previous, OVER.with(|o| o.replace(false)));
+    let out = f();
+    (out, OVER.with(Cell::get))
+}
+
+/// The budget left on this thread (see [`with_budget`]).
+pub(crate) fn budget_left() -> usize {
+    BUDGET.with(Cell::get)
+}
+
+/// Sets what is left of the budget (a reader that kept the count itself gives it back).
+pub(crate) fn set_budget_left(left: usize) {
+    BUDGET.with(|b| b.set(left));
+}
+
+/// Takes `bytes` from the budget; false (noted for [`with_budget`]) when not that much is left.
+#[inline]
+pub(crate) fn charge(bytes: usize) -> bool {
+    BUDGET.with(|b| match b.get().checked_sub(bytes) {
+        Some(left) => {
+            b.set(left);
+            true
+        }
+        None => {
+            OVER.with(|o| o.set(true));
+            false
+        }
+    })
+}
+
+/// The error message for a value whose decoding would pass the budget.
+const OVER_BUDGET: &str = "decoded values would take more memory than the limit allows";
+
+/// Strings up to this many bytes are kept inline in a `Value` (no heap to charge).
+const INLINE_STRING: usize = 24;
+
 /// The nesting limit in force on this thread: [`MAX_DEPTH`] unless inside [`with_max_depth`].
 pub fn max_depth() -> usize {
     LIMIT.with(Cell::get)
@@ -470,8 +540,20 @@ impl<'de> Visitor<'de> for ValueVisitor {
             Tag::UInt128 => payload.newtype_variant().map(Value::UInt128),
             Tag::Float => payload.newtype_variant().map(Value::Float),
             Tag::Char => payload.newtype_variant().map(Value::Char),
-            Tag::String => payload.newtype_variant().map(Value::String),
-            Tag::Bytes => payload.newtype_variant::<serde_bytes::ByteBuf>().map(|bytes| Value::Bytes(bytes.into_vec())),
+            Tag::String => payload.newtype_variant::<super::CompactString>().and_then(|text| {
+                if text.len() > INLINE_STRING && !charge(text.len()) {
+                    return Err(A::Error::custom(OVER_BUDGET));
+                }
+                Ok(Value::String(text))
+            }),
+            Tag::Bytes => payload.newtype_variant::<serde_bytes::ByteBuf>().and_then(|bytes| {
+                if !charge(bytes.len()) {
+                    return Err(A::Error::custom(OVER_BUDGET));
+                }
+                Ok(Value::Bytes(bytes.into_vec()))
+            }),
+            // The box of an option's or a variant's contents.
+            Tag::Option | Tag::Variant if !charge(std::mem::size_of::<Value>()) => Err(A::Error::custom(OVER_BUDGET)),
             Tag::Option => payload.newtype_variant_seed(OptionSeed { depth }),
             Tag::Seq => payload.newtype_variant_seed(SeqSeed { depth }).map(Value::Seq),
             Tag::Map => payload.newtype_variant_seed(MapSeed { depth }).map(Value::Map),
@@ -499,9 +581,19 @@ fn collect<'de, A: SeqAccess<'de>, T: DeserializeSeed<'de> + Copy>(
     mut seq: A,
     seed: T,
 ) -> Result<Vec<T::Value>, A::Error> {
-    let most = MAX_PREALLOC_BYTES / std::mem::size_of::<T::Value>().max(1);
+    let size = std::mem::size_of::<T::Value>().max(1);
+    let most = MAX_PREALLOC_BYTES / size;
     let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(most));
+    if !charge(items.capacity() * size) {
+        return Err(A::Error::custom(OVER_BUDGET));
+    }
     while let Some(item) = seq.next_element_seed(seed)? {
+        if items.len() == items.capacity() {
+            // What the push below allocates: the vector doubles.
+            if !charge(items.capacity().max(4) * size) {
+                return Err(A::Error::custom(OVER_BUDGET));
+            }
+        }
         items.push(item);
     }
     Ok(items)

@@ -9,7 +9,7 @@
 
 use postcard::Error;
 
-use super::{max_depth, Tag, TooDeep, MAX_PREALLOC_BYTES};
+use super::{budget_left, charge, max_depth, set_budget_left, Tag, TooDeep, INLINE_STRING, MAX_PREALLOC_BYTES};
 use crate::object::DynObject;
 use crate::value::{CompactString, Value};
 
@@ -18,9 +18,12 @@ use crate::value::{CompactString, Value};
 /// References come out unresolved (their index in the message's table), as from
 /// [`super::deserialize`]. The nesting limit is the thread's ([`max_depth`]).
 pub(crate) fn take(input: &[u8]) -> Result<(Value, &[u8]), Error> {
-    let mut reader = Reader { input, limit: max_depth(), keys: [None; KEYS] };
-    let value = reader.value(1)?;
-    Ok((value, reader.input))
+    let mut reader = Reader { input, limit: max_depth(), keys: [None; KEYS], budget: budget_left() };
+    let value = reader.value(1);
+    // Given back whether the value was read or not: the next value of the message is charged
+    // what this one left.
+    set_budget_left(reader.budget);
+    Ok((value?, reader.input))
 }
 
 /// A cursor over postcard bytes: the wire form's values, and (for the message fast paths) the
@@ -35,6 +38,9 @@ pub(crate) struct Reader<'a> {
     /// (`None`, all zeros, rather than `""`: every reader clears them, and most never read a
     /// map.)
     keys: [Option<&'a str>; KEYS],
+    /// What the values read may still take in memory (see [`super::with_budget`]), counted here
+    /// rather than in the thread's budget on every element.
+    budget: usize,
 }
 
 /// The places of map keys [`Reader`] remembers: the first fields of a struct.
@@ -47,7 +53,7 @@ const KEY_LEN: usize = 24;
 impl<'a> Reader<'a> {
     /// A reader of `input` for fields other than wire values (it refuses any nested value).
     pub(crate) fn plain(input: &'a [u8]) -> Self {
-        Reader { input, limit: 0, keys: [None; KEYS] }
+        Reader { input, limit: 0, keys: [None; KEYS], budget: usize::MAX }
     }
 
     /// What is left to read.
@@ -185,7 +191,23 @@ impl<'a> Reader<'a> {
 
     #[inline]
     fn string(&mut self) -> Result<CompactString, Error> {
-        self.str().map(CompactString::new)
+        let text = self.str()?;
+        if text.len() > INLINE_STRING {
+            self.spend(text.len())?;
+        }
+        Ok(CompactString::new(text))
+    }
+
+    /// Takes `bytes` from the budget of the values read.
+    #[inline]
+    fn spend(&mut self, bytes: usize) -> Result<(), Error> {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(over_budget()),
+        }
     }
 
     /// A value at level `depth`.
@@ -294,10 +316,15 @@ impl<'a> Reader<'a> {
         mut read: impl FnMut(&mut Self, &mut T) -> Result<(), Error>,
     ) -> Result<Vec<T>, Error> {
         let mut items = Vec::with_capacity(len.min(MAX_PREALLOC_BYTES / size_of::<T>()));
+        self.spend(items.capacity() * size_of::<T>())?;
         let mut start = 0;
         while start < len {
             // Up to the capacity, or twice as many as read so far once it is full.
             let end = len.min(items.capacity().max(2 * start).max(start + 1));
+            if end > items.capacity() {
+                // What the vector grows by (at least doubling).
+                self.spend((end.max(2 * items.capacity()) - items.capacity()) * size_of::<T>())?;
+            }
             items.resize_with(end, T::default);
             for slot in &mut items[start..] {
                 read(self, slot)?;
@@ -346,11 +373,16 @@ impl<'a> Reader<'a> {
             Tag::String => Value::String(self.string()?),
             Tag::Bytes => {
                 let len = self.len()?;
-                Value::Bytes(self.bytes(len)?.to_vec())
+                let bytes = self.bytes(len)?;
+                self.spend(len)?;
+                Value::Bytes(bytes.to_vec())
             }
             Tag::Option => match self.byte()? {
                 0 => Value::Option(None),
-                1 => Value::Option(Some(Box::new(self.value(inner)?))),
+                1 => {
+                    self.spend(size_of::<Value>())?;
+                    Value::Option(Some(Box::new(self.value(inner)?)))
+                }
                 _ => return Err(Error::DeserializeBadOption),
             },
             Tag::Seq => {
@@ -367,12 +399,20 @@ impl<'a> Reader<'a> {
                 })?)
             }
             Tag::Variant => {
+                self.spend(size_of::<Value>())?;
                 let name = self.string()?;
                 Value::Variant(name, Box::new(self.value(inner)?))
             }
             Tag::Ref => Value::Ref(DynObject::unresolved(self.varint(32)? as u32)),
         })
     }
+}
+
+/// The error for values whose decoding would pass the budget, noted for [`super::with_budget`].
+#[cold]
+fn over_budget() -> Error {
+    charge(usize::MAX);
+    Error::SerdeDeCustom
 }
 
 /// The error for a value nested deeper than the limit, noted for [`super::with_max_depth`].
