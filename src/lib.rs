@@ -12,6 +12,16 @@
 //! - [`blocking`]: the same without an async runtime: a blocking node and blocking proxies.
 //! - [`core`] and [`transport`]: the protocol and transport crates, for hand-written dispatchers
 //!   and custom transports.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `services` | on | `dopy::naming` and `dopy::persist`: the name service and persistent objects, on redb |
+//! | `tls` | on | `tls://` endpoints and `dopy::transport::tls` (rustls with `ring`); without it, neither is compiled and a `tls://` endpoint is refused with [`Error::InvalidAddress`] naming the feature |
+//!
+//! `default-features = false` gives the core: every other transport, typed and dynamic calls,
+//! references, the blocking API.
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

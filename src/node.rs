@@ -10,6 +10,7 @@ use dopy_core::message::Target;
 use dopy_core::peer::{Heartbeat, WeakConnection};
 use dopy_core::table::Entry;
 use dopy_core::{Connection, Dispatch, DynObject, Host, Proxy};
+#[cfg(feature = "tls")]
 use dopy_transport::tls::{TlsClient, TlsServer};
 use dopy_transport::{Link, LinkConfig, RawStream, Secret};
 use tokio_util::sync::CancellationToken;
@@ -45,12 +46,19 @@ const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Default of [`NodeBuilder::max_handshakes`].
 const DEFAULT_MAX_HANDSHAKES: usize = 64;
 
+/// Why this build refuses `tls://` endpoints: TLS is compiled only with the cargo feature `tls`.
+#[cfg(not(feature = "tls"))]
+const NO_TLS: &str =
+    "this build of dopy has no TLS: it needs the cargo feature `tls` of the `dopy` crate (on by default)";
+
 /// Transport settings shared by every connection of a node.
 #[derive(Clone, Debug, Default)]
 struct Transports {
     /// Certificate and key for `tls://` listeners.
+    #[cfg(feature = "tls")]
     tls_server: Option<TlsServer>,
     /// Trust roots for `tls://` connections; the system's when `None`.
+    #[cfg(feature = "tls")]
     tls_client: Option<TlsClient>,
     /// Extra arguments for every `ssh` client this node starts.
     ssh_args: Vec<String>,
@@ -249,6 +257,8 @@ impl NodeBuilder {
 
     /// The certificate chain and key that `tls://` listeners present (required to listen on
     /// `tls://`).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_server(mut self, server: TlsServer) -> Self {
         self.transports.tls_server = Some(server);
         self
@@ -256,6 +266,8 @@ impl NodeBuilder {
 
     /// Which certificate authorities `tls://` connections trust (default: the operating
     /// system's certificate store).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_client(mut self, client: TlsClient) -> Self {
         self.transports.tls_client = Some(client);
         self
@@ -526,7 +538,7 @@ impl Node {
     /// | endpoint | listens on |
     /// |---|---|
     /// | `tcp://HOST:PORT` | a TCP port (`127.0.0.1:0` picks a free one) |
-    /// | `tls://HOST:PORT` | the same, with TLS ([`NodeBuilder::tls_server`] is required) |
+    /// | `tls://HOST:PORT` | the same, with TLS (`NodeBuilder::tls_server` is required; cargo feature `tls`) |
     /// | `unix:PATH` | a Unix socket, created (replacing a stale one) and removed when done |
     /// | `memory://NAME` | in-process connections to `NAME` from any node of this process |
     ///
@@ -545,7 +557,8 @@ impl Node {
     /// # Errors
     ///
     /// [`Error::InvalidAddress`] for a malformed endpoint or one that cannot be listened on
-    /// (`exec:`, `ssh://`; `tls://` without a certificate), [`Error::Io`] if it cannot be bound.
+    /// (`exec:`, `ssh://`; `tls://` without a certificate, or in a build without the cargo
+    /// feature `tls`), [`Error::Io`] if it cannot be bound.
     pub async fn listen(&self, endpoint: &str) -> Result<Endpoint, Error> {
         let endpoint: Endpoint = endpoint.parse()?;
         let (listener, bound) = listen::Listener::bind(&endpoint, &self.inner.transports).await?;
@@ -680,6 +693,10 @@ impl Node {
     async fn connect_to(&self, endpoint: &Endpoint) -> Result<Connection, Error> {
         if let Some(conn) = self.cached(endpoint) {
             return Ok(conn);
+        }
+        #[cfg(not(feature = "tls"))]
+        if let Endpoint::Tls { .. } = endpoint {
+            return Err(Error::InvalidAddress { address: endpoint.to_string(), reason: NO_TLS.into() });
         }
         let connect_err = |source: Box<dyn std::error::Error + Send + Sync>| Error::Connect {
             endpoint: endpoint.to_string(),

@@ -177,6 +177,22 @@ impl Invocation {
         self.responder
     }
 
+    /// Answers the built-in [`METHODS`](crate::interface::METHODS) with `interface`, encoded as
+    /// the caller asked: it takes no arguments, and a call that carries some is refused with
+    /// `BadArguments` rather than answered as if they were not there.
+    pub(crate) fn answer_methods(&self, interface: &crate::interface::Interface) -> Reply {
+        let given = match &self.args {
+            Args::Typed(bytes) => !bytes.is_empty(),
+            Args::TypedParts(parts) => !parts.is_empty(),
+            Args::Positional(values) => !values.is_empty(),
+            Args::Named(values) => !values.is_empty(),
+        };
+        if given {
+            return Err(bad_args(&self.method, "it takes no arguments"));
+        }
+        self.responder.encode(interface)
+    }
+
     /// Decodes the arguments for a method with the given parameter names.
     ///
     /// Typed arguments are decoded as the tuple `A`; positional ones are matched by position and

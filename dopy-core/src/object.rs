@@ -372,8 +372,11 @@ async fn invoke_local(
     deadline: Option<Instant>,
 ) -> (Outcome, Vec<DynObject>) {
     let inv = Invocation::new(method, args, call_flags & flags::DYNAMIC_RESULT != 0, refs);
-    let reply = if method == METHODS && !entry.forwards() {
-        inv.responder().encode(entry.interface())
+    let reply = if deadline.is_some_and(|d| d <= Instant::now()) {
+        // As a remote callee does: a call whose deadline has passed is not run.
+        Err(Box::new(crate::peer::expired_on_arrival(method)))
+    } else if method == METHODS && !entry.forwards() {
+        inv.answer_methods(entry.interface())
     } else {
         // A local call is part of the caller's chain (or starts one).
         let call = crate::chain::scope(crate::chain::for_outgoing_call(), deadline, entry.call(inv, None));

@@ -979,9 +979,19 @@ impl Shared {
             }
         }
         let inv = Invocation::new(method, args, dynamic, table);
+        // A call whose deadline has passed on arrival (a deadline of 0 included) is not run,
+        // whatever the method: nobody waits for its result (PROTOCOL.md, section 3.1).
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            if !oneway {
+                let fault = expired_on_arrival(inv.method());
+                self.reply(id, Err(Box::new(self.with_hop(fault, entry.label(), inv.method()))));
+            }
+            return;
+        }
         if inv.method() == METHODS && !entry.forwards() {
             if !oneway {
-                let reply = inv.responder().encode(entry.interface());
+                let reply = inv.answer_methods(entry.interface());
+                let reply = reply.map_err(|f| Box::new(self.with_hop(*f, entry.label(), METHODS)));
                 self.reply(id, reply);
             }
             return;
@@ -1121,6 +1131,14 @@ impl Shared {
         fault.hops.push(Hop { node: self.host.name.clone(), object: object.to_owned(), method: method.to_owned() });
         fault
     }
+}
+
+/// The fault for a call whose deadline had passed before it could start: the method was not run.
+pub(crate) fn expired_on_arrival(method: &str) -> Fault {
+    Fault::new(
+        FaultKind::DeadlineExceeded,
+        format!("the deadline had passed before `{method}` could start; it was not run"),
+    )
 }
 
 /// Runs inline calls for a reader (see [`Shared::handle_call`]).

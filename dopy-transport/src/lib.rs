@@ -8,12 +8,17 @@
 //! | module | stream | address in `dopy` |
 //! |---|---|---|
 //! | [`tcp`] | a TCP socket | `tcp://HOST:PORT` |
-//! | [`tls`] | TLS over a TCP socket (rustls) | `tls://HOST:PORT` |
+//! | `tls` | TLS over a TCP socket (rustls; feature `tls`) | `tls://HOST:PORT` |
 //! | [`unix`] | a Unix domain socket | `unix:PATH` |
 //! | [`memory`] | an in-process pipe, paired or by name | `memory://NAME` |
 //! | [`exec`] | a child process's stdin/stdout | `exec:COMMAND ARGS...` |
 //! | [`ssh`] | a remote command's stdin/stdout through `ssh` | `ssh://[USER@]HOST[:PORT]` |
 //! | [`stdio`] | this process's own stdin/stdout | (`Node::serve_stdio`) |
+//!
+//! # Features
+//!
+//! - `tls` (on by default): the `tls` module, with [rustls](https://docs.rs/rustls) and its
+//!   `ring` provider. Without it, neither rustls nor ring is compiled.
 //!
 //! # Examples
 //!
@@ -32,6 +37,7 @@
 //! # drop(a_read); Ok(()) }
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod exec;
 pub mod frame;
@@ -41,6 +47,8 @@ pub mod memory;
 pub mod ssh;
 pub mod stdio;
 pub mod tcp;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 pub mod unix;
 

@@ -1,4 +1,5 @@
-//! TLS over TCP: `tls://HOST:PORT`, with [rustls] and its `ring` provider.
+//! TLS over TCP: `tls://HOST:PORT`, with [rustls] and its `ring` provider (or the process-wide
+//! provider the application installed). Only with the crate feature `tls` (on by default).
 //!
 //! The client verifies the server's certificate chain against its roots (the system's by
 //! default) and that the certificate names `HOST`. Authentication of clients is left to the
@@ -49,8 +50,25 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// The cryptography of dopy's TLS: the process-wide default [`CryptoProvider`] when the
+/// application installed one ([`CryptoProvider::install_default`], for `aws-lc-rs` and its
+/// post-quantum key exchange, say), and otherwise `ring`, the provider this crate builds with
+/// (pure Rust to build: no cmake, no C++ toolchain).
+///
+/// rustls 0.23.48 deprecates `ring::default_provider` (ring has no post-quantum key exchange)
+/// without a replacement that keeps ring: no other public item builds a ring provider, so the one
+/// call below allows the deprecation. A build with a freshly resolved lock must stay free of
+/// warnings (`.ci/run` checks it), and the allow keeps it so whichever 0.23 release resolves.
+///
+/// [`CryptoProvider`]: rustls::crypto::CryptoProvider
+/// [`CryptoProvider::install_default`]: rustls::crypto::CryptoProvider::install_default
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    if let Some(installed) = rustls::crypto::CryptoProvider::get_default() {
+        return Arc::clone(installed);
+    }
+    #[allow(deprecated)]
+    let ring = rustls::crypto::ring::default_provider();
+    Arc::new(ring)
 }
 
 fn certificates(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {

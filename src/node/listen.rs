@@ -5,8 +5,10 @@ use std::io;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "tls")]
 use dopy_transport::tls::TlsServer;
 use dopy_transport::{memory, tcp, unix, RawStream};
+#[cfg(feature = "tls")]
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -18,6 +20,7 @@ use crate::{Endpoint, Error};
 #[derive(Debug)]
 pub(super) enum Listener {
     Tcp(tcp::Listener),
+    #[cfg(feature = "tls")]
     Tls(tcp::Listener, TlsServer),
     Unix(unix::Listener),
     Memory(memory::Listener),
@@ -27,6 +30,7 @@ pub(super) enum Listener {
 /// the connection's task so that a slow client never holds up the accept loop.
 enum Accepted {
     Ready(RawStream),
+    #[cfg(feature = "tls")]
     Tls(TcpStream, TlsServer),
 }
 
@@ -104,13 +108,16 @@ impl Accepted {
     fn peer(&self) -> String {
         match self {
             Accepted::Ready(raw) => raw.info.peer.clone(),
+            #[cfg(feature = "tls")]
             Accepted::Tls(tcp, _) => tcp.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into()),
         }
     }
 
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))] // `timeout` bounds the TLS handshake only
     async fn finish(self, timeout: Duration) -> io::Result<RawStream> {
         match self {
             Accepted::Ready(raw) => Ok(raw),
+            #[cfg(feature = "tls")]
             Accepted::Tls(tcp, server) => tokio::time::timeout(timeout, server.accept(tcp))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no TLS handshake in time"))?,
@@ -126,30 +133,36 @@ fn bind_error(endpoint: &Endpoint, e: io::Error) -> Error {
     Error::Io(io::Error::new(e.kind(), format!("cannot listen on {endpoint}: {e}")))
 }
 
+/// Binds a TCP port; returns the listener and the address actually bound (the port picked for
+/// port 0).
+async fn bind_tcp(endpoint: &Endpoint, host: &str, port: u16) -> Result<(tcp::Listener, String, u16), Error> {
+    let failed = |e| bind_error(endpoint, e);
+    let listener = tcp::Listener::bind((host, port)).await.map_err(failed)?;
+    let local = listener.local_addr().map_err(failed)?;
+    Ok((listener, local.ip().to_string(), local.port()))
+}
+
 impl Listener {
     /// Binds `endpoint`; returns the listener and the endpoint actually bound (the port picked
     /// for port 0).
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))] // `transports` holds the TLS certificate only
     pub(super) async fn bind(endpoint: &Endpoint, transports: &Transports) -> Result<(Listener, Endpoint), Error> {
         let failed = |e| bind_error(endpoint, e);
         match endpoint {
-            Endpoint::Tcp { host, port } | Endpoint::Tls { host, port } => {
-                let tls = match endpoint {
-                    Endpoint::Tls { .. } => Some(transports.tls_server.clone().ok_or_else(|| {
-                        cannot_listen(
-                            endpoint,
-                            "this node has no TLS certificate: set one with `NodeBuilder::tls_server`",
-                        )
-                    })?),
-                    _ => None,
-                };
-                let listener = tcp::Listener::bind((host.as_str(), *port)).await.map_err(failed)?;
-                let local = listener.local_addr().map_err(failed)?;
-                let (host, port) = (local.ip().to_string(), local.port());
-                Ok(match tls {
-                    Some(tls) => (Listener::Tls(listener, tls), Endpoint::Tls { host, port }),
-                    None => (Listener::Tcp(listener), Endpoint::Tcp { host, port }),
-                })
+            Endpoint::Tcp { host, port } => {
+                let (listener, host, port) = bind_tcp(endpoint, host, *port).await?;
+                Ok((Listener::Tcp(listener), Endpoint::Tcp { host, port }))
             }
+            #[cfg(feature = "tls")]
+            Endpoint::Tls { host, port } => {
+                let tls = transports.tls_server.clone().ok_or_else(|| {
+                    cannot_listen(endpoint, "this node has no TLS certificate: set one with `NodeBuilder::tls_server`")
+                })?;
+                let (listener, host, port) = bind_tcp(endpoint, host, *port).await?;
+                Ok((Listener::Tls(listener, tls), Endpoint::Tls { host, port }))
+            }
+            #[cfg(not(feature = "tls"))]
+            Endpoint::Tls { .. } => Err(cannot_listen(endpoint, super::NO_TLS)),
             Endpoint::Unix { path } => {
                 Ok((Listener::Unix(unix::Listener::bind(path).map_err(failed)?), endpoint.clone()))
             }
@@ -167,6 +180,7 @@ impl Listener {
     async fn accept(&mut self) -> io::Result<Accepted> {
         Ok(match self {
             Listener::Tcp(l) => Accepted::Ready(l.accept().await?),
+            #[cfg(feature = "tls")]
             Listener::Tls(l, server) => Accepted::Tls(l.accept_tcp().await?, server.clone()),
             Listener::Unix(l) => Accepted::Ready(l.accept().await?),
             Listener::Memory(l) => Accepted::Ready(l.accept().await?),
