@@ -1,10 +1,9 @@
 //! `dopy call`: calls a method by name and prints the result.
 
-use std::time::Duration;
-
-use dopy::{Interface, Node, Value};
+use dopy::{Interface, Value};
 
 use crate::args::{parse_args, parse_untyped, CallArgs};
+use crate::connect::ConnectOptions;
 use crate::failure::{Code, Failure};
 
 /// Examples and argument rules for `dopy call --help`.
@@ -34,10 +33,10 @@ pub(crate) async fn run(
     method: &str,
     raw: &[String],
     json: bool,
-    timeout: Duration,
+    options: &ConnectOptions,
 ) -> Result<(), Failure> {
-    let node = Node::new();
-    let object = crate::connect::object(&node, address, timeout).await?;
+    let node = options.node("dopy-cli")?;
+    let object = crate::connect::object(&node, address, options.connect_timeout).await?;
     let interface = match object.methods().await {
         Ok(interface) => Some(interface),
         // A peer without introspection: send the arguments untyped.

@@ -1,10 +1,9 @@
 //! `dopy inspect`: an object's interface, as Rust-like signatures or as JSON.
 
+use dopy::{Interface, MethodInfo};
 use std::fmt::Write;
-use std::time::Duration;
 
-use dopy::{Interface, MethodInfo, Node};
-
+use crate::connect::ConnectOptions;
 use crate::failure::{Code, Failure};
 
 /// Examples for `dopy inspect --help`.
@@ -18,9 +17,14 @@ Output: the interface as an `impl` block of signatures with their doc comments; 
 (no reply is sent) is marked #[dopy(oneway)].";
 
 /// Asks the object at `address` for its interface and prints it.
-pub(crate) async fn run(address: &str, method: Option<&str>, json: bool, timeout: Duration) -> Result<(), Failure> {
-    let node = Node::new();
-    let object = crate::connect::object(&node, address, timeout).await?;
+pub(crate) async fn run(
+    address: &str,
+    method: Option<&str>,
+    json: bool,
+    options: &ConnectOptions,
+) -> Result<(), Failure> {
+    let node = options.node("dopy-cli")?;
+    let object = crate::connect::object(&node, address, options.connect_timeout).await?;
     let mut interface = object.methods().await?;
     if let Some(name) = method {
         let Some(found) = interface.method(name).cloned() else {

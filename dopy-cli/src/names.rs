@@ -35,40 +35,23 @@ The name service is at --names ADDRESS, else $DOPY_NAMES, else tcp://127.0.0.1:9
 pub(crate) struct Service {
     /// The name service's address.
     pub(crate) address: Option<String>,
-    /// The environment variable holding the shared secret, if the service requires one.
-    pub(crate) secret_env: Option<String>,
-    /// How long to wait for the connection.
-    pub(crate) timeout: Duration,
+    /// Secret, TLS trust and timeout.
+    pub(crate) connect: crate::connect::ConnectOptions,
 }
 
 impl Service {
     async fn connect(&self) -> Result<(Node, Names), Failure> {
-        let address = self
-            .address
-            .clone()
-            .or_else(|| std::env::var(NAMES_VARIABLE).ok())
-            .unwrap_or_else(|| DEFAULT_NAMES.to_owned());
-        let mut builder = Node::builder().name("dopy-names");
-        if let Some(var) = &self.secret_env {
-            builder = builder.secret(secret(var)?);
-        }
-        let node = builder.build();
-        let names = match tokio::time::timeout(self.timeout, Names::connect(&node, &address)).await {
-            Ok(names) => names?,
-            Err(_) => {
-                return Err(Failure::new(
-                    Code::Connection,
-                    format!("could not connect to {address}: no answer within {}", crate::seconds(self.timeout)),
-                ))
-            }
-        };
+        let address = self.address.clone().unwrap_or_else(default_address);
+        let node = self.connect.node("dopy-names")?;
+        let timeout = self.connect.connect_timeout;
+        let names = crate::connect::within(&address, timeout, Names::connect(&node, &address)).await?;
         Ok((node, names))
     }
 }
 
-/// The shared secret held in the environment variable `var`.
-pub(crate) fn secret(var: &str) -> Result<String, Failure> {
-    std::env::var(var).map_err(|_| Failure::new(Code::Usage, format!("the environment variable `{var}` is not set")))
+/// The name service's address unless `--names` says: `$DOPY_NAMES`, else [`DEFAULT_NAMES`].
+pub(crate) fn default_address() -> String {
+    std::env::var(NAMES_VARIABLE).ok().filter(|a| !a.is_empty()).unwrap_or_else(|| DEFAULT_NAMES.to_owned())
 }
 
 fn failed(e: dopy::Error<NamingError>) -> Failure {
@@ -261,7 +244,7 @@ mod tests {
 
     #[test]
     fn secrets_come_from_the_environment() {
-        let err = secret("DOPY_TEST_SURELY_UNSET_VARIABLE").unwrap_err();
+        let err = crate::connect::secret_from_env("DOPY_TEST_SURELY_UNSET_VARIABLE").unwrap_err();
         assert_eq!(err.code, Code::Usage);
         assert!(err.message.contains("DOPY_TEST_SURELY_UNSET_VARIABLE"), "{err}");
     }

@@ -2,8 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use dopy::Node;
-
+use crate::connect::ConnectOptions;
 use crate::failure::{Code, Failure};
 
 /// Examples for `dopy ping --help`.
@@ -22,11 +21,11 @@ pub(crate) async fn run(
     count: Option<u64>,
     interval: Duration,
     timeout: Duration,
-    connect_timeout: Duration,
+    options: &ConnectOptions,
 ) -> Result<(), Failure> {
-    let node = Node::new();
+    let node = options.node("dopy-cli")?;
     let started = Instant::now();
-    let conn = crate::connect::connection(&node, address, connect_timeout).await?;
+    let conn = crate::connect::connection(&node, address, options.connect_timeout).await?;
     let endpoint = conn.endpoint().to_owned();
     crate::emit(format_args!("PING {address}: connected in {}", millis(started.elapsed())))?;
 

@@ -27,9 +27,11 @@ renewed expires. Serves until Ctrl-C or SIGTERM; prints one line per endpoint wh
 #[derive(Debug)]
 pub(crate) struct Serving<'a> {
     pub(crate) db: &'a Path,
-    pub(crate) listen: &'a [String],
+    /// Where to serve the writable service; empty: `$DOPY_NAMES`, else the default.
+    pub(crate) listen: Vec<String>,
     pub(crate) public: &'a [String],
-    pub(crate) secret_env: Option<&'a str>,
+    /// The shared secret the writable endpoints require.
+    pub(crate) secret: Option<Vec<u8>>,
 }
 
 /// `dopy serve names`.
@@ -44,14 +46,18 @@ pub(crate) async fn names(s: Serving<'_>) -> Result<(), Failure> {
         Failure::new(Code::Other, message)
     })?;
     let mut writable = Node::builder().name("dopy-names");
-    if let Some(var) = s.secret_env {
-        writable = writable.secret(crate::names::secret(var)?);
+    if let Some(secret) = &s.secret {
+        writable = writable.secret(secret);
     }
     let writable = writable.build();
     server.publish(&writable)?;
     let read_only = Node::builder().name("dopy-names").build();
     server.publish_read_only(&read_only)?;
-    for endpoint in s.listen {
+    let listen = match s.listen {
+        listen if listen.is_empty() => vec![crate::names::default_address()],
+        listen => listen,
+    };
+    for endpoint in &listen {
         let bound = writable.listen(endpoint).await?;
         crate::emit(format_args!("serving names on {bound} (writable)"))?;
     }
