@@ -37,12 +37,8 @@ pub(crate) async fn run(
 ) -> Result<(), Failure> {
     let node = options.node("dopy-cli")?;
     let object = crate::connect::object(&node, address, options.connect_timeout).await?;
-    let interface = match object.methods().await {
-        Ok(interface) => Some(interface),
-        // A peer without introspection: send the arguments untyped.
-        Err(dopy::Error::NoSuchMethod(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
+    // `None`: a peer without introspection; the arguments are sent untyped.
+    let interface = crate::connect::interface(&object, address).await?;
     let info = interface.as_ref().and_then(|i| i.method(method));
     let args = match info {
         Some(info) => parse_args(info, raw).map_err(|e| Failure::from(e).with_note(usage(info)))?,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dopy::transport::tls::TlsClient;
 use dopy::transport::TransportError;
-use dopy::{Address, Connection, DynObject, Node};
+use dopy::{Address, Connection, DynObject, Interface, Node};
 
 use crate::failure::{Code, Failure};
 
@@ -104,6 +104,28 @@ pub(crate) async fn connection(node: &Node, address: &str, timeout: Duration) ->
     let parsed: Address = address.parse()?;
     // The object part, if any, is not needed (nor checked): every object there shares the connection.
     within(address, timeout, node.connect(&parsed.endpoint.to_string())).await
+}
+
+/// The interface of the object at `address`; `None` if the peer has no introspection.
+///
+/// A missing object is reported as what it is, the object and the address, rather than as a
+/// failure of the introspection call the CLI made.
+pub(crate) async fn interface(object: &DynObject, address: &str) -> Result<Option<Interface>, Failure> {
+    match object.methods().await {
+        Ok(interface) => Ok(Some(interface)),
+        Err(dopy::Error::NoSuchMethod(_)) => Ok(None),
+        Err(dopy::Error::NoSuchObject(trace)) => Err(no_such_object(address, trace.message())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// "no object `calc` at tcp://HOST:PORT", with what the node said.
+fn no_such_object(address: &str, said: &str) -> Failure {
+    let message = match address.parse::<Address>() {
+        Ok(Address { endpoint, object: Some(object), .. }) => format!("no object `{object}` at {endpoint}"),
+        _ => format!("no such object: {address}"),
+    };
+    Failure::new(Code::Remote, format!("{message}\nthe node says: {said}"))
 }
 
 /// Runs `connecting` (dial and handshake) within `timeout`; a failure says what to try.

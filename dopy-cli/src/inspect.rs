@@ -25,7 +25,9 @@ pub(crate) async fn run(
 ) -> Result<(), Failure> {
     let node = options.node("dopy-cli")?;
     let object = crate::connect::object(&node, address, options.connect_timeout).await?;
-    let mut interface = object.methods().await?;
+    let Some(mut interface) = crate::connect::interface(&object, address).await? else {
+        return Err(Failure::new(Code::Remote, format!("{address} does not answer introspection (`dopy.methods`)")));
+    };
     if let Some(name) = method {
         let Some(found) = interface.method(name).cloned() else {
             let known: Vec<&str> = interface.methods.iter().map(|m| &*m.name).collect();
