@@ -7,13 +7,14 @@ use crate::connect::ConnectOptions;
 use crate::failure::{Code, Failure};
 
 /// Examples and argument rules for `dopy call --help`.
-pub(crate) const EXAMPLES: &str = r#"Examples:
-  dopy call tcp://127.0.0.1:9600/calc add 2 3                  positional arguments
-  dopy call tcp://127.0.0.1:9600/calc divide b=2 a=10          keyword arguments
+pub(crate) const EXAMPLES: &str = r#"Examples (against the calculator `cargo run -p dopy-cli --example calc_server` serves):
+  dopy call tcp://127.0.0.1:9600/calc add 2 3                  # positional arguments
+  dopy call tcp://127.0.0.1:9600/calc divide b=2 a=10          # keyword arguments
   dopy call tcp://127.0.0.1:9600/calc centroid '[{"x":1,"y":1,"label":null,"tags":[]}]'
-  dopy call tcp://127.0.0.1:9600/calc echo 'hello world'       a String parameter takes the text as is
-  dopy call tcp://127.0.0.1:9600/calc add 2 3 --json           the result as JSON
-  dopy call tcp://127.0.0.1:9600/calc add -- -2 -3             `--` before arguments starting with `-`
+  dopy call tcp://127.0.0.1:9600/calc repeat 'hello world' 2   # a String parameter takes the text as is
+  dopy call tcp://127.0.0.1:9600/calc area '{"Rect":[2,3]}'    # an enum variant with its data
+  dopy call tcp://127.0.0.1:9600/calc add 2 3 --json           # the result as JSON
+  dopy call tcp://127.0.0.1:9600/calc add -- -2 -3             # `--` before arguments starting with `-`
 
 Arguments are read by the parameter types the object reports (see `dopy inspect`):
   - NAME=VALUE, where NAME is a parameter of the method, is a keyword argument;

@@ -8,10 +8,10 @@ use crate::failure::{Code, Failure};
 
 /// Examples for `dopy inspect --help`.
 pub(crate) const EXAMPLES: &str = "\
-Examples:
-  dopy inspect tcp://127.0.0.1:9600/calc             all methods, with their docs
-  dopy inspect tcp://127.0.0.1:9600/calc divide      one method
-  dopy inspect tcp://127.0.0.1:9600/calc --json      the Interface as JSON, for scripts
+Examples (against the calculator `cargo run -p dopy-cli --example calc_server` serves):
+  dopy inspect tcp://127.0.0.1:9600/calc             # all methods, with their docs
+  dopy inspect tcp://127.0.0.1:9600/calc divide      # one method
+  dopy inspect tcp://127.0.0.1:9600/calc --json      # the Interface as JSON, for scripts
 
 Output: the interface as an `impl` block of signatures with their doc comments; a oneway method
 (no reply is sent) is marked #[dopy(oneway)].";

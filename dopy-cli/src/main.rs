@@ -43,14 +43,21 @@ struct Cli {
 }
 
 const EXAMPLES: &str = "\
-Examples:
+Examples (against the calculator `cargo run -p dopy-cli --example calc_server` serves):
   dopy inspect tcp://127.0.0.1:9600/calc
   dopy call tcp://127.0.0.1:9600/calc add 2 3
   dopy call tcp://127.0.0.1:9600/calc divide b=2 a=10
   dopy ping tcp://127.0.0.1:9600 -c 3
-  dopy serve names --db names.redb
+  dopy serve names --db names.redb                        # in another shell: a name server
+  dopy names register calc tcp://127.0.0.1:9600/calc
   dopy names lookup calc
-  dopy completions bash > ~/.local/share/bash-completion/completions/dopy";
+  mkdir -p ~/.local/share/bash-completion/completions
+  dopy completions bash > ~/.local/share/bash-completion/completions/dopy
+
+Connection options, for every subcommand that connects: --secret-env VAR or --secret-file FILE
+for a node with a shared secret, --ca FILE for a tls:// node whose certificate your own CA
+signed, --connect-timeout DURATION (10 s by default; the handshake included). -v prints the
+server's backtrace of a remote panic, if it sent one.";
 
 /// The text after a command's options: its examples, then the exit codes.
 fn after_help(examples: &str) -> String {

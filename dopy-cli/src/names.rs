@@ -16,19 +16,20 @@ pub(crate) const NAMES_VARIABLE: &str = "DOPY_NAMES";
 
 /// Examples for `dopy names --help`.
 pub(crate) const EXAMPLES: &str = "\
-Examples:
-  dopy serve names --db names.redb                       a name server on tcp://127.0.0.1:9500
-  dopy names register calc tcp://127.0.0.1:9600/calc --tag math    until removed
-  dopy names register calc tcp://127.0.0.1:9600/calc --hold        while this command runs
-  dopy names lookup calc                                  address, tags, lease
-  dopy names list math/                                   names starting with math/
-  dopy names list --tag math --json                       names tagged math, as JSON
-  dopy names remove calc
-  dopy names watch                                        registrations and removals as they happen
+Examples (in order; calc_server serves tcp://127.0.0.1:9600/calc):
+  dopy serve names --db names.redb                        # in another shell: a name server
+  dopy names register calc tcp://127.0.0.1:9600/calc --tag math    # until removed
+  dopy names lookup calc                                  # address, tags, lease
+  dopy names list ca                                      # names starting with ca
+  dopy names list --tag math --json                       # names tagged math, as JSON
   dopy call \"$(dopy names lookup calc --address)\" add 2 3
+  dopy names watch                                        # in another shell: changes as they happen
+  dopy names remove calc
+  dopy names register calc tcp://127.0.0.1:9600/calc --hold        # while this command runs
 
 The name service is at --names ADDRESS, else $DOPY_NAMES, else tcp://127.0.0.1:9500 (its object
-`naming`, unless the address names another).";
+`naming`, unless the address names another). A name service with a shared secret takes
+--secret-env VAR or --secret-file FILE, as every subcommand that connects.";
 
 /// How to reach the name service, shared by the `names` subcommands.
 #[derive(Debug)]

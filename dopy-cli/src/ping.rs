@@ -7,10 +7,10 @@ use crate::failure::{Code, Failure};
 
 /// Examples for `dopy ping --help`.
 pub(crate) const EXAMPLES: &str = "\
-Examples:
-  dopy ping tcp://127.0.0.1:9600                 until Ctrl-C, then statistics
-  dopy ping tcp://127.0.0.1:9600/calc -c 3       an object's address pings its node
-  dopy ping tcp://127.0.0.1:9600 -c 10 -i 200ms  ten pings, 200 ms apart
+Examples (against the calculator `cargo run -p dopy-cli --example calc_server` serves):
+  dopy ping tcp://127.0.0.1:9600                 # until Ctrl-C, then statistics
+  dopy ping tcp://127.0.0.1:9600/calc -c 3       # an object's address pings its node
+  dopy ping tcp://127.0.0.1:9600 -c 10 -i 200ms  # ten pings, 200 ms apart
 
 Each ping is a protocol-level Ping answered by the node's Pong on one connection; the time
 to connect (transport and handshake) is printed first. Exits with 0 if any pong came back.";

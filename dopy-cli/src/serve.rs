@@ -13,10 +13,12 @@ pub(crate) const DEFAULT_DB: &str = "dopy-names.redb";
 /// Examples for `dopy serve names --help`.
 pub(crate) const EXAMPLES: &str = "\
 Examples:
-  dopy serve names                                      tcp://127.0.0.1:9500, names in ./dopy-names.redb
-  dopy serve names --db /var/lib/dopy/names.redb --listen tcp://0.0.0.0:9500
-  DOPY_SECRET=... dopy serve names --secret-env DOPY_SECRET --listen tcp://0.0.0.0:9501 \\
-      --public tcp://0.0.0.0:9500                      changes need the secret; lookups are open
+  dopy serve names                                # on $DOPY_NAMES, else tcp://127.0.0.1:9500; names in ./dopy-names.redb
+  dopy serve names --db names.redb --listen tcp://0.0.0.0:9501
+  head -c 32 /dev/urandom | base64 > dopy.secret  # a random shared secret
+  dopy serve names --db private.redb --secret-file dopy.secret --listen tcp://0.0.0.0:9502 --public tcp://0.0.0.0:9503
+  dopy names --names tcp://127.0.0.1:9502 --secret-file dopy.secret register calc tcp://127.0.0.1:9600/calc
+  dopy names --names tcp://127.0.0.1:9503 lookup calc             # lookups need no secret
 
 Names survive a restart: they are kept in the database file. A restored registration with a
 lease has one lease time, from the restart, to be renewed by its registrant; one that is not

@@ -258,7 +258,7 @@ async fn help_shows_examples_and_exit_codes() {
     for command in ["inspect", "call", "ping"] {
         let run = dopy(&[command, "--help"]).await;
         assert_eq!(run.code, Some(0));
-        assert!(run.stdout.contains(&format!("Examples:\n  dopy {command} ")), "{command}: {}", run.stdout);
+        assert!(run.stdout.contains("\nExamples") && run.stdout.contains(&format!("\n  dopy {command} ")), "{command}");
         assert!(run.stdout.contains("5  bad arguments"), "{command}: {}", run.stdout);
     }
     let run = dopy(&["completions", "--help"]).await;
