@@ -17,6 +17,7 @@ use std::thread;
 
 use dopy::blocking::{self, BlockingProxy};
 use dopy::{Error, Value};
+use std::process::ExitCode;
 
 /// A counter that can also end its server's `wait`.
 #[derive(Debug)]
@@ -111,7 +112,19 @@ fn async_client_blocking_server(runtime: &tokio::runtime::Runtime) -> Result<(),
     })
 }
 
-fn main() -> Result<(), Error> {
+/// Runs the example; a failure is printed as a person reads it (`{:#}`: with its remote trace),
+/// not as a debug dump, and the exit code is 1.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Error> {
     blocking_server_and_clients()?;
     // The async side of scenes 2 and 3 runs on a runtime of its own, built without a macro.
     let runtime = tokio::runtime::Runtime::new()?;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dopy::{Error, Node, Proxy, Remote};
+use std::process::ExitCode;
 
 /// The room, published on the server.
 #[derive(Debug, Default)]
@@ -121,8 +122,20 @@ async fn eventually(what: &str, check: impl Fn() -> bool) {
     panic!("{what}: did not happen");
 }
 
+/// Runs the example; a failure is printed as a person reads it (`{:#}`: with its remote trace),
+/// not as a debug dump, and the exit code is 1.
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Error> {
     let server = Node::builder().name("chat-server").build();
     server.publish("room", Room::default())?;
     let addr = server.listen("tcp://127.0.0.1:0").await?;

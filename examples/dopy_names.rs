@@ -16,10 +16,23 @@
 
 use dopy::naming::NameServer;
 use dopy::Node;
+use std::process::ExitCode;
 use tokio::io::AsyncReadExt;
 
+/// Runs the example; a failure is printed as a person reads it (`{:#}`: with its remote trace),
+/// not as a debug dump, and the exit code is 1.
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let endpoint = args.next().unwrap_or_else(|| "tcp://127.0.0.1:9500".into());
     let db = args.next().map_or_else(|| std::env::temp_dir().join("dopy-names-example.redb"), Into::into);

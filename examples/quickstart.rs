@@ -10,6 +10,7 @@
 
 use dopy::{Error, Node, Value};
 use serde::{Deserialize, Serialize};
+use std::process::ExitCode;
 
 /// DOPY's demo object.
 #[derive(Debug, Default)]
@@ -56,8 +57,20 @@ fn check(what: &str, passed: bool) {
     assert!(passed, "{what} failed");
 }
 
+/// Runs the example; a failure is printed as a person reads it (`{:#}`: with its remote trace),
+/// not as a debug dump, and the exit code is 1.
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Error> {
     // Server side: publish and listen on a free port.
     let server = Node::builder().name("quickstart-server").build();
     server.publish("calc", Calculator::default())?;

@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use dopy::{Error, Node};
+use std::process::ExitCode;
 
 /// The state the loop and the remote object share on this thread.
 #[derive(Debug, Default)]
@@ -68,8 +69,20 @@ async fn client(url: String) -> Result<(), Error> {
     Ok(())
 }
 
+/// Runs the example; a failure is printed as a person reads it (`{:#}`: with its remote trace),
+/// not as a debug dump, and the exit code is 1.
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Error> {
     // Lines from stdin arrive through a channel, read by a plain thread (a blocking read cannot
     // be cancelled, and must not hold the runtime up at exit).
     let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();

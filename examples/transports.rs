@@ -7,6 +7,7 @@
 //! ```
 
 use dopy::{Node, Value};
+use std::process::ExitCode;
 
 /// A counter shared by every client, whichever transport it came by.
 #[derive(Debug, Default)]
@@ -38,8 +39,20 @@ async fn child() -> Result<(), dopy::Error> {
     node.serve_stdio().await
 }
 
+/// Runs the example; a failure is printed as a person reads it (`{:#}`: with its remote trace),
+/// not as a debug dump, and the exit code is 1.
 #[tokio::main]
-async fn main() -> Result<(), dopy::Error> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), dopy::Error> {
     if std::env::args().nth(1).as_deref() == Some("--child") {
         return child().await;
     }

@@ -65,6 +65,7 @@ async fn plain_and_tls_ends_do_not_mix() {
     let client = Node::builder().tls_client(certs.client()).build();
     let err = client.connect(&format!("tls://127.0.0.1:{port}")).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
+    assert!(err.to_string().contains("is this a tcp:// endpoint?"), "{err}");
 }
 
 /// TLS and a shared secret combine: TLS authenticates the server, the secret both ends.

@@ -10,10 +10,23 @@
 #[path = "../tests/support/calculator.rs"]
 mod calculator;
 
+use std::process::ExitCode;
 use tokio::io::AsyncReadExt;
 
+/// Runs the example; a failure is printed as a person reads it (`{:#}`: with its remote trace),
+/// not as a debug dump, and the exit code is 1.
 #[tokio::main]
-async fn main() -> Result<(), dopy::Error> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), dopy::Error> {
     let endpoint = std::env::args().nth(1).unwrap_or_else(|| "tcp://127.0.0.1:9600".into());
     let node = dopy::Node::new();
     node.publish("calc", calculator::Calculator::default())?;

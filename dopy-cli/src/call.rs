@@ -1,20 +1,20 @@
 //! `dopy call`: calls a method by name and prints the result.
 
-use std::time::Duration;
-
-use dopy::{Interface, Node, Value};
+use dopy::{Interface, Value};
 
 use crate::args::{parse_args, parse_untyped, CallArgs};
+use crate::connect::ConnectOptions;
 use crate::failure::{Code, Failure};
 
 /// Examples and argument rules for `dopy call --help`.
-pub(crate) const EXAMPLES: &str = r#"Examples:
-  dopy call tcp://127.0.0.1:9600/calc add 2 3                  positional arguments
-  dopy call tcp://127.0.0.1:9600/calc divide b=2 a=10          keyword arguments
+pub(crate) const EXAMPLES: &str = r#"Examples (against the calculator `cargo run -p dopy-cli --example calc_server` serves):
+  dopy call tcp://127.0.0.1:9600/calc add 2 3                  # positional arguments
+  dopy call tcp://127.0.0.1:9600/calc divide b=2 a=10          # keyword arguments
   dopy call tcp://127.0.0.1:9600/calc centroid '[{"x":1,"y":1,"label":null,"tags":[]}]'
-  dopy call tcp://127.0.0.1:9600/calc echo 'hello world'       a String parameter takes the text as is
-  dopy call tcp://127.0.0.1:9600/calc add 2 3 --json           the result as JSON
-  dopy call tcp://127.0.0.1:9600/calc add -- -2 -3             `--` before arguments starting with `-`
+  dopy call tcp://127.0.0.1:9600/calc repeat 'hello world' 2   # a String parameter takes the text as is
+  dopy call tcp://127.0.0.1:9600/calc area '{"Rect":[2,3]}'    # an enum variant with its data
+  dopy call tcp://127.0.0.1:9600/calc add 2 3 --json           # the result as JSON
+  dopy call tcp://127.0.0.1:9600/calc add -- -2 -3             # `--` before arguments starting with `-`
 
 Arguments are read by the parameter types the object reports (see `dopy inspect`):
   - NAME=VALUE, where NAME is a parameter of the method, is a keyword argument;
@@ -34,16 +34,12 @@ pub(crate) async fn run(
     method: &str,
     raw: &[String],
     json: bool,
-    timeout: Duration,
+    options: &ConnectOptions,
 ) -> Result<(), Failure> {
-    let node = Node::new();
-    let object = crate::connect::object(&node, address, timeout).await?;
-    let interface = match object.methods().await {
-        Ok(interface) => Some(interface),
-        // A peer without introspection: send the arguments untyped.
-        Err(dopy::Error::NoSuchMethod(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let node = options.node("dopy-cli")?;
+    let object = crate::connect::object(&node, address, options.connect_timeout).await?;
+    // `None`: a peer without introspection; the arguments are sent untyped.
+    let interface = crate::connect::interface(&object, address).await?;
     let info = interface.as_ref().and_then(|i| i.method(method));
     let args = match info {
         Some(info) => parse_args(info, raw).map_err(|e| Failure::from(e).with_note(usage(info)))?,

@@ -7,10 +7,11 @@ use crate::failure::Failure;
 
 /// Examples for `dopy completions --help`.
 pub(crate) const EXAMPLES: &str = "\
-Examples:
+Examples (the directories may not exist yet on a fresh account: mkdir -p creates them):
+  mkdir -p ~/.local/share/bash-completion/completions
   dopy completions bash > ~/.local/share/bash-completion/completions/dopy
-  dopy completions zsh > ~/.zfunc/_dopy        # with `fpath+=~/.zfunc` before compinit
-  dopy completions fish > ~/.config/fish/completions/dopy.fish";
+  mkdir -p ~/.zfunc && dopy completions zsh > ~/.zfunc/_dopy   # with `fpath+=~/.zfunc` before compinit
+  mkdir -p ~/.config/fish/completions && dopy completions fish > ~/.config/fish/completions/dopy.fish";
 
 /// Prints the completion script for `shell` on stdout.
 pub(crate) fn run(shell: Shell) -> Result<(), Failure> {

@@ -35,14 +35,16 @@ pub(crate) enum Code {
 pub(crate) struct Failure {
     /// The kind of failure.
     pub(crate) code: Code,
-    /// The whole message, remote trace included.
+    /// The whole message, remote trace included (less its backtrace).
     pub(crate) message: String,
+    /// The backtrace the serving side sent with a remote error, printed only with `-v`.
+    pub(crate) backtrace: Option<String>,
 }
 
 impl Failure {
     /// A failure of kind `code`.
     pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
-        Failure { code, message: message.into() }
+        Failure { code, message: message.into(), backtrace: None }
     }
 
     /// The process exit code.
@@ -83,9 +85,35 @@ pub(crate) fn classify(err: &dopy::Error) -> Code {
 }
 
 impl From<dopy::Error> for Failure {
-    /// Keeps the whole story: `{:#}` prints the remote trace.
-    fn from(err: dopy::Error) -> Self {
-        Failure::new(classify(&err), format!("{err:#}"))
+    /// Keeps the whole story (`{:#}` prints the remote trace: message, location, causes), but
+    /// sets the server's backtrace apart: it is for `-v`, not for every terminal.
+    fn from(mut err: dopy::Error) -> Self {
+        let backtrace = trace_mut(&mut err).and_then(|t| t.fault.backtrace.take()).map(|bt| {
+            let mut out = String::from("--- remote backtrace ---");
+            for line in bt.lines() {
+                out += &format!("\n  {line}");
+            }
+            out
+        });
+        Failure { code: classify(&err), message: format!("{err:#}"), backtrace }
+    }
+}
+
+/// The remote trace of an error that has one.
+fn trace_mut(err: &mut dopy::Error) -> Option<&mut dopy::Trace> {
+    use dopy::Error as E;
+    match err {
+        E::Method { trace, .. } => Some(trace),
+        E::Panic(t)
+        | E::NoSuchObject(t)
+        | E::NoSuchMethod(t)
+        | E::BadArguments(t)
+        | E::Overloaded(t)
+        | E::DeadlineExceeded(t)
+        | E::Cancelled(t)
+        | E::Unauthorized(t)
+        | E::Reentrant(t) => Some(t),
+        _ => None,
     }
 }
 

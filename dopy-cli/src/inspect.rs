@@ -1,27 +1,33 @@
 //! `dopy inspect`: an object's interface, as Rust-like signatures or as JSON.
 
+use dopy::{Interface, MethodInfo};
 use std::fmt::Write;
-use std::time::Duration;
 
-use dopy::{Interface, MethodInfo, Node};
-
+use crate::connect::ConnectOptions;
 use crate::failure::{Code, Failure};
 
 /// Examples for `dopy inspect --help`.
 pub(crate) const EXAMPLES: &str = "\
-Examples:
-  dopy inspect tcp://127.0.0.1:9600/calc             all methods, with their docs
-  dopy inspect tcp://127.0.0.1:9600/calc divide      one method
-  dopy inspect tcp://127.0.0.1:9600/calc --json      the Interface as JSON, for scripts
+Examples (against the calculator `cargo run -p dopy-cli --example calc_server` serves):
+  dopy inspect tcp://127.0.0.1:9600/calc             # all methods, with their docs
+  dopy inspect tcp://127.0.0.1:9600/calc divide      # one method
+  dopy inspect tcp://127.0.0.1:9600/calc --json      # the Interface as JSON, for scripts
 
 Output: the interface as an `impl` block of signatures with their doc comments; a oneway method
 (no reply is sent) is marked #[dopy(oneway)].";
 
 /// Asks the object at `address` for its interface and prints it.
-pub(crate) async fn run(address: &str, method: Option<&str>, json: bool, timeout: Duration) -> Result<(), Failure> {
-    let node = Node::new();
-    let object = crate::connect::object(&node, address, timeout).await?;
-    let mut interface = object.methods().await?;
+pub(crate) async fn run(
+    address: &str,
+    method: Option<&str>,
+    json: bool,
+    options: &ConnectOptions,
+) -> Result<(), Failure> {
+    let node = options.node("dopy-cli")?;
+    let object = crate::connect::object(&node, address, options.connect_timeout).await?;
+    let Some(mut interface) = crate::connect::interface(&object, address).await? else {
+        return Err(Failure::new(Code::Remote, format!("{address} does not answer introspection (`dopy.methods`)")));
+    };
     if let Some(name) = method {
         let Some(found) = interface.method(name).cloned() else {
             let known: Vec<&str> = interface.methods.iter().map(|m| &*m.name).collect();

@@ -34,23 +34,30 @@ use failure::{Code, Failure};
     after_help = after_help(EXAMPLES)
 )]
 struct Cli {
-    /// How long to wait for a connection, in seconds (or with a unit: 500ms, 2s).
-    #[arg(long, global = true, value_name = "DURATION", default_value = "10", value_parser = parse_duration)]
-    connect_timeout: Duration,
+    /// Print more: the server's backtrace of a remote panic.
+    #[arg(short, long, global = true)]
+    verbose: bool,
 
     #[command(subcommand)]
     command: Command,
 }
 
 const EXAMPLES: &str = "\
-Examples:
+Examples (against the calculator `cargo run -p dopy-cli --example calc_server` serves):
   dopy inspect tcp://127.0.0.1:9600/calc
   dopy call tcp://127.0.0.1:9600/calc add 2 3
   dopy call tcp://127.0.0.1:9600/calc divide b=2 a=10
   dopy ping tcp://127.0.0.1:9600 -c 3
-  dopy serve names --db names.redb
+  dopy serve names --db names.redb                        # in another shell: a name server
+  dopy names register calc tcp://127.0.0.1:9600/calc
   dopy names lookup calc
-  dopy completions bash > ~/.local/share/bash-completion/completions/dopy";
+  mkdir -p ~/.local/share/bash-completion/completions
+  dopy completions bash > ~/.local/share/bash-completion/completions/dopy
+
+Connection options, for every subcommand that connects: --secret-env VAR or --secret-file FILE
+for a node with a shared secret, --ca FILE for a tls:// node whose certificate your own CA
+signed, --connect-timeout DURATION (10 s by default; the handshake included). -v prints the
+server's backtrace of a remote panic, if it sent one.";
 
 /// The text after a command's options: its examples, then the exit codes.
 fn after_help(examples: &str) -> String {
@@ -85,9 +92,8 @@ struct NamesArgs {
     /// The name service (default: $DOPY_NAMES, else tcp://127.0.0.1:9500).
     #[arg(long, global = true, value_name = "ADDRESS")]
     names: Option<String>,
-    /// Prove knowledge of the shared secret held in this environment variable.
-    #[arg(long, global = true, value_name = "VAR")]
-    secret_env: Option<String>,
+    #[command(flatten)]
+    connect: connect::ConnectOptions,
     #[command(subcommand)]
     command: NamesCommand,
 }
@@ -169,16 +175,21 @@ enum ServeCommand {
         /// The database file (created if missing).
         #[arg(long, value_name = "FILE", default_value = serve::DEFAULT_DB)]
         db: PathBuf,
-        /// Serve the name service here (repeatable).
-        #[arg(long, value_name = "ENDPOINT", default_value = names::DEFAULT_NAMES)]
+        /// Serve the name service here (repeatable; default: $DOPY_NAMES, else
+        /// tcp://127.0.0.1:9500, where `dopy names` looks for it).
+        #[arg(long, value_name = "ENDPOINT")]
         listen: Vec<String>,
         /// Also serve it read-only here, without the secret (repeatable).
         #[arg(long, value_name = "ENDPOINT")]
         public: Vec<String>,
         /// Require peers of the --listen endpoints to know the shared secret held in this
         /// environment variable.
-        #[arg(long, value_name = "VAR")]
+        #[arg(long, value_name = "VAR", conflicts_with = "secret_file")]
         secret_env: Option<String>,
+        /// Require peers of the --listen endpoints to know the shared secret held in this file
+        /// (its contents, less one trailing newline).
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
     },
 }
 
@@ -192,6 +203,8 @@ struct InspectArgs {
     /// Print the interface as JSON (the `Interface` type's serde form).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    connect: connect::ConnectOptions,
 }
 
 /// `dopy call`.
@@ -207,6 +220,8 @@ struct CallArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    connect: connect::ConnectOptions,
 }
 
 /// `dopy ping`.
@@ -223,6 +238,8 @@ struct PingArgs {
     /// Count a ping as lost after TIMEOUT, in seconds (or with a unit: 500ms).
     #[arg(short = 'W', long, value_name = "TIMEOUT", default_value = "5", value_parser = parse_duration)]
     timeout: Duration,
+    #[command(flatten)]
+    connect: connect::ConnectOptions,
 }
 
 /// `dopy completions`.
@@ -236,31 +253,39 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(e) => return fail(Failure::new(Code::Other, format!("cannot start the async runtime: {e}"))),
+        Err(e) => return fail(Failure::new(Code::Other, format!("cannot start the async runtime: {e}")), false),
     };
-    let timeout = cli.connect_timeout;
+    let verbose = cli.verbose;
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Inspect(a) => inspect::run(&a.address, a.method.as_deref(), a.json, timeout).await,
-            Command::Call(a) => call::run(&a.address, &a.method, &a.args, a.json, timeout).await,
-            Command::Ping(a) => ping::run(&a.address, a.count, a.interval, a.timeout, timeout).await,
-            Command::Names(a) => run_names(a, timeout).await,
-            Command::Serve(ServeArgs { service: ServeCommand::Names { db, listen, public, secret_env } }) => {
-                let serving =
-                    serve::Serving { db: &db, listen: &listen, public: &public, secret_env: secret_env.as_deref() };
-                serve::names(serving).await
+            Command::Inspect(a) => inspect::run(&a.address, a.method.as_deref(), a.json, &a.connect).await,
+            Command::Call(a) => call::run(&a.address, &a.method, &a.args, a.json, &a.connect).await,
+            Command::Ping(a) => ping::run(&a.address, a.count, a.interval, a.timeout, &a.connect).await,
+            Command::Names(a) => run_names(a).await,
+            Command::Serve(ServeArgs {
+                service: ServeCommand::Names { db, listen, public, secret_env, secret_file },
+            }) => {
+                let secret = match (secret_env, secret_file) {
+                    (Some(var), _) => Some(connect::secret_from_env(&var)),
+                    (None, Some(path)) => Some(connect::secret_from_file(&path)),
+                    (None, None) => None,
+                };
+                match secret.transpose() {
+                    Ok(secret) => serve::names(serve::Serving { db: &db, listen, public: &public, secret }).await,
+                    Err(failure) => Err(failure),
+                }
             }
             Command::Completions(a) => completions::run(a.shell),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => fail(failure),
+        Err(failure) => fail(failure, verbose),
     }
 }
 
-async fn run_names(args: NamesArgs, timeout: Duration) -> Result<(), Failure> {
-    let service = names::Service { address: args.names, secret_env: args.secret_env, timeout };
+async fn run_names(args: NamesArgs) -> Result<(), Failure> {
+    let service = names::Service { address: args.names, connect: args.connect };
     match args.command {
         NamesCommand::List { prefix, tags, json } => names::list(&service, &prefix, &tags, json).await,
         NamesCommand::Lookup { name, json, address } => {
@@ -280,8 +305,14 @@ async fn run_names(args: NamesArgs, timeout: Duration) -> Result<(), Failure> {
     }
 }
 
-fn fail(failure: Failure) -> ExitCode {
+/// Prints the failure on stderr; a remote backtrace only if `verbose`, else a hint that there is one.
+fn fail(failure: Failure, verbose: bool) -> ExitCode {
     eprintln!("error: {failure}");
+    match &failure.backtrace {
+        Some(backtrace) if verbose => eprintln!("{backtrace}"),
+        Some(_) => eprintln!("(the server sent a backtrace: run again with -v to see it)"),
+        None => {}
+    }
     failure.exit_code()
 }
 
@@ -298,7 +329,7 @@ pub(crate) fn emit(text: impl std::fmt::Display) -> Result<(), Failure> {
 }
 
 /// Parses `1.5` (seconds), `500ms` or `2s`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, scale) = match (text.strip_suffix("ms"), text.strip_suffix('s')) {
         (Some(ms), _) => (ms, 1e-3),
         (None, Some(s)) => (s, 1.0),

@@ -16,59 +16,43 @@ pub(crate) const NAMES_VARIABLE: &str = "DOPY_NAMES";
 
 /// Examples for `dopy names --help`.
 pub(crate) const EXAMPLES: &str = "\
-Examples:
-  dopy serve names --db names.redb                       a name server on tcp://127.0.0.1:9500
-  dopy names register calc tcp://127.0.0.1:9600/calc --tag math    until removed
-  dopy names register calc tcp://127.0.0.1:9600/calc --hold        while this command runs
-  dopy names lookup calc                                  address, tags, lease
-  dopy names list math/                                   names starting with math/
-  dopy names list --tag math --json                       names tagged math, as JSON
-  dopy names remove calc
-  dopy names watch                                        registrations and removals as they happen
+Examples (in order; calc_server serves tcp://127.0.0.1:9600/calc):
+  dopy serve names --db names.redb                        # in another shell: a name server
+  dopy names register calc tcp://127.0.0.1:9600/calc --tag math    # until removed
+  dopy names lookup calc                                  # address, tags, lease
+  dopy names list ca                                      # names starting with ca
+  dopy names list --tag math --json                       # names tagged math, as JSON
   dopy call \"$(dopy names lookup calc --address)\" add 2 3
+  dopy names watch                                        # in another shell: changes as they happen
+  dopy names remove calc
+  dopy names register calc tcp://127.0.0.1:9600/calc --hold        # while this command runs
 
 The name service is at --names ADDRESS, else $DOPY_NAMES, else tcp://127.0.0.1:9500 (its object
-`naming`, unless the address names another).";
+`naming`, unless the address names another). A name service with a shared secret takes
+--secret-env VAR or --secret-file FILE, as every subcommand that connects.";
 
 /// How to reach the name service, shared by the `names` subcommands.
 #[derive(Debug)]
 pub(crate) struct Service {
     /// The name service's address.
     pub(crate) address: Option<String>,
-    /// The environment variable holding the shared secret, if the service requires one.
-    pub(crate) secret_env: Option<String>,
-    /// How long to wait for the connection.
-    pub(crate) timeout: Duration,
+    /// Secret, TLS trust and timeout.
+    pub(crate) connect: crate::connect::ConnectOptions,
 }
 
 impl Service {
     async fn connect(&self) -> Result<(Node, Names), Failure> {
-        let address = self
-            .address
-            .clone()
-            .or_else(|| std::env::var(NAMES_VARIABLE).ok())
-            .unwrap_or_else(|| DEFAULT_NAMES.to_owned());
-        let mut builder = Node::builder().name("dopy-names");
-        if let Some(var) = &self.secret_env {
-            builder = builder.secret(secret(var)?);
-        }
-        let node = builder.build();
-        let names = match tokio::time::timeout(self.timeout, Names::connect(&node, &address)).await {
-            Ok(names) => names?,
-            Err(_) => {
-                return Err(Failure::new(
-                    Code::Connection,
-                    format!("could not connect to {address}: no answer within {}", crate::seconds(self.timeout)),
-                ))
-            }
-        };
+        let address = self.address.clone().unwrap_or_else(default_address);
+        let node = self.connect.node("dopy-names")?;
+        let timeout = self.connect.connect_timeout;
+        let names = crate::connect::within(&address, timeout, Names::connect(&node, &address)).await?;
         Ok((node, names))
     }
 }
 
-/// The shared secret held in the environment variable `var`.
-pub(crate) fn secret(var: &str) -> Result<String, Failure> {
-    std::env::var(var).map_err(|_| Failure::new(Code::Usage, format!("the environment variable `{var}` is not set")))
+/// The name service's address unless `--names` says: `$DOPY_NAMES`, else [`DEFAULT_NAMES`].
+pub(crate) fn default_address() -> String {
+    std::env::var(NAMES_VARIABLE).ok().filter(|a| !a.is_empty()).unwrap_or_else(|| DEFAULT_NAMES.to_owned())
 }
 
 fn failed(e: dopy::Error<NamingError>) -> Failure {
@@ -261,7 +245,7 @@ mod tests {
 
     #[test]
     fn secrets_come_from_the_environment() {
-        let err = secret("DOPY_TEST_SURELY_UNSET_VARIABLE").unwrap_err();
+        let err = crate::connect::secret_from_env("DOPY_TEST_SURELY_UNSET_VARIABLE").unwrap_err();
         assert_eq!(err.code, Code::Usage);
         assert!(err.message.contains("DOPY_TEST_SURELY_UNSET_VARIABLE"), "{err}");
     }

@@ -2,16 +2,15 @@
 
 use std::time::{Duration, Instant};
 
-use dopy::Node;
-
+use crate::connect::ConnectOptions;
 use crate::failure::{Code, Failure};
 
 /// Examples for `dopy ping --help`.
 pub(crate) const EXAMPLES: &str = "\
-Examples:
-  dopy ping tcp://127.0.0.1:9600                 until Ctrl-C, then statistics
-  dopy ping tcp://127.0.0.1:9600/calc -c 3       an object's address pings its node
-  dopy ping tcp://127.0.0.1:9600 -c 10 -i 200ms  ten pings, 200 ms apart
+Examples (against the calculator `cargo run -p dopy-cli --example calc_server` serves):
+  dopy ping tcp://127.0.0.1:9600                 # until Ctrl-C, then statistics
+  dopy ping tcp://127.0.0.1:9600/calc -c 3       # an object's address pings its node
+  dopy ping tcp://127.0.0.1:9600 -c 10 -i 200ms  # ten pings, 200 ms apart
 
 Each ping is a protocol-level Ping answered by the node's Pong on one connection; the time
 to connect (transport and handshake) is printed first. Exits with 0 if any pong came back.";
@@ -22,11 +21,11 @@ pub(crate) async fn run(
     count: Option<u64>,
     interval: Duration,
     timeout: Duration,
-    connect_timeout: Duration,
+    options: &ConnectOptions,
 ) -> Result<(), Failure> {
-    let node = Node::new();
+    let node = options.node("dopy-cli")?;
     let started = Instant::now();
-    let conn = crate::connect::connection(&node, address, connect_timeout).await?;
+    let conn = crate::connect::connection(&node, address, options.connect_timeout).await?;
     let endpoint = conn.endpoint().to_owned();
     crate::emit(format_args!("PING {address}: connected in {}", millis(started.elapsed())))?;
 

@@ -174,9 +174,51 @@ async fn unknown_method_or_object_is_a_remote_error() {
     assert_eq!(run.code, Some(4), "{run:?}");
 
     let nobody = calc.replace("/calc", "/nobody");
-    let run = dopy(&["call", &nobody, "add", "1", "2"]).await;
+    let endpoint = calc.trim_end_matches("/calc");
+    for args in [vec!["call", &nobody, "add", "1", "2"], vec!["inspect", &nobody]] {
+        let run = dopy(&args).await;
+        assert_eq!(run.code, Some(4), "{run:?}");
+        let want = format!("error: no object `nobody` at {endpoint}\n");
+        assert!(run.stderr.starts_with(&want), "{args:?}: want {want:?} in:\n{}", run.stderr);
+        // The CLI's own introspection call is not the user's business.
+        assert!(!run.stderr.contains("dopy.methods"), "{args:?}: {}", run.stderr);
+    }
+}
+
+/// An object whose method panics.
+#[derive(Debug, Default)]
+struct Fragile;
+
+#[allow(unreachable_pub)] // `#[dopy::remote]` methods are `pub`; the test crate is private.
+#[dopy::remote]
+impl Fragile {
+    /// Panics.
+    pub fn explode(&self) {
+        panic!("boom");
+    }
+}
+
+/// A panic in the remote method prints its message and location; the server's backtrace only
+/// with `-v`.
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_panic_prints_message_and_location_and_the_backtrace_only_with_verbose() {
+    let (server, calc) = start_server().await;
+    server.publish("fragile", Fragile).unwrap();
+    let fragile = calc.replace("/calc", "/fragile");
+
+    let run = dopy(&["call", &fragile, "explode"]).await;
     assert_eq!(run.code, Some(4), "{run:?}");
-    assert!(run.stderr.contains("no object `nobody`"), "{}", run.stderr);
+    assert!(run.stderr.contains("panic in fragile.explode: boom (at dopy-cli/tests/cli.rs:"), "{}", run.stderr);
+    assert!(!run.stderr.contains("\n  backtrace:") && run.stderr.lines().count() < 12, "{}", run.stderr);
+
+    // Whether the server sends a backtrace is its choice; if it does, the default output says
+    // so and -v prints it after the same message.
+    let sent = run.stderr.contains("run again with -v");
+    let verbose = dopy(&["call", &fragile, "explode", "-v"]).await;
+    assert_eq!(verbose.code, Some(4), "{verbose:?}");
+    assert!(verbose.stderr.starts_with(run.stderr.lines().next().unwrap()), "{}", verbose.stderr);
+    assert_eq!(verbose.stderr.contains("--- remote backtrace ---\n  "), sent, "{}", verbose.stderr);
+    assert!(!verbose.stderr.contains("run again with -v"), "{}", verbose.stderr);
 }
 
 /// An address nobody listens on is a connection failure (3); a malformed one a usage error (2).
@@ -216,7 +258,7 @@ async fn help_shows_examples_and_exit_codes() {
     for command in ["inspect", "call", "ping"] {
         let run = dopy(&[command, "--help"]).await;
         assert_eq!(run.code, Some(0));
-        assert!(run.stdout.contains(&format!("Examples:\n  dopy {command} ")), "{command}: {}", run.stdout);
+        assert!(run.stdout.contains("\nExamples") && run.stdout.contains(&format!("\n  dopy {command} ")), "{command}");
         assert!(run.stdout.contains("5  bad arguments"), "{command}: {}", run.stdout);
     }
     let run = dopy(&["completions", "--help"]).await;

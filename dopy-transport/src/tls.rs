@@ -134,6 +134,19 @@ impl TlsServer {
     }
 }
 
+/// Adds a hint to the error of a server that answered with something other than TLS (a plain
+/// dopy port sends its `DOPY` hello, which rustls reads as a record of an invalid type).
+fn plain_hint(err: io::Error) -> io::Error {
+    let not_tls = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| matches!(e, rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)));
+    if !not_tls {
+        return err;
+    }
+    io::Error::new(err.kind(), format!("{err} (the peer does not answer in TLS: is this a tcp:// endpoint?)"))
+}
+
 /// The client side: which certificate authorities to trust.
 #[derive(Clone)]
 pub struct TlsClient {
@@ -202,7 +215,7 @@ impl TlsClient {
         })?;
         let tcp = crate::tcp::connect_tcp((host, port)).await?;
         let (local, peer) = (tcp.local_addr()?.to_string(), tcp.peer_addr()?.to_string());
-        let tls = self.connector.connect(name, tcp).await?;
+        let tls = self.connector.connect(name, tcp).await.map_err(plain_hint)?;
         let (reader, writer) = tokio::io::split(tls);
         Ok(RawStream::new(
             Box::new(reader),
