@@ -197,16 +197,16 @@ impl NodeBuilder {
     }
 
     /// How many times its encoded size the dynamic values ([`Value`](crate::Value)s) of a
-    /// peer's message may take in memory once decoded (default 8; at least 1 MiB whatever the
-    /// message).
+    /// peer's call may take in memory once decoded (default 8; at least 1 MiB whatever the
+    /// call).
     ///
     /// A `Value` takes 48 bytes however little it took on the wire (a unit takes one byte
     /// there): without a bound, a 16 MiB frame of units would take 800 MiB. Decoding is
     /// charged as it allocates, so a message past the bound is refused before the memory is
-    /// taken: a call with [`Error::BadArguments`] ("dynamic values would take more than …"),
-    /// a reply fails its call with [`Error::Protocol`]; the connection goes on. Typical
-    /// dynamic data takes 2 to 6 times its encoded size; a long sequence of small integers
-    /// about 24 times (raise the factor for such data, or send it typed).
+    /// taken: the caller gets [`Error::BadArguments`] ("dynamic values would take more than
+    /// …"); the connection goes on. Replies, the answers to this node's own calls, are not
+    /// held to it. Typical dynamic data takes 2 to 6 times its encoded size; a long sequence
+    /// of small integers about 24 times (raise the factor for such data, or send it typed).
     pub fn max_value_expansion(mut self, factor: usize) -> Self {
         self.max_expansion = Some(factor.max(1));
         self

@@ -73,9 +73,9 @@ pub struct Host {
     /// How long a connection may stay idle (no call in flight, no reference held either way)
     /// before it is closed with `Goodbye`; `None`: never.
     pub idle_timeout: Option<Duration>,
-    /// How many times its encoded size the dynamic values of an incoming message may take in
-    /// memory once decoded (at least 1 MiB): past it, a call is refused with `BadArguments`
-    /// and a reply fails its call; the connection goes on.
+    /// How many times its encoded size the dynamic values of an incoming call may take in
+    /// memory once decoded (at least 1 MiB): past it, the call is refused with `BadArguments`;
+    /// the connection goes on. Replies (answers to this side's own calls) are not held to it.
     pub max_expansion: usize,
     /// Most bytes queued for the peer (replies and calls not yet taken by the link): past it,
     /// this side stops reading the peer's frames until the peer has read enough of what it
@@ -113,6 +113,9 @@ pub const DEFAULT_MAX_EXPORTS: usize = 65_536;
 /// How long a closed connection's writer may take to send its last frame before the stream is
 /// dropped anyway (a peer that stopped reading must not keep the socket open).
 const LINGER: Duration = Duration::from_secs(2);
+
+/// The first byte of a `Call` frame: its variant index (PROTOCOL.md, section 3).
+const CALL_TAG: u8 = 0;
 
 /// Default of [`Host::max_expansion`].
 pub const DEFAULT_MAX_EXPANSION: usize = 8;
@@ -1500,7 +1503,13 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                 let batching = shared.out.batch();
                 // Typed payloads stay in the frame's buffer instead of being copied (small ones
                 // get a copy if they are kept: see `Incoming`).
-                let budget = wire::budget_for(frame.len(), shared.host.max_expansion);
+                // The peer's calls are what it sends unasked: their values are held to the
+                // budget. A reply answers a call this side chose to make (a method returning a
+                // long `Vec<u8>` to a dynamic caller is 24 times its size as values): not held.
+                let budget = match frame.first() {
+                    Some(&CALL_TAG) => wire::budget_for(frame.len(), shared.host.max_expansion),
+                    _ => usize::MAX,
+                };
                 let ((decoded, too_deep), over) =
                     wire::with_budget(budget, || wire::with_max_depth(max_depth, || Incoming::decode(&frame)));
                 let abort = |reason: String| {
