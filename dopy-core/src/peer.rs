@@ -117,6 +117,10 @@ const LINGER: Duration = Duration::from_secs(2);
 /// The first byte of a `Call` frame: its variant index (PROTOCOL.md, section 3).
 const CALL_TAG: u8 = 0;
 
+/// Frames up to this size decode without a budget: a wire byte becomes at most 48 bytes of
+/// values, 96 while a vector doubles, so 8 KiB stays under the budget's 1 MiB floor.
+const UNCHARGED: usize = 8 * 1024;
+
 /// Default of [`Host::max_expansion`].
 pub const DEFAULT_MAX_EXPANSION: usize = 8;
 
@@ -1506,12 +1510,14 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                 // The peer's calls are what it sends unasked: their values are held to the
                 // budget. A reply answers a call this side chose to make (a method returning a
                 // long `Vec<u8>` to a dynamic caller is 24 times its size as values): not held.
-                let budget = match frame.first() {
-                    Some(&CALL_TAG) => wire::budget_for(frame.len(), shared.host.max_expansion),
-                    _ => usize::MAX,
-                };
-                let ((decoded, too_deep), over) =
-                    wire::with_budget(budget, || wire::with_max_depth(max_depth, || Incoming::decode(&frame)));
+                // A frame of at most `UNCHARGED` bytes cannot decode to more than the budget's
+                // floor: small calls pay nothing for it.
+                let budget = wire::budget_for(frame.len(), shared.host.max_expansion);
+                let scope = (frame.first() == Some(&CALL_TAG) && frame.len() > UNCHARGED)
+                    .then(|| wire::BudgetScope::new(budget));
+                let (decoded, too_deep) = wire::with_max_depth(max_depth, || Incoming::decode(&frame));
+                let over = scope.as_ref().is_some_and(wire::BudgetScope::exceeded);
+                drop(scope);
                 let abort = |reason: String| {
                     shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
                     reason

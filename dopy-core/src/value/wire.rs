@@ -125,27 +125,43 @@ pub fn budget_for(len: usize, factor: usize) -> usize {
 /// Runs `f` with `bytes` as what the values it decodes on this thread may take in memory
 /// (each value's 48 bytes as its container allocates them, the heap of long strings, byte
 /// strings and boxes); returns what `f` returned and whether a value was refused for passing
-/// it. Outside, decoding is not charged.
+/// it. Outside, decoding is not charged. (See [`BudgetScope`] for the same without a closure.)
 ///
 /// A dynamic value is amplified when decoded: a `Unit` is one byte on the wire and 48 in
 /// memory, so a 16 MiB frame of units would take 800 MiB (and more while vectors double).
 /// The budget is charged as the containers grow, so the refusal comes before the memory is
 /// taken.
 pub fn with_budget<T>(bytes: usize, f: impl FnOnce() -> T) -> (T, bool) {
-    /// Puts the previous budget and flag back when the scope ends.
-    struct Restore(usize, bool);
+    let scope = BudgetScope::new(bytes);
+    let out = f();
+    (out, scope.exceeded())
+}
 
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            BUDGET.with(|b| b.set(self.0));
-            OVER.with(|o| o.set(self.1));
-        }
+/// A decoding budget in force on this thread until the scope is dropped (see [`with_budget`]);
+/// the previous budget comes back then, even if the decode panicked.
+#[derive(Debug)]
+pub struct BudgetScope {
+    previous: usize,
+    was_over: bool,
+}
+
+impl BudgetScope {
+    /// Puts `bytes` in force as the budget of the values decoded on this thread.
+    pub fn new(bytes: usize) -> Self {
+        BudgetScope { previous: BUDGET.with(|b| b.replace(bytes)), was_over: OVER.with(|o| o.replace(false)) }
     }
 
-    let previous = BUDGET.with(|b| b.replace(bytes));
-    let _restore = Restore(previous, OVER.with(|o| o.replace(false)));
-    let out = f();
-    (out, OVER.with(Cell::get))
+    /// Whether a value was refused for passing the budget since the scope began.
+    pub fn exceeded(&self) -> bool {
+        OVER.with(Cell::get)
+    }
+}
+
+impl Drop for BudgetScope {
+    fn drop(&mut self) {
+        BUDGET.with(|b| b.set(self.previous));
+        OVER.with(|o| o.set(self.was_over));
+    }
 }
 
 /// The budget left on this thread (see [`with_budget`]).

@@ -227,6 +227,31 @@ macro_rules! integers {
     )*};
 }
 
+impl At<'_> {
+    /// A newtype struct of a reserved name: a reference, or a `Value::Variant` in its
+    /// data-model form. Out of the common path (any other newtype struct is transparent).
+    #[inline(never)]
+    fn marked<T: ?Sized + Serialize>(self, name: &'static str, value: &T) -> Result<(), Error> {
+        if name == crate::value::ser::VARIANT_NAME {
+            // Written as the variant it is.
+            return match crate::value::ser::variant_from_data_model(crate::value::ser::plain(value)?)? {
+                Value::Variant(name, payload) => {
+                    self.out.variant(&name, self.depth)?;
+                    payload.serialize(At { out: self.out, depth: self.depth + 1 })
+                }
+                _ => Err(Error::new("malformed variant")),
+            };
+        }
+        // A reference wrote its index in the table `to_wire` set up, as `to_value` expects it.
+        let index = match crate::value::ser::plain(value)? {
+            Value::UInt(i) => u32::try_from(i).ok().filter(|&i| crate::refs::out_get(i).is_some()),
+            _ => None,
+        };
+        let index = index.ok_or_else(|| Error::new("malformed object reference"))?;
+        self.uint(index.into(), Tag::Ref)
+    }
+}
+
 impl<'a> ser::Serializer for At<'a> {
     type Ok = ();
     type Error = Error;
@@ -315,26 +340,10 @@ impl<'a> ser::Serializer for At<'a> {
     }
 
     fn serialize_newtype_struct<T: ?Sized + Serialize>(self, name: &'static str, value: &T) -> Result<(), Error> {
-        if name == crate::value::ser::VARIANT_NAME {
-            // A `Value::Variant` in its data-model form: written as the variant it is.
-            return match crate::value::ser::variant_from_data_model(crate::value::ser::plain(value)?)? {
-                Value::Variant(name, payload) => {
-                    self.out.variant(&name, self.depth)?;
-                    payload.serialize(At { out: self.out, depth: self.depth + 1 })
-                }
-                _ => Err(Error::new("malformed variant")),
-            };
+        if name == crate::refs::REF_NAME || name == crate::value::ser::VARIANT_NAME {
+            return self.marked(name, value);
         }
-        if name != crate::refs::REF_NAME {
-            return value.serialize(self);
-        }
-        // A reference wrote its index in the table `to_wire` set up, as `to_value` expects it.
-        let index = match crate::value::ser::plain(value)? {
-            Value::UInt(i) => u32::try_from(i).ok().filter(|&i| crate::refs::out_get(i).is_some()),
-            _ => None,
-        };
-        let index = index.ok_or_else(|| Error::new("malformed object reference"))?;
-        self.uint(index.into(), Tag::Ref)
+        value.serialize(self)
     }
 
     fn serialize_newtype_variant<T: ?Sized + Serialize>(

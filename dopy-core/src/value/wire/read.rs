@@ -189,7 +189,7 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.bytes(len)?).map_err(|_| Error::DeserializeBadUtf8)
     }
 
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Result<CompactString, Error> {
         let text = self.str()?;
         if text.len() > INLINE_STRING {
@@ -199,7 +199,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes `bytes` from the budget of the values read.
-    #[inline]
+    #[inline(always)]
     fn spend(&mut self, bytes: usize) -> Result<(), Error> {
         match self.budget.checked_sub(bytes) {
             Some(left) => {
