@@ -151,10 +151,11 @@ impl NodeBuilder {
     /// node's listeners (default 64, at least 1).
     ///
     /// These are the connections that can make the node work (TLS, HMAC) before proving
-    /// anything. When one more peer starts its handshake, the handshake that has been in
-    /// progress longest is closed to make room (the newcomer is not kept waiting). A legitimate
-    /// handshake takes one or two round trips, so only peers that stall in their handshake are
-    /// closed, unless more than this many peers start one within one round trip. Connections
+    /// anything. When one more peer starts its handshake, the oldest handshake that has been in
+    /// progress for a second or more (stalled) is closed to make room; if none has, the count
+    /// goes over the cap for a moment (a burst of well-behaved clients). The newcomer is never
+    /// kept waiting. A legitimate handshake takes one or two round trips, so only peers that
+    /// stall in their handshake are closed. Connections
     /// whose peer has sent nothing yet do not count here (they cost a socket and a small task,
     /// bounded by [`max_connections`](NodeBuilder::max_connections) and
     /// [`first_byte_timeout`](NodeBuilder::first_byte_timeout)).

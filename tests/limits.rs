@@ -428,8 +428,9 @@ async fn connections_at_n_and_n_plus_one() {
 
 /// At most `max_handshakes` accepted connections are in their handshake at once, counting
 /// those whose peer has spoken: N peers that send half a hello and stall are held; when the
-/// N+1th starts its handshake, the oldest of them is closed (it got the server's hello and
-/// nothing more) and the others stay, so a real client gets in at once. Silent connections do
+/// N+1th starts its handshake, the oldest of them that has stalled for a second is closed (it
+/// got the server's hello and nothing more) and the others stay, and a real client gets in at
+/// once. Silent connections do
 /// not take a handshake slot, and a connection past its handshake holds none.
 #[tokio::test]
 async fn handshakes_at_n_and_n_plus_one() {
@@ -465,7 +466,9 @@ async fn handshakes_at_n_and_n_plus_one() {
             .unwrap();
     assert_eq!(calc.add(4, 5).await.unwrap(), 9);
 
-    // N+1 stalls too: the oldest stalled one is closed, with nothing more sent, the others stay.
+    // Once they have stalled for a second (the attack), N+1 stalls too: the oldest stalled one
+    // is closed, with nothing more sent, and the others stay.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let mut newest = raw_tcp(&addr).await;
     newest.write_all(&HELLO[..4]).await.unwrap();
     read_hello(&mut newest).await;

@@ -39,6 +39,11 @@ use crate::{Endpoint, Error};
 /// (out of descriptors, out of kernel memory), so as not to spin.
 const BACK_OFF: Duration = Duration::from_millis(50);
 
+/// How long a handshake must have been in progress to be shed for a newer one when
+/// `max_handshakes` are: far beyond the round trip or two a well-behaved client needs, even on
+/// a loaded machine.
+const STALLED: Duration = Duration::from_secs(1);
+
 /// A bound listener of any transport.
 #[derive(Debug)]
 pub(super) enum Listener {
@@ -81,8 +86,9 @@ struct State {
     /// Connections whose peer has sent nothing yet, by accept order (oldest first), with the
     /// token that sheds each.
     silent: BTreeMap<u64, CancellationToken>,
-    /// Connections whose peer has spoken and whose handshake is not over, likewise.
-    talking: BTreeMap<u64, CancellationToken>,
+    /// Connections whose peer has spoken and whose handshake is not over, likewise, with
+    /// when their peer spoke.
+    talking: BTreeMap<u64, (Instant, CancellationToken)>,
     /// The number the next accepted connection gets.
     next: u64,
     /// Rate-limited warnings about refused and shed connections.
@@ -155,7 +161,8 @@ impl Admission {
     fn admit(&self, peer: &str) -> Result<Ticket, Full> {
         let mut state = lock(&self.state);
         if state.open >= self.limits.max_connections {
-            let oldest = state.silent.pop_first().or_else(|| state.talking.pop_first());
+            let oldest =
+                state.silent.pop_first().or_else(|| state.talking.pop_first().map(|(id, (_, shed))| (id, shed)));
             let Some((_, shed)) = oldest else {
                 let full = Full::Connections(self.limits.max_connections);
                 state.warnings.note(peer, full);
@@ -185,10 +192,17 @@ impl Ticket {
         let mut state = lock(&self.state);
         // Shed meanwhile: its task stops at its next turn.
         let Some(shed) = state.silent.remove(&self.id) else { return };
-        state.talking.insert(self.id, shed);
+        let now = Instant::now();
+        state.talking.insert(self.id, (now, shed));
         if state.talking.len() > self.limits.max_handshakes {
-            let oldest = state.talking.keys().copied().find(|id| *id != self.id);
-            if let Some(shed) = oldest.and_then(|id| state.talking.remove(&id)) {
+            // Only a handshake that has stalled is shed: a burst of well-behaved clients, whose
+            // handshakes take a round trip or two, goes over the cap for a moment instead.
+            let oldest = state
+                .talking
+                .iter()
+                .find(|(id, (since, _))| **id != self.id && now.duration_since(*since) >= STALLED)
+                .map(|(id, _)| *id);
+            if let Some((_, shed)) = oldest.and_then(|id| state.talking.remove(&id)) {
                 shed.cancel();
                 state.open -= 1;
                 state.warnings.note(peer, Full::ShedForHandshake(self.limits.max_handshakes));
@@ -200,7 +214,7 @@ impl Ticket {
     /// `false` if it was shed at the last moment (its slot is given away already).
     fn established(&mut self) -> bool {
         let mut state = lock(&self.state);
-        let held = state.silent.remove(&self.id).or_else(|| state.talking.remove(&self.id)).is_some();
+        let held = state.silent.remove(&self.id).is_some() || state.talking.remove(&self.id).is_some();
         if held {
             self.stage = Stage::Established;
         }
@@ -215,7 +229,7 @@ impl Drop for Ticket {
             Stage::Established => true,
             // Shed ones were taken out of the sets, and their slot freed, by whoever shed them.
             Stage::Silent | Stage::Talking => {
-                state.silent.remove(&self.id).or_else(|| state.talking.remove(&self.id)).is_some()
+                state.silent.remove(&self.id).is_some() || state.talking.remove(&self.id).is_some()
             }
         };
         if counted {
