@@ -332,7 +332,10 @@ async fn tls_and_dopy_handshakes_share_one_deadline() {
     };
     let slow = tokio::task::spawn_blocking(move || {
         use std::io::Read;
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        // As dopy-transport does: ring (the deprecation is about post-quantum key exchange).
+        #[allow(deprecated)]
+        let ring = rustls::crypto::ring::default_provider();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(ring))
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
