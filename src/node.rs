@@ -38,7 +38,12 @@ pub struct NodeBuilder {
     max_expansion: Option<usize>,
     max_connections: usize,
     max_handshakes: usize,
+    first_byte_timeout: Duration,
+    panic_backtraces: bool,
 }
+
+/// Default of [`NodeBuilder::first_byte_timeout`].
+const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Default of [`NodeBuilder::max_connections`].
 const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -97,10 +102,27 @@ impl NodeBuilder {
 
     /// How long a peer may take to complete the handshake (default 10 s).
     ///
-    /// A peer that connects and sends nothing, or only part of its hello, is dropped when it
-    /// passes; dialing a server that does not answer in time fails with [`Error::Connect`].
+    /// For a connection accepted by a listener, the time counts from the accept and covers
+    /// every handshake: TLS, dopy, authentication. A peer that sends only part of its hello,
+    /// or stalls anywhere in between, is dropped when it passes (one that sends nothing at
+    /// all is dropped sooner: [`first_byte_timeout`](NodeBuilder::first_byte_timeout));
+    /// dialing a server that does not answer in time fails with [`Error::Connect`].
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.link.handshake_timeout = timeout;
+        self
+    }
+
+    /// How long a peer that connects to a listener may take to send its first byte (default
+    /// 3 s; never more than the [`handshake_timeout`](NodeBuilder::handshake_timeout)).
+    ///
+    /// A dopy client sends its hello as soon as it is connected (a TLS client, its
+    /// ClientHello), so its first byte arrives one network round trip after the accept; a peer
+    /// that sends nothing for this long is closed, with nothing sent to it. Until its first
+    /// byte, a connection holds no handshake slot (see
+    /// [`max_handshakes`](NodeBuilder::max_handshakes)) and is the first to be closed when
+    /// [`max_connections`](NodeBuilder::max_connections) are open.
+    pub fn first_byte_timeout(mut self, timeout: Duration) -> Self {
+        self.first_byte_timeout = timeout;
         self
     }
 
@@ -108,33 +130,53 @@ impl NodeBuilder {
     /// least 1).
     ///
     /// A connection counts from the moment it is accepted (handshake included) until it
-    /// closes. One accepted beyond the cap is closed at once, before the handshake and with
-    /// nothing sent (its dialer sees the stream close: [`Error::Connect`]), and a `tracing`
-    /// warning is logged (at most one a second per listener, with the count refused since the
-    /// last one). Connections already open are untouched, and room comes back as soon as one
-    /// closes. Connections this node opens itself do not count. Keep it below the process's
-    /// file descriptor limit (`ulimit -n`) minus what the program needs otherwise, so that the
-    /// cap, not the descriptors, runs out first.
+    /// closes. When the cap is reached, a newly accepted connection still gets in: the
+    /// connection that has been waiting longest for its handshake to complete is closed
+    /// instead, one that has sent nothing yet first (a flood of connections that say nothing,
+    /// or stall in their handshake, cannot keep a new client out). Only when every connection
+    /// is past its handshake is the newcomer closed at once, before the handshake and with
+    /// nothing sent (its dialer sees the stream close: [`Error::Connect`]). Either way a
+    /// `tracing` warning is logged (at most one a second, with the count since the last one).
+    /// Established connections are never closed to make room. Connections this node opens
+    /// itself do not count. Keep it below the process's file descriptor limit (`ulimit -n`)
+    /// minus what the program needs otherwise, so that the cap, not the descriptors, runs out
+    /// first.
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.max_connections = connections.max(1);
         self
     }
 
-    /// Most accepted connections still in their handshake at once (TLS and dopy handshakes,
-    /// authentication included), over all the node's listeners (default 64, at least 1).
-    /// These also count towards
-    /// [`max_connections`](NodeBuilder::max_connections).
+    /// Most accepted connections in their handshake at once, counting those whose peer has
+    /// sent its first byte (TLS and dopy handshakes, authentication included), over all the
+    /// node's listeners (default 64, at least 1).
     ///
-    /// While the cap is reached, the listeners accept no more connections: new ones wait in
-    /// the operating system's accept queue until a handshake ends, so a burst of connections is
-    /// served as fast as handshakes complete, nobody is refused. The cap bounds what peers that
-    /// have proved nothing can cost (sockets, TLS and HMAC work): a peer that opens connections
-    /// and stays silent holds a slot for at most the
-    /// [`handshake_timeout`](NodeBuilder::handshake_timeout), delaying newcomers by at most
-    /// that. A handshake takes one or two round trips, so 64 slots admit thousands of new
-    /// connections a second; on an exposed listener, shorten the handshake timeout too.
+    /// These are the connections that can make the node work (TLS, HMAC) before proving
+    /// anything. When one more peer starts its handshake, the oldest handshake that has been in
+    /// progress for a second or more (stalled) is closed to make room; if none has, the count
+    /// goes over the cap for a moment (a burst of well-behaved clients). The newcomer is never
+    /// kept waiting. A legitimate handshake takes one or two round trips, so only peers that
+    /// stall in their handshake are closed. Connections
+    /// whose peer has sent nothing yet do not count here (they cost a socket and a small task,
+    /// bounded by [`max_connections`](NodeBuilder::max_connections) and
+    /// [`first_byte_timeout`](NodeBuilder::first_byte_timeout)).
     pub fn max_handshakes(mut self, handshakes: usize) -> Self {
         self.max_handshakes = handshakes.max(1);
+        self
+    }
+
+    /// Sends the backtrace of a panic in a method to the caller (default: off).
+    ///
+    /// By default a panic reaches the caller as [`Error::Panic`] with the panic's message and
+    /// location (`src/calc.rs:12:9`) and no backtrace: a backtrace shows a peer the server's
+    /// build and file system (absolute paths in a debug build), and capturing one costs
+    /// milliseconds that any peer able to make a method panic could make the server spend.
+    /// Turn it on where the peers are trusted (development, a private cluster). Independently
+    /// of this setting, `RUST_BACKTRACE=1` (or `RUST_LIB_BACKTRACE=1`) in the server's
+    /// environment puts the backtrace in the server's own log (the `tracing` error event of
+    /// the panic). Once one node of a process has this on, panics in every node of the process
+    /// capture a backtrace (only the nodes that have it on send it).
+    pub fn panic_backtraces(mut self, send: bool) -> Self {
+        self.panic_backtraces = send;
         self
     }
 
@@ -296,6 +338,9 @@ impl NodeBuilder {
         host.idle_timeout = self.idle_timeout.unwrap_or(host.idle_timeout);
         host.max_expansion = self.max_expansion.unwrap_or(host.max_expansion);
         (host.max_backlog, host.backlog_timeout) = self.backlog.unwrap_or((host.max_backlog, host.backlog_timeout));
+        if self.panic_backtraces {
+            host.send_panic_backtraces();
+        }
         let host = Arc::new(host);
         Node {
             inner: Arc::new(Inner {
@@ -305,7 +350,7 @@ impl NodeBuilder {
                 outgoing: Mutex::new(HashMap::new()),
                 incoming: Mutex::new(Vec::new()),
                 stop: CancellationToken::new(),
-                admission: listen::Admission::new(self.max_connections, self.max_handshakes),
+                admission: listen::Admission::new(self.max_connections, self.max_handshakes, self.first_byte_timeout),
                 listeners: Mutex::new(HashMap::new()),
                 shut_down: CancellationToken::new(),
             }),
@@ -420,6 +465,8 @@ impl Node {
             max_expansion: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
+            panic_backtraces: false,
         }
     }
 

@@ -51,8 +51,8 @@ async fn alternate_display_prints_local_and_remote_parts() {
     assert!(full.contains("caused by: disk on fire"), "{full}");
 }
 
-/// A panic in a method is reported with its message, location and backtrace, and the server
-/// keeps serving.
+/// A panic in a method is reported with its message and location (and no backtrace unless the
+/// server opts in: tests/hostile.rs), and the server keeps serving.
 #[tokio::test]
 async fn panic_is_reported_and_the_server_keeps_serving() {
     let (_server, addr) = start_server().await;
@@ -62,8 +62,7 @@ async fn panic_is_reported_and_the_server_keeps_serving() {
         let Error::Panic(trace) = &err else { panic!("expected a panic error, got {err}") };
         assert!(trace.message().starts_with("exploded: on purpose (at "), "{}", trace.message());
         assert!(trace.message().contains("support/mod.rs"), "{}", trace.message());
-        assert!(trace.backtrace().is_some_and(|b| !b.is_empty()));
-        assert!(format!("{err:#}").contains("backtrace:"));
+        assert_eq!(trace.backtrace(), None);
     }
     assert_eq!(calc.add(1, 2).await.unwrap(), 3);
     assert_eq!(calc_proxy(&addr).await.add(2, 2).await.unwrap(), 4);

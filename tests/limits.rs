@@ -375,19 +375,6 @@ async fn admitted(addr: &Endpoint) -> TcpStream {
     }
 }
 
-/// A calculator proxy from a fresh node, retried (for up to 20 s) while the server refuses new
-/// connections.
-async fn admitted_proxy(addr: &Endpoint) -> CalculatorProxy {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match Node::new().proxy(&format!("{addr}/calc")).await {
-            Ok(calc) => return calc,
-            Err(e) => assert!(Instant::now() < deadline, "never admitted: {e:#}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// At most `max_connections` accepted connections are alive at once: N are served; the N+1th
 /// is closed at once (long before the handshake timeout), before the handshake and with
 /// nothing sent, and a node dialing then fails with `Error::Connect`, while the N keep
@@ -439,45 +426,88 @@ async fn connections_at_n_and_n_plus_one() {
     }
 }
 
-/// At most `max_handshakes` accepted connections are in their handshake at once: N silent
-/// sockets are accepted (each gets the server's hello) and stall there, and the N+1th is not
-/// accepted (nothing sent, not closed) until one of them goes, while a connection already past
-/// its handshake keeps working. A real client gets in once the silent ones time out.
+/// At most `max_handshakes` accepted connections are in their handshake at once, counting
+/// those whose peer has spoken: N peers that send half a hello and stall are held; when the
+/// N+1th starts its handshake, the oldest of them that has stalled for a second is closed (it
+/// got the server's hello and nothing more) and the others stay, and a real client gets in at
+/// once. Silent connections do
+/// not take a handshake slot, and a connection past its handshake holds none.
 #[tokio::test]
 async fn handshakes_at_n_and_n_plus_one() {
     const N: usize = 2;
-    let timeout = Duration::from_secs(4);
-    let (_server, addr) = serve_calc(Node::builder().max_handshakes(N).handshake_timeout(timeout)).await;
+    let timeout = Duration::from_secs(60);
+    let builder = Node::builder().max_handshakes(N).handshake_timeout(timeout).first_byte_timeout(timeout);
+    let (_server, addr) = serve_calc(builder).await;
     // Past its handshake, a connection holds no handshake slot.
     let mut served = raw_connection(&addr).await;
     ping(&mut served, 1).await;
+    // Silent ones take no handshake slot either.
+    let silent: Vec<TcpStream> = futures_util::future::join_all((0..2 * N).map(|_| raw_tcp(&addr))).await;
 
-    let mut silent = Vec::new();
+    let mut stalled = Vec::new();
     for _ in 0..N {
         let mut s = raw_tcp(&addr).await;
+        s.write_all(&HELLO[..4]).await.unwrap();
         read_hello(&mut s).await;
-        silent.push(s);
+        stalled.push(s);
     }
-    // Connection N+1 waits in the accept queue: nothing is sent to it, and it stays open.
-    let mut waiting = raw_tcp(&addr).await;
-    let mut byte = [0u8; 1];
-    let early = tokio::time::timeout(Duration::from_millis(500), waiting.read(&mut byte)).await;
-    assert!(early.is_err(), "connection N+1 was answered or closed while N were in their handshake: {early:?}");
-    ping(&mut served, 2).await;
+    // N in their handshake: each still open (nothing more comes, and no close).
+    for s in &mut stalled {
+        let mut byte = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(300), s.read(&mut byte)).await;
+        assert!(early.is_err(), "one of N stalled handshakes was answered or closed: {early:?}");
+    }
 
-    // One silent socket goes away: the waiting one is accepted (it gets the hello).
-    drop(silent.pop());
-    read_hello(&mut waiting).await;
-    silent.push(waiting);
-
-    // Full again: a real client waits until the silent ones time out, then gets in.
-    let calc = admitted_proxy(&addr).await;
+    // A real client is served at once, slots full or not.
+    let calc =
+        tokio::time::timeout(Duration::from_secs(2), Node::new().proxy::<CalculatorProxy>(&format!("{addr}/calc")))
+            .await
+            .expect("a real client got in at once")
+            .unwrap();
     assert_eq!(calc.add(4, 5).await.unwrap(), 9);
-    for s in &mut silent {
-        let got = read_to_close(s).await;
-        assert!(got.is_empty(), "a silent socket was sent more than the server's hello: {got:?}");
-    }
+
+    // Once they have stalled for a second (the attack), N+1 stalls too: the oldest stalled one
+    // is closed, with nothing more sent, and the others stay.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut newest = raw_tcp(&addr).await;
+    newest.write_all(&HELLO[..4]).await.unwrap();
+    read_hello(&mut newest).await;
+    let mut oldest = stalled.remove(0);
+    assert!(read_to_close(&mut oldest).await.is_empty(), "the shed handshake was sent more than the hello");
+    let mut byte = [0u8; 1];
+    let kept = tokio::time::timeout(Duration::from_millis(300), stalled[0].read(&mut byte)).await;
+    assert!(kept.is_err(), "a younger stalled handshake was closed too: {kept:?}");
+    // The newcomer finishes its hello and is served; so is the connection from before.
+    newest.write_all(&HELLO[4..]).await.unwrap();
+    ping(&mut newest, 2).await;
     ping(&mut served, 3).await;
+    drop(silent);
+}
+
+/// A peer that sends nothing is closed when the first-byte timeout passes, not before, with
+/// nothing sent; one whose first byte comes within it has the rest of the handshake timeout
+/// to finish its hello, and is served.
+#[tokio::test]
+async fn first_byte_timeout_at_n_and_n_plus_one() {
+    let first_byte = Duration::from_millis(800);
+    let builder = Node::builder().first_byte_timeout(first_byte).handshake_timeout(Duration::from_secs(10));
+    let (_server, addr) = serve_calc(builder).await;
+
+    let started = Instant::now();
+    let mut mute = raw_tcp(&addr).await;
+    let got = read_to_close(&mut mute).await;
+    assert!(started.elapsed() >= first_byte, "closed after {:?}, before the timeout", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5), "closed only after {:?}", started.elapsed());
+    assert!(got.len() <= HELLO.len(), "only the server's hello, if anything: {got:?}");
+
+    // A first byte within the timeout, the rest of the hello after it has passed.
+    let mut slow = raw_tcp(&addr).await;
+    tokio::time::sleep(first_byte / 2).await;
+    slow.write_all(&HELLO[..1]).await.unwrap();
+    read_hello(&mut slow).await;
+    tokio::time::sleep(first_byte * 2).await;
+    slow.write_all(&HELLO[1..]).await.unwrap();
+    ping(&mut slow, 1).await;
 }
 
 /// Reads the server's hello (within 10 s).

@@ -87,6 +87,10 @@ pub struct Host {
     /// Set when the node shuts down: calls that arrive from then on are refused (`Cancelled`,
     /// "shutting down") while the calls in flight finish.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Whether a panic in a method sends its backtrace to the caller (`false`: its message
+    /// and location only). Set it with [`Host::send_panic_backtraces`], which also turns the
+    /// capture on.
+    pub panic_backtraces: bool,
 }
 
 /// Heartbeat settings of a connection (PROTOCOL.md, section 3.4).
@@ -154,7 +158,15 @@ impl Host {
             max_backlog: DEFAULT_MAX_BACKLOG,
             backlog_timeout: DEFAULT_BACKLOG_TIMEOUT,
             draining: std::sync::atomic::AtomicBool::new(false),
+            panic_backtraces: false,
         }
+    }
+
+    /// Sends the backtraces of panics in this host's methods to their callers, and makes
+    /// panics capture them ([`crate::panic::capture_backtraces`]).
+    pub fn send_panic_backtraces(&mut self) {
+        crate::panic::capture_backtraces();
+        self.panic_backtraces = true;
     }
 }
 
@@ -1135,6 +1147,11 @@ impl Shared {
     }
 
     fn with_hop(&self, mut fault: Fault, object: &str, method: &str) -> Fault {
+        // A panic of this node's own (no hop yet): its backtrace goes out only if this node
+        // opted in (another node of the process may have turned the capture on).
+        if fault.hops.is_empty() && !self.host.panic_backtraces {
+            fault.backtrace = None;
+        }
         fault.hops.push(Hop { node: self.host.name.clone(), object: object.to_owned(), method: method.to_owned() });
         fault
     }

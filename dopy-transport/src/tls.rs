@@ -18,6 +18,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use rustls;
@@ -116,13 +117,17 @@ impl TlsServer {
         TlsServer { acceptor: tokio_rustls::TlsAcceptor::from(config) }
     }
 
-    /// Runs the TLS handshake on an accepted socket.
+    /// Runs the TLS handshake on a socket accepted from `peer` (the address
+    /// [`tcp::Listener::accept_tcp`](crate::tcp::Listener::accept_tcp) returned with it).
+    ///
+    /// It takes as long as the client does: bound it with a timeout.
     ///
     /// # Errors
     ///
     /// The TLS handshake's error (the client does not trust us, does not speak TLS, ...).
-    pub async fn accept(&self, tcp: TcpStream) -> io::Result<RawStream> {
-        let (local, peer) = (tcp.local_addr()?.to_string(), tcp.peer_addr()?.to_string());
+    pub async fn accept(&self, tcp: TcpStream, peer: SocketAddr) -> io::Result<RawStream> {
+        let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".to_owned());
+        let peer = peer.to_string();
         let tls = self.acceptor.accept(tcp).await?;
         let (reader, writer) = tokio::io::split(tls);
         Ok(RawStream::new(
