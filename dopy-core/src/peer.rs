@@ -1472,6 +1472,27 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
     let mut runner = InlineBox { make: inline_call, spare: None };
     let mut batch = Batch::new();
     let reason = loop {
+        // Here, where no frame is held (a frame held across this wait would be moved into the
+        // reader's future on every frame).
+        if shared.out.backlog() > shared.host.max_backlog {
+            // The peer does not read what it is sent: read nothing more from it until it has,
+            // and give up on it if it never does.
+            shared.out.end_batch();
+            let (bound, timeout) = (shared.host.max_backlog, shared.host.backlog_timeout);
+            let drained = tokio::select! {
+                drained = shared.out.drained(bound, timeout) => drained,
+                _ = &mut closed => return,
+            };
+            if !drained {
+                let reason = format!(
+                    "the peer did not read: {} bytes were still queued for it after {timeout:?} over the limit \
+                     of {bound} bytes",
+                    shared.out.backlog()
+                );
+                shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
+                break reason;
+            }
+        }
         // Biased: while frames keep coming, only the reader is polled.
         let item = tokio::select! {
             biased;
@@ -1575,25 +1596,6 @@ async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                 }
                 if let Err(reason) = handled {
                     break reason;
-                }
-                if shared.out.backlog() > shared.host.max_backlog {
-                    // The peer does not read what it is sent: read nothing more from it until
-                    // it has, and give up on it if it never does.
-                    shared.out.end_batch();
-                    let (bound, timeout) = (shared.host.max_backlog, shared.host.backlog_timeout);
-                    let drained = tokio::select! {
-                        drained = shared.out.drained(bound, timeout) => drained,
-                        _ = &mut closed => return,
-                    };
-                    if !drained {
-                        let reason = format!(
-                            "the peer did not read: {} bytes were still queued for it after {timeout:?} over the \
-                             limit of {bound} bytes",
-                            shared.out.backlog()
-                        );
-                        shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
-                        break reason;
-                    }
                 }
             }
         }
