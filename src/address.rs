@@ -13,9 +13,9 @@
 //!   object, since `/` belongs to the path. [`Endpoint::object`] composes the right form for
 //!   every transport; `format!("{endpoint}/{object}")` works for `tcp`, `tls`, `memory` and for
 //!   `ssh` endpoints without a query.
-//! - `exec:` words are split on spaces; `'...'`, `"..."` and `\` quote as in a shell (no
-//!   variables, no globbing: the command runs directly, not through a shell). A `#` inside
-//!   quotes belongs to the command.
+//! - `exec:` words are split as a POSIX shell splits them: on spaces, tabs and newlines, with
+//!   `'...'`, `"..."` and `\` quoting (no variables, no globbing: the command runs directly,
+//!   not through a shell). A `#` inside quotes belongs to the command.
 //! - `ssh://` query parameters, each percent-encoded (`%20` for a space): `cmd=COMMAND`, the
 //!   remote command (default `dopy-serve --stdio`), and `o=OPTION`, an ssh option passed as
 //!   `-o OPTION` (repeatable), e.g.
@@ -301,54 +301,17 @@ fn host_port<'a>(s: &'a str, authority: &'a str, port_optional: bool) -> Result<
     Ok((host, port))
 }
 
-/// Splits an `exec:` command line into words, up to an unquoted `#` (returned as the object).
+/// Splits an `exec:` command line into words (as a POSIX shell would, with `shlex`), up to
+/// the first unquoted `#` (the rest is the object).
 fn command_words(s: &str, line: &str) -> Result<(Vec<String>, Option<String>), Error> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut chars = line.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '#' => {
-                words.extend(word.take());
-                return Ok((words, object_name(Some(&line[i + 1..]))));
-            }
-            c if c.is_whitespace() => words.extend(word.take()),
-            '\'' => {
-                let w = word.get_or_insert_with(String::new);
-                loop {
-                    match chars.next() {
-                        Some((_, '\'')) => break,
-                        Some((_, c)) => w.push(c),
-                        None => return Err(invalid(s, "unclosed `'` in the command")),
-                    }
-                }
-            }
-            '"' => {
-                let w = word.get_or_insert_with(String::new);
-                loop {
-                    match chars.next() {
-                        Some((_, '"')) => break,
-                        Some((_, '\\')) => match chars.next() {
-                            Some((_, c @ ('"' | '\\'))) => w.push(c),
-                            Some((_, c)) => {
-                                w.push('\\');
-                                w.push(c);
-                            }
-                            None => return Err(invalid(s, "unclosed `\"` in the command")),
-                        },
-                        Some((_, c)) => w.push(c),
-                        None => return Err(invalid(s, "unclosed `\"` in the command")),
-                    }
-                }
-            }
-            '\\' => match chars.next() {
-                Some((_, c)) => word.get_or_insert_with(String::new).push(c),
-                None => return Err(invalid(s, "a `\\` ends the command")),
-            },
-            c => word.get_or_insert_with(String::new).push(c),
+    // The first `#` before which the quotes are balanced is outside them: it ends the command.
+    for (i, _) in line.match_indices('#') {
+        if let Some(words) = shlex::split(&line[..i]) {
+            return Ok((words, object_name(Some(&line[i + 1..]))));
         }
     }
-    words.extend(word);
+    let words =
+        shlex::split(line).ok_or_else(|| invalid(s, "unclosed `'` or `\"` in the command, or a `\\` at its end"))?;
     Ok((words, None))
 }
 
@@ -494,6 +457,9 @@ mod tests {
             Endpoint::Exec { command: vec!["prog".into(), "a \"b\"".into(), "c d".into(), "e#f".into()] }
         );
         assert_eq!(a.object.as_deref(), Some("obj"));
+        let a: Address = "exec:prog\ta\\#b \"#\"#obj#1".parse().unwrap();
+        assert_eq!(a.endpoint, Endpoint::Exec { command: vec!["prog".into(), "a#b".into(), "#".into()] });
+        assert_eq!(a.object.as_deref(), Some("obj#1"));
         let a: Address = "unix:/tmp/x.sock#calc".parse().unwrap();
         assert_eq!(a.endpoint, Endpoint::Unix { path: "/tmp/x.sock".into() });
     }
@@ -528,6 +494,8 @@ mod tests {
             ("exec:", "command after"),
             ("exec:  #calc", "command after"),
             ("exec:a 'b", "unclosed `'`"),
+            ("exec:a \"b#c", "unclosed `'` or `\"`"),
+            ("exec:a b\\", "a `\\` at its end"),
             ("ssh://-oProxyCommand=x", "must not start with `-`"),
             ("ssh://h?x=1", "unknown ssh parameter `x`"),
             ("ssh://h?cmd=a&cmd=b", "twice"),

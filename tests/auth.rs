@@ -1,7 +1,8 @@
 //! Shared-secret authentication: the right secret connects on every transport; a wrong or
 //! missing one is refused as unauthorized in the handshake, before anything reaches an object.
 
-mod harness;
+mod support;
+use support::harness;
 
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 use dopy::transport::handshake::{self, Role, Secret, FLAG_AUTH, HELLO};
 use dopy::transport::TransportError;
 use dopy::{Error, Node};
-use harness::{demo, unique, TempDir, SECRET};
+use harness::{demo, unique, SECRET};
+use support::temp_dir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Asserts that `err` is a connection refused by authentication, as a user sees it.
@@ -41,7 +43,7 @@ async fn total(endpoint: &dopy::Endpoint, client: dopy::NodeBuilder) -> i64 {
 /// are both refused as unauthorized, while the right secret gets in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_or_missing_secret_is_refused_on_every_listening_transport() {
-    let dir = TempDir::new("auth");
+    let dir = temp_dir("auth");
     let certs = harness::certs(&["127.0.0.1"]);
     let endpoints = [
         "tcp://127.0.0.1:0".to_owned(),

@@ -2,6 +2,8 @@
 //! nodes both ways; and a clear error instead of a panic when used inside an async runtime.
 #![allow(missing_debug_implementations)]
 
+mod support;
+
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use dopy::blocking::{self, BlockingProxy};
 use dopy::{Error, Remote, Value};
 use serde::{Deserialize, Serialize};
+use support::eventually_blocking;
 
 /// The method's own error type.
 #[derive(Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
@@ -190,14 +193,6 @@ fn tokio_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-fn eventually(what: &str, check: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < Duration::from_secs(5), "{what} did not happen within 5 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// A blocking server and a blocking client, in a plain `#[test]` with no runtime of its own:
 /// typed calls, `&mut self` state, oneway calls and references.
 #[test]
@@ -215,7 +210,7 @@ fn blocking_server_and_client_without_any_runtime() {
     for n in 0..5 {
         calc.record(n).unwrap();
     }
-    eventually("five records", || recorded.lock().unwrap().len() == 5);
+    eventually_blocking("five records", || recorded.lock().unwrap().len() == 5);
 
     // A reference comes back as an async proxy; wrapped, it is called the blocking way too.
     let cursor = CursorBlockingProxy::from_async(calc.cursor().unwrap().into_proxy(), client.runtime().clone());
@@ -443,9 +438,9 @@ fn served_methods_make_blocking_calls() {
         Ok(outcome) => assert_eq!(outcome, "deadline exceeded"),
         Err(e) => panic!("expected the deadline to pass, got {e}"),
     }
-    eventually("the relay's call ending", || !outcomes.lock().unwrap().is_empty());
+    eventually_blocking("the relay's call ending", || !outcomes.lock().unwrap().is_empty());
     assert_eq!(outcomes.lock().unwrap()[0], "deadline exceeded");
-    eventually("the calculator's sleep stopping", || sleeps_ended.load(Ordering::SeqCst) == 1);
+    eventually_blocking("the calculator's sleep stopping", || sleeps_ended.load(Ordering::SeqCst) == 1);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 

@@ -70,11 +70,13 @@ async fn exclusive_calls_never_overlap() {
 /// A client that disconnects in the middle of a call does not disturb the others.
 #[tokio::test]
 async fn client_disconnecting_mid_call_does_not_disturb_others() {
-    let (_server, addr) = start_server().await;
+    let calc = Calculator::default();
+    let echoes = calc.echoes.clone();
+    let (_server, addr) = start_server_with(calc).await;
     let steady = calc_proxy(&addr).await;
     let quitter = calc_proxy(&addr).await;
     let pending = tokio::spawn(async move { quitter.slow_echo(200, "gone".into()).await });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    support::eventually("the call reaching the server", || echoes.load(Ordering::SeqCst) == 1).await;
     pending.abort(); // drops the proxy, and with it the connection
     let slow = steady.slow_echo(300, "still here".into());
     let quick = steady.add(20, 22);

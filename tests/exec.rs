@@ -1,7 +1,8 @@
 //! Child-process servers (`exec:`): banners, stderr, exit statuses, and no orphans.
 
 #[macro_use]
-mod harness;
+mod support;
+use support::harness;
 
 use std::process::Stdio;
 

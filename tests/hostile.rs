@@ -5,7 +5,8 @@
 //! Each test attacks a real listener on loopback and, during the attack, has a new client
 //! connect and complete a call within [`SERVICE`].
 
-mod harness;
+mod support;
+use support::harness;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

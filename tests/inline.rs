@@ -15,6 +15,33 @@ use dopy::{Error, Node, Proxy, Value};
 pub struct Counter {
     n: AtomicU64,
     exclusive: u64,
+    gate: Arc<Gate>,
+}
+
+/// Tells the test when `hold` has the object, and lets it go when the test says so.
+pub struct Gate {
+    /// Notified once `hold` runs (and so holds the object).
+    held: tokio::sync::Notify,
+    /// One permit ends one `hold`.
+    release: tokio::sync::Semaphore,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate { held: tokio::sync::Notify::new(), release: tokio::sync::Semaphore::new(0) }
+    }
+}
+
+impl Gate {
+    /// Waits (bounded) until a `hold` call has the object.
+    async fn held(&self) {
+        bounded("hold taking the object", self.held.notified()).await;
+    }
+
+    /// Ends the `hold` call.
+    fn release(&self) {
+        self.release.add_permits(1);
+    }
 }
 
 #[dopy::remote]
@@ -54,9 +81,10 @@ impl Counter {
         "x".repeat(len as usize)
     }
 
-    /// Holds the object exclusively for a while (not inline: it awaits).
-    pub async fn hold(&mut self, millis: u64) -> u64 {
-        tokio::time::sleep(Duration::from_millis(millis)).await;
+    /// Holds the object exclusively until the test releases it (not inline: it awaits).
+    pub async fn hold(&mut self) -> u64 {
+        self.gate.held.notify_one();
+        self.gate.release.acquire().await.unwrap().forget();
         self.exclusive
     }
 }
@@ -74,11 +102,19 @@ impl Echo {
 }
 
 async fn serve() -> (Node, String) {
+    let (node, url, _gate) = serve_gated().await;
+    (node, url)
+}
+
+/// [`serve`], with the gate of the counter's `hold`.
+async fn serve_gated() -> (Node, String, Arc<Gate>) {
     let node = Node::new();
-    node.publish("counter", Counter::default()).unwrap();
+    let counter = Counter::default();
+    let gate = counter.gate.clone();
+    node.publish("counter", counter).unwrap();
     node.publish("echo", Echo).unwrap();
     let endpoint = node.listen("tcp://127.0.0.1:0").await.unwrap();
-    (node, endpoint.to_string())
+    (node, endpoint.to_string(), gate)
 }
 
 /// Within a generous bound: these tests assert behaviour, never speed.
@@ -174,21 +210,22 @@ async fn inline_calls_give_the_same_results_errors_and_panics_as_any_call() {
 /// other calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inline_call_that_would_wait_does_not_hold_the_connection() {
-    let (_server, url) = serve().await;
+    let (_server, url, gate) = serve_gated().await;
     let node = Node::new();
     let counter: CounterProxy = node.proxy(&format!("{url}/counter")).await.unwrap();
     let echo: EchoProxy = node.proxy(&format!("{url}/echo")).await.unwrap();
 
     let hold = tokio::spawn({
         let counter = counter.clone();
-        async move { counter.hold(1_000).await }
+        async move { counter.hold().await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    gate.held().await;
     let waiting = tokio::spawn({
         let counter = counter.clone();
         async move { counter.bump().await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Frames are read in order: once this echo is answered, the reader has seen the bump.
+    assert_eq!(bounded("echo", echo.echo("after bump".into())).await.unwrap(), "after bump");
     assert!(!waiting.is_finished(), "bump ran while `hold` had the object");
 
     // The same connection still serves: the reader is not stuck behind the waiting call.
@@ -199,6 +236,7 @@ async fn an_inline_call_that_would_wait_does_not_hold_the_connection() {
     }
     assert!(!hold.is_finished(), "the echoes were answered while the object was held");
 
+    gate.release();
     assert_eq!(bounded("hold", hold).await.unwrap().unwrap(), 0);
     assert_eq!(bounded("the waiting bump", waiting).await.unwrap().unwrap(), 1);
     assert_eq!(answered.load(Ordering::SeqCst), 20);
@@ -207,15 +245,16 @@ async fn an_inline_call_that_would_wait_does_not_hold_the_connection() {
 /// A fallen-back inline call keeps the caller's deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_inline_call_honours_its_deadline() {
-    let (_server, url) = serve().await;
+    let (_server, url, gate) = serve_gated().await;
     let counter: CounterProxy = Node::new().proxy(&format!("{url}/counter")).await.unwrap();
     let hold = tokio::spawn({
         let counter = counter.clone();
-        async move { counter.hold(1_500).await }
+        async move { counter.hold().await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    gate.held().await;
     let err = bounded("bump with a deadline", counter.with_timeout(Duration::from_millis(200)).bump()).await;
     assert!(matches!(err, Err(Error::DeadlineExceeded(_))), "{err:?}");
+    gate.release();
     assert_eq!(bounded("hold", hold).await.unwrap().unwrap(), 0, "the timed-out bump never ran");
     assert_eq!(counter.bump().await.unwrap(), 1);
 }

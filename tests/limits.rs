@@ -6,16 +6,15 @@
 //! Time limits are set to tens or hundreds of milliseconds, with wide margins on both sides,
 //! so that a loaded machine does not make them flaky; nothing here measures speed.
 
-#[path = "../src/bin/dopy-serve/demo.rs"]
-#[allow(dead_code)]
-mod demo;
+mod support;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use demo::{CalculatorProxy, Tally};
 use dopy::core::message::Message;
 use dopy::{Connection, Endpoint, Error, Node, Remote, Value};
+use support::eventually;
+use support::harness::demo::{self, CalculatorProxy, Tally};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -145,15 +144,6 @@ async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     let mut all = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut all)).await.expect("closed in time").unwrap();
     all
-}
-
-/// Waits (up to 10 s) until `ready` holds.
-async fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// An outgoing call of exactly `max_frame` bytes is sent and accepted; one byte more fails

@@ -3,15 +3,20 @@
 // Test fixtures are not public API.
 #![allow(missing_debug_implementations)]
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use dopy::{Error, Node, Proxy, Value};
+use support::eventually;
 
 /// Records what happened to its calls.
 #[derive(Default)]
 pub struct Worker {
+    /// Counts the `sleep` and `sleep_to_the_end` calls that have started on the server.
+    began: Arc<AtomicUsize>,
     /// Set when a `sleep` call's future is dropped before it finishes (cancelled).
     stopped: Arc<AtomicUsize>,
     /// Set when a call ran to the end.
@@ -39,6 +44,7 @@ impl Drop for StopFlag<'_> {
 impl Worker {
     /// Sleeps; stopped at its next await when cancelled.
     pub async fn sleep(&self, millis: u64) -> u64 {
+        self.began.fetch_add(1, Ordering::SeqCst);
         let mut flag = StopFlag { stopped: &self.stopped, done: false };
         tokio::time::sleep(Duration::from_millis(millis)).await;
         flag.done = true;
@@ -49,6 +55,7 @@ impl Worker {
     /// Sleeps, and is never stopped halfway.
     #[dopy(no_cancel)]
     pub async fn sleep_to_the_end(&self, millis: u64) -> u64 {
+        self.began.fetch_add(1, Ordering::SeqCst);
         let mut flag = StopFlag { stopped: &self.stopped, done: false };
         tokio::time::sleep(Duration::from_millis(millis)).await;
         flag.done = true;
@@ -93,16 +100,6 @@ async fn serve(worker: Worker) -> (Node, String) {
     (node, format!("{addr}/worker"))
 }
 
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..300 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what} did not happen within 3 s");
-}
-
 /// `&self` calls run in parallel on the multi-threaded runtime: two blocking calls meet at a
 /// barrier, which only works if both run at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,14 +133,14 @@ async fn timeout_fails_the_call_and_stops_the_method() {
 #[tokio::test]
 async fn dropping_the_call_cancels_the_method_unless_no_cancel() {
     let worker = Worker::default();
-    let (stopped, finished) = (worker.stopped.clone(), worker.finished.clone());
+    let (began, stopped, finished) = (worker.began.clone(), worker.stopped.clone(), worker.finished.clone());
     let (_server, url) = serve(worker).await;
     let w: WorkerProxy = Node::new().proxy(&url).await.unwrap();
     let call = tokio::spawn({
         let w = w.clone();
         async move { w.sleep(10_000).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("the method starting", || began.load(Ordering::SeqCst) == 1).await;
     call.abort();
     eventually("the cancelled method stopping", || stopped.load(Ordering::SeqCst) == 1).await;
 
@@ -151,7 +148,7 @@ async fn dropping_the_call_cancels_the_method_unless_no_cancel() {
         let w = w.clone();
         async move { w.sleep_to_the_end(200).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("the no_cancel method starting", || began.load(Ordering::SeqCst) == 2).await;
     call.abort();
     eventually("the no_cancel method finishing", || finished.load(Ordering::SeqCst) == 1).await;
     assert_eq!(stopped.load(Ordering::SeqCst), 1, "the no_cancel method was not stopped");

@@ -5,7 +5,8 @@
 // Test fixtures are not public API.
 #![allow(missing_debug_implementations)]
 
-mod services;
+mod support;
+use support::services;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use dopy::naming::{Event, Limit, NameServer, NameServiceProxy, Names, NamingError, Removal, WatcherProxy};
 use dopy::{DynObject, Error, Node, Proxy, Remote, Value};
-use services::{ChildProcess, TempDir};
+use services::ChildProcess;
+use support::temp_dir;
 
 /// A calculator to register.
 #[derive(Default)]
@@ -223,7 +225,7 @@ async fn a_registration_by_reference_is_reached_through_the_name_server() {
     drop(found);
 
     registration.release().await.unwrap();
-    services::eventually("the object is released", || live.load(Ordering::SeqCst) == 0).await;
+    support::eventually("the object is released", || live.load(Ordering::SeqCst) == 0).await;
 }
 
 /// Collects events (a watcher written by hand) and counts its live instances.
@@ -267,10 +269,10 @@ async fn dropping_a_subscription_releases_the_watcher() {
     assert_eq!(existing.len(), 1);
 
     let _b = names.register("b", &calc).await.unwrap();
-    services::eventually("the watcher hears of `b`", || *seen.lock().unwrap() == ["+b"]).await;
+    support::eventually("the watcher hears of `b`", || *seen.lock().unwrap() == ["+b"]).await;
     assert_eq!(live.load(Ordering::SeqCst), 1, "the name service holds the watcher");
     drop(subscription);
-    services::eventually("the watcher is released", || live.load(Ordering::SeqCst) == 0).await;
+    support::eventually("the watcher is released", || live.load(Ordering::SeqCst) == 0).await;
 }
 
 /// A watch ends (`next` gives `None`) when the name server goes away.
@@ -313,8 +315,8 @@ async fn reopen(path: &std::path::Path) -> NameServer {
 /// registration with no lease stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_survive_a_name_server_restart() {
-    let dir = TempDir::new("names-restart");
-    let db = dir.join("names.redb");
+    let dir = temp_dir("names-restart");
+    let db = dir.path().join("names.redb");
     let server = NameServer::open(&db).unwrap();
     // A port to come back to after the restart.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -547,8 +549,8 @@ async fn many_registrations_beyond_a_frame_are_listed_searched_and_watched() {
 /// loses them when the name server opens it, and lists work again.
 #[tokio::test]
 async fn stored_registrations_beyond_the_limits_are_dropped_on_open() {
-    let dir = TempDir::new("names-limits");
-    let db = dir.join("names.redb");
+    let dir = temp_dir("names-limits");
+    let db = dir.path().join("names.redb");
     let loose = NameServer::builder().max_tag_bytes(200_000).open(&db).unwrap();
     let (node, names_at) = serve_with_frame(&loose, 16 * 1024 * 1024).await;
     let service = raw_service(&names_at).await;
@@ -584,7 +586,7 @@ async fn a_client_is_served_within_two_seconds_during_the_attack() {
             }
         }));
     }
-    services::eventually("the attack is under way", || attempts.load(Ordering::SeqCst) >= 2).await;
+    support::eventually("the attack is under way", || attempts.load(Ordering::SeqCst) >= 2).await;
 
     let (_server, calc) = calculator().await;
     let within = |what: &'static str| {
@@ -660,7 +662,7 @@ async fn a_watcher_beyond_its_backlog_is_dropped() {
         assert_eq!(entry.name, format!("n{i:02}"));
     }
     gate.add_permits(100);
-    services::eventually("the stalled watcher is released", || live.load(Ordering::SeqCst) == 0).await;
+    support::eventually("the stalled watcher is released", || live.load(Ordering::SeqCst) == 0).await;
     let got = taken.load(Ordering::SeqCst);
     assert!((1..=BACKLOG + 1).contains(&got), "it took {got} events");
 }

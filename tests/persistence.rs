@@ -5,7 +5,8 @@
 // Test fixtures are not public API.
 #![allow(missing_debug_implementations)]
 
-mod services;
+mod support;
+use support::services;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,8 @@ use std::time::Duration;
 use dopy::persist::{Origin, Store, StoreError};
 use dopy::{Error, Node, Value};
 use serde::{Deserialize, Serialize};
-use services::{ChildProcess, TempDir};
+use services::ChildProcess;
+use support::temp_dir;
 
 /// A ledger whose every change touches two fields and a list: a half-applied change would
 /// break `a + b == 0` or `a == sum(entries)`.
@@ -88,8 +90,8 @@ impl XorShift {
 /// change is there that was never sent, and none is half-applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_loses_no_acknowledged_change() {
-    let dir = TempDir::new("crash");
-    let db = dir.join("ledger.redb");
+    let dir = temp_dir("crash");
+    let db = dir.path().join("ledger.redb");
     let db_env = db.to_str().unwrap();
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     println!("seed {seed}");
@@ -156,8 +158,8 @@ async fn sigkill_at_random_points_loses_no_acknowledged_change() {
 /// A restarted node finds the saved state under the same name, and addresses keep working.
 #[tokio::test]
 async fn state_is_restored_under_the_same_name_after_a_restart() {
-    let dir = TempDir::new("restart");
-    let path = dir.join("db.redb");
+    let dir = temp_dir("restart");
+    let path = dir.path().join("db.redb");
     {
         let store = Store::open(&path).unwrap();
         let node = Node::new();
@@ -184,8 +186,8 @@ async fn state_is_restored_under_the_same_name_after_a_restart() {
 /// database, see the state from before it.
 #[tokio::test]
 async fn a_panicking_change_is_rolled_back() {
-    let dir = TempDir::new("panic");
-    let store = Store::open(dir.join("db.redb")).unwrap();
+    let dir = temp_dir("panic");
+    let store = Store::open(dir.path().join("db.redb")).unwrap();
     let node = Node::new();
     store.publish(&node, "ledger", Ledger::default).unwrap();
     let addr = node.listen("tcp://127.0.0.1:0").await.unwrap();
@@ -250,8 +252,8 @@ impl CounterV1b {
 }
 
 /// Saves a version-1 counter with `hits` hits in a new database; returns the database's path.
-async fn saved_counter(dir: &TempDir, hits: u64) -> std::path::PathBuf {
-    let path = dir.join("counter.redb");
+async fn saved_counter(dir: &tempfile::TempDir, hits: u64) -> std::path::PathBuf {
+    let path = dir.path().join("counter.redb");
     let store = Store::open(&path).unwrap();
     let node = Node::new();
     store.publish(&node, "counter", CounterV1::default).unwrap();
@@ -279,7 +281,7 @@ async fn reopen(path: &std::path::Path) -> Store {
 /// the reason, and the saved state is left as it was (never reset).
 #[tokio::test]
 async fn an_incompatible_state_is_refused_naming_the_object() {
-    let dir = TempDir::new("incompatible");
+    let dir = temp_dir("incompatible");
     let path = saved_counter(&dir, 2).await;
     let store = reopen(&path).await;
     let node = Node::new();
@@ -297,7 +299,7 @@ async fn an_incompatible_state_is_refused_naming_the_object() {
 /// A compatible change (a new field with a default) restores without a migration.
 #[tokio::test]
 async fn a_compatible_change_needs_no_migration() {
-    let dir = TempDir::new("compatible");
+    let dir = temp_dir("compatible");
     let path = saved_counter(&dir, 3).await;
     let store = reopen(&path).await;
     let node = Node::new();
@@ -311,7 +313,7 @@ async fn a_compatible_change_needs_no_migration() {
 /// one, which is saved with the new version; an older program then refuses the newer state.
 #[tokio::test]
 async fn a_new_version_migrates_and_an_old_program_refuses_it() {
-    let dir = TempDir::new("migrate");
+    let dir = temp_dir("migrate");
     let path = saved_counter(&dir, 2).await;
     let store = reopen(&path).await;
     let node = Node::new();
@@ -363,8 +365,8 @@ async fn a_new_version_migrates_and_an_old_program_refuses_it() {
 /// gone, the file opens again.
 #[tokio::test]
 async fn a_database_file_is_used_by_one_store_at_a_time() {
-    let dir = TempDir::new("locked");
-    let path = dir.join("db.redb");
+    let dir = temp_dir("locked");
+    let path = dir.path().join("db.redb");
     let first = Store::open(&path).unwrap();
     let err = Store::open(&path).unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
@@ -378,8 +380,8 @@ async fn a_database_file_is_used_by_one_store_at_a_time() {
 /// overwrite each other's state.
 #[tokio::test]
 async fn one_store_publishes_an_object_once() {
-    let dir = TempDir::new("twice");
-    let store = Store::open(dir.join("db.redb")).unwrap();
+    let dir = temp_dir("twice");
+    let store = Store::open(dir.path().join("db.redb")).unwrap();
     let (one, two) = (Node::new(), Node::new());
     store.publish(&one, "ledger", Ledger::default).unwrap();
     let err = store.publish(&two, "ledger", Ledger::default).unwrap_err();

@@ -4,7 +4,8 @@
 // sets `DOPY_REQUIRE_SSHD=1`, which turns a missing sshd into a failure.
 
 #[macro_use]
-mod harness;
+mod support;
+use support::harness;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

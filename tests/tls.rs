@@ -1,7 +1,8 @@
 //! TLS (`tls://`): the client verifies the server's certificate chain and name; certificates
 //! are generated for each test.
 
-mod harness;
+mod support;
+use support::harness;
 
 use dopy::{Error, Node};
 use harness::{certs, demo};

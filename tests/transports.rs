@@ -1,10 +1,12 @@
 //! Every transport passes the same conformance suite, and one node serves on several at once.
 
 #[macro_use]
-mod harness;
+mod support;
+use support::harness;
 
 use dopy::{Node, Value};
-use harness::{demo, TempDir};
+use harness::demo;
+use support::temp_dir;
 
 conformance! {
     tcp => harness::tcp(),
@@ -21,7 +23,7 @@ conformance! {
 /// all three: updates made through one are seen through the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_serves_the_same_objects_on_several_transports() {
-    let dir = TempDir::new("several");
+    let dir = temp_dir("several");
     let server = Node::new();
     server.publish("calc", demo::Calculator::default()).unwrap();
     let endpoints = [
@@ -41,7 +43,7 @@ async fn one_node_serves_the_same_objects_on_several_transports() {
 /// listened on again.
 #[tokio::test]
 async fn unix_socket_file_is_removed_with_its_node() {
-    let dir = TempDir::new("unix-cleanup");
+    let dir = temp_dir("unix-cleanup");
     let path = dir.path().join("app.sock");
     let endpoint = format!("unix:{}", path.display());
     let node = Node::new();

@@ -4,7 +4,8 @@
 #![allow(unreachable_pub)]
 
 #[macro_use]
-mod harness;
+mod support;
+use support::harness;
 
 use std::collections::HashMap;
 

@@ -16,7 +16,6 @@ mod call;
 mod outbox;
 mod refs;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -183,10 +182,15 @@ enum Slot {
 /// What a reply slot receives.
 type Delivery = Result<(Outcome, Vec<DynObject>), String>;
 
+/// A map keyed by call id, hashed with `FxHash` (one multiplication) instead of SipHash: the
+/// maps keyed by ids are bounded by `max_in_flight`, so colliding ids chosen by a hostile peer
+/// can only slow its own calls down, never grow without bound.
+type IdMap<V> = rustc_hash::FxHashMap<u64, V>;
+
 /// This side's calls (and pings) waiting for their reply, by id.
 #[derive(Default)]
 struct Calls {
-    slots: HashMap<u64, Slot, IdHash>,
+    slots: IdMap<Slot>,
     /// Set once the connection has ended, so that a call made after the end fails at once
     /// instead of waiting forever.
     ended: bool,
@@ -255,49 +259,13 @@ struct Shared {
     /// Slots for this side's calls in flight ([`Host::max_in_flight`]).
     slots: Arc<tokio::sync::Semaphore>,
     /// The peer's calls being served, each with the token that stops it (`Cancel`).
-    running: Mutex<HashMap<u64, CancellationToken, IdHash>>,
+    running: Mutex<IdMap<CancellationToken>>,
     /// The peer's calls being served right now (for [`Host::max_in_flight`]).
     serving: std::sync::atomic::AtomicUsize,
     /// Replies that arrived for calls nobody waits for any more (cancelled or timed out).
     late: AtomicU64,
     /// Calls sent or received so far: the watchdog's sign of use (heartbeats do not count).
     activity: AtomicU64,
-}
-
-/// Hashes call ids (`u64`) with one multiplication instead of SipHash: the maps keyed by them
-/// are bounded by `max_in_flight`, so colliding ids chosen by a hostile peer can only slow its
-/// own calls down, never grow without bound.
-#[derive(Clone, Copy, Default)]
-struct IdHash;
-
-impl std::hash::BuildHasher for IdHash {
-    type Hasher = IdHasher;
-
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(0)
-    }
-}
-
-/// The hasher of [`IdHash`].
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // Fibonacci hashing: the high bits (which hashbrown uses for its control bytes) depend
-        // on every bit of the id.
-        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
 }
 
 /// The end of a connection as its reader and writer tasks wait for it on every pass of their
@@ -426,7 +394,7 @@ impl Connection {
             closed: CancellationToken::new(),
             ended: Arc::new(Ended::default()),
             close_reason: Mutex::new(None),
-            running: Mutex::new(HashMap::default()),
+            running: Mutex::new(IdMap::default()),
             serving: std::sync::atomic::AtomicUsize::new(0),
             late: AtomicU64::new(0),
             activity: AtomicU64::new(0),

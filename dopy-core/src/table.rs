@@ -1,8 +1,7 @@
 //! [`ObjectTable`]: the objects a node serves, by name.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 
 use crate::chain::{self, Found, Hold, Holders, SharedGuard};
@@ -241,31 +240,10 @@ impl Entry {
 /// The objects a node serves by name.
 #[derive(Debug, Default)]
 pub struct ObjectTable {
-    named: RwLock<HashMap<String, Arc<Entry>, BuildHasherDefault<NameHasher>>>,
-}
-
-/// Hashes the names of the object table (FNV-1a, folded): every call looks its target up by
-/// name, and SipHash costs more than the lookup's lock. Not keyed, which is safe here: only the
-/// server publishes names, so a peer can choose what it looks up but not what collides.
-struct NameHasher(u64);
-
-impl Default for NameHasher {
-    fn default() -> Self {
-        NameHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for NameHasher {
-    fn finish(&self) -> u64 {
-        // FNV's low bits mix less than its high ones; the table uses both.
-        self.0 ^ (self.0 >> 32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
+    /// Hashed with `FxHash` instead of SipHash: every call looks its target up by name, and
+    /// SipHash costs more than the lookup's lock. Not keyed, which is safe here: only the server
+    /// publishes names, so a peer can choose what it looks up but not what collides.
+    named: RwLock<FxHashMap<String, Arc<Entry>>>,
 }
 
 impl ObjectTable {

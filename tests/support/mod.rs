@@ -1,4 +1,7 @@
-//! Shared fixtures: a calculator with every kind of remote method, and server helpers.
+//! Shared by the integration tests: a calculator with every kind of remote method, server
+//! helpers, waiting for a condition ([`wait`]) and temporary directories; the transport
+//! conformance suite ([`harness`]), child processes for the services' tests ([`services`]),
+//! a misbehaving peer ([`faulty`]) and a name-server hub ([`hub`]).
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
@@ -10,7 +13,20 @@ use dopy::{Endpoint, Node};
 use serde::{Deserialize, Serialize};
 
 pub mod faulty;
+#[macro_use]
+pub mod harness;
 pub mod hub;
+pub mod services;
+pub mod wait;
+
+#[allow(unused_imports)]
+pub use wait::{eventually, eventually_blocking};
+
+/// A fresh directory under the system's temporary directory, removed (with its contents) when
+/// dropped; `label` shows in its name.
+pub fn temp_dir(label: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("dopy-{label}-")).tempdir().unwrap()
+}
 
 /// A point with optional label and tags, to exercise structs, options and vectors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,6 +71,8 @@ pub struct Calculator {
     pub total: i64,
     pub busy: Arc<AtomicUsize>,
     pub overlaps: Arc<AtomicUsize>,
+    /// Counts the `slow_echo` calls that have started.
+    pub echoes: Arc<AtomicUsize>,
 }
 
 /// A calculator, DOPY's demo object.
@@ -102,6 +120,7 @@ impl Calculator {
 
     /// Sleeps, then echoes.
     pub async fn slow_echo(&self, millis: u64, text: String) -> String {
+        self.echoes.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(millis)).await;
         text
     }

@@ -1,10 +1,8 @@
-//! Shared by the naming and persistence tests: temporary directories, and child processes
-//! (this test binary run again in a given role) to kill with SIGKILL.
+//! Shared by the naming and persistence tests: child processes (this test binary run again
+//! in a given role) to kill with SIGKILL.
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -15,37 +13,6 @@ pub const ROLE: &str = "DOPY_TEST_CHILD_ROLE";
 
 /// The line prefix a child prints once it is ready, followed by what the parent needs.
 pub const READY: &str = "READY ";
-
-/// A directory removed (with its contents) when dropped.
-#[derive(Debug)]
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// Creates a fresh directory under the system's temporary directory.
-    pub fn new(label: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let unique = format!("dopy-{label}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let path = std::env::temp_dir().join(unique);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    /// A path inside the directory.
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// The directory's path.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A child process: this test binary, running the ignored test `child` in a role.
 #[derive(Debug)]
@@ -121,15 +88,4 @@ pub fn ready(what: impl std::fmt::Display) {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{READY}{what}").unwrap();
     out.flush().unwrap();
-}
-
-/// Waits, polling, until `f` returns true (at most 10 s).
-pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what}: did not happen within 10 s");
 }

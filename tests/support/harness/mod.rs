@@ -1,13 +1,12 @@
 //! Shared by the transport tests: the demo objects of `dopy-serve`, a server reachable over each
-//! transport, the conformance suite written once and run over every one, temporary directories,
-//! certificates and process checks.
+//! transport, the conformance suite written once and run over every one, certificates and
+//! process checks.
 #![allow(dead_code, unreachable_pub, unused_macros)]
 
-#[path = "../../src/bin/dopy-serve/demo.rs"]
+#[path = "../../../src/bin/dopy-serve/demo.rs"]
 pub mod demo;
 
 use std::any::Any;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -29,30 +28,6 @@ pub const SECRET: &str = "conformance secret";
 pub fn unique(label: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!("{label}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A directory removed (with its contents) when dropped.
-#[derive(Debug)]
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// Creates a fresh directory under the system's temporary directory.
-    pub fn new(label: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("dopy-{}", unique(label)));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    /// The directory's path.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A certificate authority and a server certificate it signed, generated now.
@@ -192,7 +167,7 @@ pub async fn tls() -> Served {
 }
 
 pub async fn unix() -> Served {
-    let dir = TempDir::new("unix");
+    let dir = super::temp_dir("unix");
     let endpoint = format!("unix:{}", dir.path().join("calc.sock").display());
     in_process(&endpoint, Node::builder(), Node::new()).await.keep(dir)
 }

@@ -1,0 +1,25 @@
+//! Waiting for a condition that another task or thread makes true, with a bound, instead of
+//! sleeping for a guessed time.
+
+use std::time::{Duration, Instant};
+
+/// How long a condition may take before the test fails: long enough for a loaded machine.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Waits, polling every 10 ms, until `ready` holds; panics naming `what` after [`PATIENCE`].
+pub async fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what}: did not happen within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// [`eventually`] for a thread with no runtime: blocks it while polling.
+pub fn eventually_blocking(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what}: did not happen within {PATIENCE:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
