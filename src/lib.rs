@@ -44,7 +44,7 @@ pub mod persist;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use address::{Address, Endpoint};
+pub use address::{Address, Endpoint, IntoAddress};
 pub use dopy_core::dispatch::DynArgs;
 pub use dopy_core::interface::{Interface, MethodInfo, ParamInfo, Receiver};
 pub use dopy_core::message::Args;
