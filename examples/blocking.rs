@@ -84,7 +84,7 @@ fn blocking_client_async_server(runtime: &tokio::runtime::Runtime) -> Result<(),
     let endpoint = runtime.block_on(server.listen("tcp://127.0.0.1:0"))?;
 
     let client = blocking::Node::new();
-    let counter: CounterBlockingProxy = client.proxy(&endpoint.object("counter").to_string())?;
+    let counter: CounterBlockingProxy = client.proxy(endpoint.object("counter"))?;
     check("blocking client -> async server", counter.bump(2)? == 2 && counter.bump(3)? == 5);
 
     // The async proxy inside works on the async side.

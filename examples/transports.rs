@@ -73,7 +73,7 @@ async fn run() -> Result<(), dopy::Error> {
         let counter: CounterProxy = client.proxy(&address.to_string()).await?;
         println!("{:<48} bump -> {}", address.to_string(), counter.bump(1).await?);
     }
-    let stranger = Node::new().object(&endpoints[0].object("counter").to_string()).await;
+    let stranger = Node::new().object(endpoints[0].object("counter")).await;
     println!(
         "{:<48} {}",
         "without the secret",

@@ -24,6 +24,7 @@
 //! Addresses parse with [`str::parse`] and print back the same way.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -105,6 +106,33 @@ impl Endpoint {
     /// ```
     pub fn object(&self, name: impl Into<String>) -> Address {
         Address { endpoint: self.clone(), object: Some(name.into()) }
+    }
+
+    /// The socket address of a `tcp://` or `tls://` endpoint whose host is an IP address, as it
+    /// always is in the endpoint [`Node::listen`](crate::Node::listen) returns (with the port
+    /// picked for port 0); `None` for other transports and for a host name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> dopy::Result<()> {
+    /// let node = dopy::Node::new();
+    /// let bound = node.listen("tcp://127.0.0.1:0").await?;
+    /// let addr = bound.socket_addr().expect("a TCP endpoint");
+    /// assert!(addr.ip().is_loopback() && addr.port() != 0);
+    ///
+    /// let named: dopy::Endpoint = "tcp://localhost:9600".parse()?;
+    /// assert_eq!(named.socket_addr(), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Endpoint::Tcp { host, port } | Endpoint::Tls { host, port } => {
+                host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, *port))
+            }
+            _ => None,
+        }
     }
 
     /// How an address of this transport names an object, for error messages.
@@ -250,6 +278,63 @@ pub struct Address {
     pub endpoint: Endpoint,
     /// The object's published name, if the address names one.
     pub object: Option<String>,
+}
+
+/// Anything that names an [`Address`]: its text (`&str`, `String`), or an [`Address`] itself
+/// (as [`Endpoint::object`] returns it), by value or by reference.
+///
+/// [`Node::object`](crate::Node::object) and [`Node::proxy`](crate::Node::proxy) take any of
+/// them, so the address of an object on a node just bound needs no round trip through text.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main] async fn main() -> dopy::Result<()> {
+/// let server = dopy::Node::new();
+/// let bound = server.listen("tcp://127.0.0.1:0").await?;
+/// let client = dopy::Node::new();
+/// let _by_address = client.object(bound.object("calc")).await?;
+/// let _by_text = client.object(&format!("{bound}/calc")).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub trait IntoAddress {
+    /// The address; [`Error::InvalidAddress`] if the text is not one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidAddress`] for text that does not parse.
+    fn into_address(self) -> Result<Address, Error>;
+}
+
+impl IntoAddress for Address {
+    fn into_address(self) -> Result<Address, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoAddress for &Address {
+    fn into_address(self) -> Result<Address, Error> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoAddress for &str {
+    fn into_address(self) -> Result<Address, Error> {
+        self.parse()
+    }
+}
+
+impl IntoAddress for String {
+    fn into_address(self) -> Result<Address, Error> {
+        self.parse()
+    }
+}
+
+impl IntoAddress for &String {
+    fn into_address(self) -> Result<Address, Error> {
+        self.parse()
+    }
 }
 
 impl fmt::Display for Address {

@@ -40,7 +40,7 @@
 //!
 //!     // Client: the generated blocking proxy, shared by two threads.
 //!     let client = dopy::blocking::Node::new();
-//!     let calc: CalculatorBlockingProxy = client.proxy(&addr.object("calc").to_string())?;
+//!     let calc: CalculatorBlockingProxy = client.proxy(addr.object("calc"))?;
 //!     assert_eq!(calc.add(2, 3)?, 5);
 //!     let other = calc.clone();
 //!     std::thread::spawn(move || other.accumulate(10)).join().unwrap()?;
@@ -105,7 +105,7 @@ pub use runtime::Runtime;
 /// server.publish("calc", Calculator::default())?;
 /// let addr = server.listen("tcp://127.0.0.1:0")?;
 /// let node = dopy::blocking::Node::new();
-/// let calc: CalculatorBlockingProxy = node.proxy(&addr.object("calc").to_string())?;
+/// let calc: CalculatorBlockingProxy = node.proxy(addr.object("calc"))?;
 ///
 /// // A per-proxy time limit.
 /// let quick = calc.with_timeout(Duration::from_secs(5));

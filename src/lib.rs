@@ -44,7 +44,7 @@ pub mod persist;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use address::{Address, Endpoint};
+pub use address::{Address, Endpoint, IntoAddress};
 pub use dopy_core::dispatch::DynArgs;
 pub use dopy_core::interface::{Interface, MethodInfo, ParamInfo, Receiver};
 pub use dopy_core::message::Args;
@@ -94,13 +94,44 @@ pub use dopy_transport as transport;
 ///   methods without `async`; see [`blocking`]);
 /// - `impl dopy::Remote for Calculator { type Proxy = CalculatorProxy; }`.
 ///
+/// # `#[dopy::remote(local)]`: objects that are not `Send`
+///
+/// The attribute takes no arguments, or `local` (anything else is a compile error). With
+/// `local`, the object may be `!Send` and `!Sync` (`Rc`, `RefCell`): the macro implements
+/// `LocalDispatch` instead of `Dispatch`, and the object is published with
+/// [`Node::publish_local`], which hands back an executor that the owning thread runs
+/// (`tokio::task::spawn_local` in a `LocalSet`, or polled in the program's own loop): its calls
+/// all run on that thread. Callers see no difference: the proxies are the same as for any
+/// object, usable from any thread.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// pub struct Counter { n: Rc<Cell<i64>> }
+///
+/// #[dopy::remote(local)]
+/// impl Counter {
+///     /// Adds one and returns the count.
+///     pub fn bump(&self) -> i64 { self.n.set(self.n.get() + 1); self.n.get() }
+/// }
+///
+/// # fn main() -> dopy::Result<()> {
+/// let node = dopy::Node::new();
+/// let _executor = node.publish_local("counter", Counter { n: Rc::new(Cell::new(0)) })?;
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Rules
 ///
 /// - Remote methods take `&self` (may run concurrently) or `&mut self` (run alone), may be
 ///   `async`, and take owned parameters of any serde type (`DeserializeOwned`); they return any
 ///   `Serialize` type, or `Result<T, E>` with `E: Serialize + DeserializeOwned + Display`.
-/// - No generic methods, no `impl Trait` arguments, no references as parameters (arguments
-///   travel by copy).
+/// - No generic methods, no `impl Trait` arguments, no references as parameters or results
+///   (arguments travel by copy): neither `&str` nor a reference inside a tuple, an array, a
+///   slice or a standard container (`Option<&str>`, `Vec<&[u8]>`). A `&` that is not a value
+///   (`PhantomData<&'static str>`, `fn(&str)`) is left to the serde bounds.
 /// - Typed arguments travel as postcard, which is not self-describing: serde attributes that
 ///   need a self-describing format (`untagged`, `flatten`, `skip_serializing_if`) do not work in
 ///   parameter types; a mismatch is reported as [`Error::BadArguments`] (a result, as

@@ -16,7 +16,7 @@ use dopy_transport::{Link, LinkConfig, RawStream, Secret};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{Address, Endpoint, Error};
+use crate::{Endpoint, Error, IntoAddress};
 
 mod dial;
 mod listen;
@@ -272,8 +272,8 @@ impl NodeBuilder {
     /// (default: no authentication).
     ///
     /// Applies to every connection of the node, on every transport, in both directions: a peer
-    /// with another secret, or none, is refused during the handshake, before any call (the
-    /// error says "unauthorized"). The secret never travels: the handshake is an HMAC-SHA256
+    /// with another secret, or none, is refused during the handshake, before any call
+    /// ([`Error::is_unauthorized`], and `{:#}` says "unauthorized"). The secret never travels: the handshake is an HMAC-SHA256
     /// challenge–response (PROTOCOL.md, section 1.2). It authenticates the peer; it does not
     /// encrypt the traffic: use `tls://` or `ssh://` for that.
     ///
@@ -289,7 +289,8 @@ impl NodeBuilder {
     ///
     /// let stranger = dopy::Node::new();
     /// let err = stranger.connect(&addr.to_string()).await.unwrap_err();
-    /// assert!(err.to_string().contains("unauthorized"), "{err}");
+    /// assert!(err.is_unauthorized(), "{err:#}");
+    /// assert!(format!("{err:#}").contains("unauthorized"), "{err:#}");
     /// # Ok(()) }
     /// ```
     pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
@@ -769,28 +770,31 @@ impl Node {
     }
 
     /// A dynamic handle to the object an address names (`tcp://HOST:PORT/OBJECT`,
-    /// `unix:PATH#OBJECT`, ...: see [`Address`]).
+    /// `unix:PATH#OBJECT`, ...: see [`Address`](crate::Address)), given as text or as an
+    /// `Address` (such as `endpoint.object("calc")`): see [`IntoAddress`].
     ///
     /// The object's existence is checked by the first call, not here.
     ///
     /// # Errors
     ///
     /// As [`connect`](Node::connect); [`Error::InvalidAddress`] if the address names no object.
-    pub async fn object(&self, address: &str) -> Result<DynObject, Error> {
-        let addr: Address = address.parse()?;
+    pub async fn object(&self, address: impl IntoAddress) -> Result<DynObject, Error> {
+        let addr = address.into_address()?;
         let Some(object) = addr.object else {
-            return Err(Error::InvalidAddress { address: address.to_owned(), reason: addr.endpoint.object_hint() });
+            let reason = addr.endpoint.object_hint();
+            return Err(Error::InvalidAddress { address: addr.endpoint.to_string(), reason });
         };
         let conn = self.connect_to(&addr.endpoint).await?;
         Ok(DynObject::new(conn, Target::Name(object)))
     }
 
-    /// A typed proxy (`CalculatorProxy`) to the object an address names.
+    /// A typed proxy (`CalculatorProxy`) to the object an address names, given as text or as an
+    /// [`Address`](crate::Address): see [`IntoAddress`].
     ///
     /// # Errors
     ///
     /// As [`object`](Node::object).
-    pub async fn proxy<P: Proxy>(&self, address: &str) -> Result<P, Error> {
+    pub async fn proxy<P: Proxy>(&self, address: impl IntoAddress) -> Result<P, Error> {
         self.object(address).await.map(P::from_object)
     }
 

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Asserts that `err` is a connection refused by authentication, as a user sees it.
 fn assert_unauthorized(err: &Error, context: &str) {
     assert!(matches!(err, Error::Connect { .. }), "{context}: {err}");
-    assert!(err.to_string().contains("unauthorized"), "{context}: {err}");
+    assert!(format!("{err:#}").contains("unauthorized"), "{context}: {err:#}");
     let transport = err.source().and_then(|s| s.downcast_ref::<TransportError>());
     assert!(transport.is_some_and(TransportError::is_unauthorized), "{context}: {err:?}");
 }

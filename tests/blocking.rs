@@ -227,7 +227,7 @@ fn blocking_client_calls_async_server() {
     let addr = runtime.block_on(server.listen("tcp://127.0.0.1:0")).unwrap();
 
     let client = blocking::Node::new();
-    let calc: CalculatorBlockingProxy = client.proxy(&addr.object("calc").to_string()).unwrap();
+    let calc: CalculatorBlockingProxy = client.proxy(addr.object("calc")).unwrap();
     assert_eq!(calc.add(20, 22).unwrap(), 42);
     assert_eq!(calc.accumulate(7).unwrap(), 7);
     assert_eq!(calc.divide(9, 3).unwrap(), 3);
@@ -296,7 +296,7 @@ fn errors_come_back_through_blocking_calls() {
     let obj = calc.object();
     assert!(matches!(obj.call("nope", []), Err(Error::NoSuchMethod(_))));
     assert!(matches!(obj.call("add", [Value::from("two")]), Err(Error::BadArguments(_))));
-    let missing = client.object(&url.replace("/calc", "/missing")).unwrap();
+    let missing = client.object(url.replace("/calc", "/missing")).unwrap();
     assert!(matches!(missing.call("add", []), Err(Error::NoSuchObject(_))));
     assert!(matches!(client.object("tcp://127.0.0.1:1/calc"), Err(Error::Connect { .. })));
 
@@ -521,14 +521,13 @@ fn listeners_and_serial_objects() {
     assert_eq!(server.listening().len(), 2);
 
     let client = blocking::Node::new();
-    let calc: CalculatorBlockingProxy = client.proxy(&memory.object("calc").to_string()).unwrap();
+    let calc: CalculatorBlockingProxy = client.proxy(memory.object("calc")).unwrap();
     let sums: Vec<i64> = (1..=5).map(|x| calc.accumulate(x).unwrap()).collect();
     assert_eq!(sums, [1, 3, 6, 10, 15]);
 
     assert!(server.unlisten(&tcp));
     assert_eq!(server.listening(), [memory]);
-    let err =
-        blocking::Node::new().object(&tcp.object("calc").to_string()).and_then(|o| o.call("add", [])).unwrap_err();
+    let err = blocking::Node::new().object(tcp.object("calc")).and_then(|o| o.call("add", [])).unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
     assert_eq!(calc.accumulate(0).unwrap(), 15, "the other listener still serves");
 }

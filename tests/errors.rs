@@ -129,3 +129,55 @@ async fn unreachable_address_gives_connect_error() {
     let err = Node::new().object("tcp://127.0.0.1/calc").await.unwrap_err();
     assert!(matches!(err, Error::InvalidAddress { .. }), "{err}");
 }
+
+/// The messages of `err` and of each error in its `source()` chain, outermost first, after
+/// checking that no level repeats the message of a cause below it (a reporter such as `anyhow`
+/// prints every level, so a repeated cause would be shown twice).
+fn chain_shown_once(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut chain = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        chain.push(e.to_string());
+        next = e.source();
+    }
+    for (i, outer) in chain.iter().enumerate() {
+        for inner in &chain[i + 1..] {
+            assert!(!outer.contains(inner.as_str()), "`{outer}` repeats its cause `{inner}`: {chain:#?}");
+        }
+    }
+    chain
+}
+
+/// Connection, handshake and i/o errors show each cause once: in an error's message or as its
+/// `source()`, never both; `{:#}` still prints the whole chain.
+#[tokio::test]
+async fn each_cause_is_shown_once_and_alternate_display_shows_them_all() {
+    let server = Node::builder().secret("the secret").build();
+    let bound = server.listen("tcp://127.0.0.1:0").await.unwrap();
+    let refused =
+        Node::builder().secret("a guess").build().object(&bound.object("calc").to_string()).await.unwrap_err();
+    let child = Node::new().object("exec:sh -c 'echo \"fatal: no config\" >&2; exit 2'#calc").await.unwrap_err();
+    let taken = Node::new().listen(&bound.to_string()).await.unwrap_err();
+    for (err, expected) in [
+        (&refused, &["could not connect to tcp://", "unauthorized", "secrets the same"][..]),
+        (
+            &child,
+            &["could not connect to exec:", "exited (exit status: 2)", "closed the connection during the handshake"],
+        ),
+        (&taken, &["cannot listen on tcp://"]),
+    ] {
+        let chain = chain_shown_once(err);
+        assert_eq!(chain.len(), expected.len(), "{chain:#?}");
+        for (level, want) in chain.iter().zip(expected) {
+            assert!(level.contains(want), "wanted `{want}` in `{level}`");
+        }
+        let full = format!("{err:#}");
+        for level in &chain {
+            assert_eq!(full.matches(level.as_str()).count(), 1, "`{level}` once in: {full}");
+        }
+    }
+    assert!(refused.is_unauthorized());
+
+    let transport = dopy::transport::TransportError::from(std::io::Error::other("broken pipe"));
+    assert_eq!(chain_shown_once(&transport), ["transport i/o failed", "broken pipe"]);
+}

@@ -26,7 +26,7 @@ async fn banner_before_the_handshake_fails_at_once_showing_it() {
     let address = format!("exec:sh -c 'echo \"Welcome to gateway-7!\"; exec {DOPY_SERVE} --stdio'#calc");
     let err = promptly("the banner error", client.object(&address)).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
-    let text = err.to_string();
+    let text = format!("{err:#}");
     assert!(text.contains("does not speak dopy"), "{text}");
     assert!(text.contains(r#"received "Welcome to gateway-7!\n"#), "{text}");
 }
@@ -38,7 +38,7 @@ async fn child_exiting_before_the_handshake_shows_its_status_and_stderr() {
     let address = "exec:sh -c 'echo \"fatal: no config at /etc/app.toml\" >&2; exit 2'#calc";
     let err = Node::new().object(address).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
-    let text = err.to_string();
+    let text = format!("{err:#}");
     assert!(text.contains("exited (exit status: 2)"), "{text}");
     assert!(text.contains("| fatal: no config at /etc/app.toml"), "{text}");
 }
@@ -48,7 +48,7 @@ async fn child_exiting_before_the_handshake_shows_its_status_and_stderr() {
 async fn missing_command_is_named_in_the_error() {
     let err = Node::new().object("exec:/nonexistent/dopy-serve --stdio#calc").await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
-    assert!(err.to_string().contains("could not run `/nonexistent/dopy-serve --stdio`"), "{err}");
+    assert!(format!("{err:#}").contains("could not run `/nonexistent/dopy-serve --stdio`"), "{err:#}");
 }
 
 /// When the child dies, the call in flight fails with `Disconnected`, whose reason holds the

@@ -371,7 +371,7 @@ async fn only_peers_with_the_secret_may_change_names() {
     assert_eq!(naming_error(anyone.remove("calc").await), NamingError::ReadOnly);
 
     let err = Names::connect(&Node::new(), &admin_at).await.unwrap_err();
-    assert!(err.to_string().contains("unauthorized"), "{err}");
+    assert!(format!("{err:#}").contains("unauthorized"), "{err:#}");
 }
 
 /// Serves `server` on a fresh node with the given frame limit; returns it and its address.

@@ -365,7 +365,7 @@ async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
 /// Asserts that `err` is a connection refused by authentication, as a user sees it.
 fn assert_unauthorized(err: &Error, context: &str) {
     assert!(matches!(err, Error::Connect { .. }), "{context}: {err:#}");
-    assert!(err.to_string().contains("unauthorized"), "{context}: {err}");
+    assert!(format!("{err:#}").contains("unauthorized"), "{context}: {err:#}");
     let transport = err.source().and_then(|s| s.downcast_ref::<TransportError>());
     assert!(transport.is_some_and(TransportError::is_unauthorized), "{context}: {err:?}");
 }
@@ -608,7 +608,7 @@ async fn the_secret_never_appears_in_errors_or_logs() {
     });
     let client = Node::builder().secret(SECRET).handshake_timeout(short).build();
     let err = client.object(&format!("tcp://127.0.0.1:{silent_port}/calc")).await.unwrap_err();
-    assert!(err.to_string().contains("handshake"), "{err:#}");
+    assert!(format!("{err:#}").contains("handshake"), "{err:#}");
     assert_error_keeps_secret(&err, "client handshake timeout");
     hold.abort();
 

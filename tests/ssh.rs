@@ -166,7 +166,7 @@ async fn refused_key_fails_at_once_with_ssh_stderr() {
     let address = sshd.address("calc", &serve_command(""), "stranger_key");
     let err = harness::promptly("the refusal", sshd.client().object(&address)).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
-    let text = err.to_string();
+    let text = format!("{err:#}");
     assert!(text.contains("Permission denied"), "{text}");
     assert!(text.contains("exit status: 255"), "{text}");
 }
@@ -177,7 +177,7 @@ async fn missing_remote_command_shows_the_remote_error() {
     let Some(sshd) = Sshd::get() else { return };
     let address = sshd.address("calc", "/nonexistent/dopy-serve --stdio", "client_key");
     let err = sshd.client().object(&address).await.unwrap_err();
-    let text = err.to_string();
+    let text = format!("{err:#}");
     assert!(text.contains("exit status: 127"), "{text}");
     assert!(text.contains("/nonexistent/dopy-serve"), "{text}");
 }
@@ -188,5 +188,5 @@ async fn remote_banner_on_stdout_is_shown() {
     let Some(sshd) = Sshd::get() else { return };
     let command = format!("echo Last login: yesterday; exec {}", serve_command(""));
     let err = sshd.client().object(&sshd.address("calc", &command, "client_key")).await.unwrap_err();
-    assert!(err.to_string().contains(r#"received "Last login: yesterday\n"#), "{err}");
+    assert!(format!("{err:#}").contains(r#"received "Last login: yesterday\n"#), "{err:#}");
 }

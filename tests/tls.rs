@@ -35,7 +35,7 @@ async fn untrusted_certificate_is_refused() {
     for client in [Node::builder().tls_client(other.client()).build(), Node::new()] {
         let err = client.connect(&endpoint.to_string()).await.unwrap_err();
         assert!(matches!(err, Error::Connect { .. }), "{err}");
-        let text = err.to_string();
+        let text = format!("{err:#}");
         assert!(text.contains("certificate") || text.contains("system certificate store"), "{text}");
     }
 }
@@ -47,7 +47,7 @@ async fn certificate_for_another_name_is_refused() {
     let (_server, endpoint, certs) = tls_server(&["localhost"]).await;
     let client = Node::builder().tls_client(certs.client()).build();
     let err = client.connect(&endpoint.to_string()).await.unwrap_err();
-    assert!(err.to_string().contains("certificate not valid for name"), "{err}");
+    assert!(format!("{err:#}").contains("certificate not valid for name"), "{err:#}");
     let dopy::Endpoint::Tls { port, .. } = endpoint else { unreachable!() };
     client.connect(&format!("tls://localhost:{port}")).await.unwrap();
 }
@@ -59,14 +59,14 @@ async fn plain_and_tls_ends_do_not_mix() {
     let (_server, endpoint, certs) = tls_server(&["127.0.0.1"]).await;
     let dopy::Endpoint::Tls { port, .. } = endpoint else { unreachable!() };
     let err = Node::new().connect(&format!("tcp://127.0.0.1:{port}")).await.unwrap_err();
-    assert!(err.to_string().contains("is this a tls:// endpoint?"), "{err}");
+    assert!(format!("{err:#}").contains("is this a tls:// endpoint?"), "{err:#}");
     let plain = Node::new();
     let tcp = plain.listen("tcp://127.0.0.1:0").await.unwrap();
     let dopy::Endpoint::Tcp { port, .. } = tcp else { unreachable!() };
     let client = Node::builder().tls_client(certs.client()).build();
     let err = client.connect(&format!("tls://127.0.0.1:{port}")).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
-    assert!(err.to_string().contains("is this a tcp:// endpoint?"), "{err}");
+    assert!(format!("{err:#}").contains("is this a tcp:// endpoint?"), "{err:#}");
 }
 
 /// TLS and a shared secret combine: TLS authenticates the server, the secret both ends.
@@ -77,7 +77,7 @@ async fn tls_and_a_shared_secret_combine() {
     server.publish("calc", demo::Calculator::default()).unwrap();
     let address = server.listen("tls://127.0.0.1:0").await.unwrap().object("calc").to_string();
     let err = Node::builder().tls_client(certs.client()).build().object(&address).await.unwrap_err();
-    assert!(err.to_string().contains("unauthorized"), "{err}");
+    assert!(format!("{err:#}").contains("unauthorized"), "{err:#}");
     let client = Node::builder().tls_client(certs.client()).secret("s3cret").build();
     let calc: demo::CalculatorProxy = client.proxy(&address).await.unwrap();
     assert_eq!(calc.add(1, 2).await.unwrap(), 3);

@@ -72,7 +72,7 @@ async fn memory_names_are_unique_and_unknown_ones_refused() {
     assert!(err.to_string().contains("already exists"), "{err}");
     let err = Node::new().object("memory://nobody-listens-here/calc").await.unwrap_err();
     assert!(matches!(err, dopy::Error::Connect { .. }), "{err}");
-    assert!(err.to_string().contains("no in-process listener named `nobody-listens-here`"), "{err}");
+    assert!(format!("{err:#}").contains("no in-process listener named `nobody-listens-here`"), "{err:#}");
 }
 
 /// Connect-only transports cannot be listened on, and say what to do instead.

@@ -109,7 +109,10 @@ fn kind_name(kind: FaultKind) -> &'static str {
 /// (dynamic calls, methods without an error type, node operations) uses the default
 /// `Error<Value>`, where a method's error arrives as a [`Value`].
 ///
-/// `Display` prints one line; `{:#}` prints the whole story including the remote trace.
+/// `Display` prints one line; `{:#}` prints the whole story: the remote trace, and the chain of
+/// [`source`](std::error::Error::source)s (for a [`Connect`](Error::Connect) error, why the
+/// connection failed). Each cause is either in an error's own message or its `source()`, never
+/// both, so error reporters (`anyhow`, `eyre`) show it once.
 ///
 /// # Examples
 ///
@@ -159,6 +162,9 @@ pub enum Error<E = Value> {
         reason: String,
     },
     /// A connection could not be established.
+    ///
+    /// The message names the endpoint; why it failed is the error's
+    /// [`source`](std::error::Error::source) (`{:#}` prints both).
     Connect {
         /// The endpoint.
         endpoint: String,
@@ -183,6 +189,9 @@ pub enum Error<E = Value> {
         name: String,
     },
     /// A local i/o operation (binding a listener, for instance) failed.
+    ///
+    /// The message includes the i/o error's, so [`source`](std::error::Error::source) is the
+    /// i/o error's own source, as with `#[error(transparent)]`.
     Io(std::io::Error),
     /// A blocking call (`dopy::blocking`) was refused: it was made from inside an async
     /// runtime, whose thread it would block; use the async proxy and `.await` it instead.
@@ -327,25 +336,38 @@ impl<E> fmt::Display for Error<E> {
             Error::Reentrant(t) => remote(f, "re-entrant call", t),
             Error::Protocol { reason } => write!(f, "protocol error: {reason}"),
             Error::Disconnected { reason } => write!(f, "disconnected: {reason}"),
-            Error::Connect { endpoint, source } => {
-                write!(f, "could not connect to {endpoint}: {source}")
-            }
+            Error::Connect { endpoint, .. } => write!(f, "could not connect to {endpoint}"),
             Error::InvalidAddress { address, reason } => write!(f, "invalid address `{address}`: {reason}"),
             Error::Codec { reason } => write!(f, "encoding error: {reason}"),
             Error::NameTaken { name } => write!(f, "the name `{name}` is already published"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
             Error::Blocking { reason } => write!(f, "blocking call refused: {reason}"),
+        }?;
+        if f.alternate() {
+            // The causes that are not in the message: each one once, outermost first.
+            let mut cause = source(self);
+            while let Some(e) = cause {
+                write!(f, ": {e}")?;
+                cause = e.source();
+            }
         }
+        Ok(())
+    }
+}
+
+/// The error's source, for any `E` (the `std::error::Error` impl needs `E: Debug`).
+fn source<E>(err: &Error<E>) -> Option<&(dyn std::error::Error + 'static)> {
+    match err {
+        Error::Connect { source, .. } => Some(&**source),
+        // The i/o error's message is in ours: its source comes next.
+        Error::Io(e) => std::error::Error::source(e),
+        _ => None,
     }
 }
 
 impl<E: fmt::Debug> std::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Connect { source, .. } => Some(&**source),
-            Error::Io(e) => Some(e),
-            _ => None,
-        }
+        source(self)
     }
 }
 

@@ -15,6 +15,32 @@ mod kw {
     syn::custom_keyword!(oneway);
     syn::custom_keyword!(no_cancel);
     syn::custom_keyword!(inline);
+    syn::custom_keyword!(local);
+}
+
+/// What `#[dopy::remote(..)]` says: nothing, or `local` for a `!Send` object.
+#[derive(Default)]
+pub(crate) struct RemoteArgs {
+    /// `local`: the object is `!Send` and is served on the thread that owns it.
+    pub(crate) local: Option<kw::local>,
+}
+
+/// The error for arguments of `#[dopy::remote]` other than `local`.
+const REMOTE_ARGS: &str = "#[dopy::remote] takes no arguments, or `local` for a `!Send` object";
+
+/// Parses the arguments of `#[dopy::remote(..)]`, with the error for anything but `local` at
+/// its own tokens. A leading `local` is kept even then, so that the fallback fits the object.
+pub(crate) fn remote_args(args: proc_macro2::TokenStream) -> (RemoteArgs, Option<syn::Error>) {
+    let parse = |input: ParseStream<'_>| {
+        let local = if input.peek(kw::local) { Some(input.parse()?) } else { None };
+        let rest: proc_macro2::TokenStream = input.parse()?;
+        Ok((RemoteArgs { local }, rest))
+    };
+    match syn::parse::Parser::parse2(parse, args) {
+        Ok((args, rest)) if rest.is_empty() => (args, None),
+        Ok((args, rest)) => (args, Some(syn::Error::new_spanned(rest, REMOTE_ARGS))),
+        Err(error) => (RemoteArgs::default(), Some(error)),
+    }
 }
 
 /// The name of our helper attribute.
@@ -173,8 +199,25 @@ pub(crate) fn has_docs(attrs: &[Attribute]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{docs, method_attrs, strip};
+    use super::{docs, method_attrs, remote_args, strip, RemoteArgs, REMOTE_ARGS};
+    use quote::quote;
     use syn::{parse_quote, Attribute, ItemFn};
+
+    #[test]
+    fn parses_remote_args() {
+        assert!(matches!(remote_args(quote!()), (RemoteArgs { local: None }, None)));
+        assert!(matches!(remote_args(quote!(local)), (RemoteArgs { local: Some(_) }, None)));
+        for (args, local) in [
+            (quote!(Local), false),
+            (quote!(local, name = "x"), true),
+            (quote!(local local), true),
+            (quote!("local"), false),
+        ] {
+            let (parsed, Some(err)) = remote_args(args.clone()) else { panic!("`{args}` was accepted") };
+            assert_eq!(err.to_string(), REMOTE_ARGS, "{args}");
+            assert_eq!(parsed.local.is_some(), local, "{args}");
+        }
+    }
 
     fn attrs(item: ItemFn) -> Vec<Attribute> {
         item.attrs

@@ -50,17 +50,16 @@ pub(crate) fn remote(args: TokenStream, item: Item) -> TokenStream {
         return quote!(#item).into_iter().chain(error.into_compile_error()).collect();
     };
     // `#[dopy::remote(local)]`: a `!Send` object, served on the thread that owns it.
-    let local = args.to_string() == "local";
-    let args_error = (!args.is_empty() && !local)
-        .then(|| syn::Error::new_spanned(&args, "#[dopy::remote] takes no arguments, or `local` for a `!Send` object"));
+    let (args, args_error) = attr::remote_args(args);
+    let local = args.local.is_some();
     let service = match Service::from_syn(&item) {
         Ok(service) => service,
-        Err(error) => return fallback::expand(&item, None, combine(args_error, error)),
+        Err(error) => return fallback::expand(&item, None, local, combine(args_error, error)),
     };
     match (service.validate(), args_error) {
         (Ok(()), None) => expand(&service, local),
-        (Ok(()), Some(error)) => fallback::expand(&item, Some(&service), error),
-        (Err(error), args_error) => fallback::expand(&item, Some(&service), combine(args_error, error)),
+        (Ok(()), Some(error)) => fallback::expand(&item, Some(&service), local, error),
+        (Err(error), args_error) => fallback::expand(&item, Some(&service), local, combine(args_error, error)),
     }
 }
 

@@ -12,8 +12,9 @@ use crate::expand::{blocking, private, proxy_definition, proxy_ident, proxy_meth
 /// The compile errors, followed by the impl block and stubs of the generated items.
 ///
 /// `service` is the model when the impl block could be modelled; the proxy then gets the
-/// methods that are valid on their own.
-pub(crate) fn expand(item: &ItemImpl, service: Option<&Service<'_>>, error: syn::Error) -> TokenStream {
+/// methods that are valid on their own. `local` is whether the object is `local` (`!Send`): its
+/// stub dispatch is then `LocalDispatch`, which asks nothing of its thread safety.
+pub(crate) fn expand(item: &ItemImpl, service: Option<&Service<'_>>, local: bool, error: syn::Error) -> TokenStream {
     let errors = error.into_compile_error();
     let original = stripped(item);
     let Ok(base) = ast::proxy_base(item) else {
@@ -26,6 +27,11 @@ pub(crate) fn expand(item: &ItemImpl, service: Option<&Service<'_>>, error: syn:
     let methods = service.map(|s| proxy_methods(&proxy, s.methods.iter().filter(|m| m.validate().is_ok())));
     let blocking_proxy = blocking::ident(base);
     let blocking_definition = blocking::definition(&blocking_proxy, &proxy, self_ty);
+    let (dispatch, dispatched) = if local {
+        (quote!(#p::LocalDispatch), quote!(#p::LocalDispatched))
+    } else {
+        (quote!(#p::Dispatch), quote!(#p::Dispatched))
+    };
     let blocking_methods =
         service.map(|s| blocking::methods(&blocking_proxy, s.methods.iter().filter(|m| m.validate().is_ok())));
     quote! {
@@ -42,12 +48,12 @@ pub(crate) fn expand(item: &ItemImpl, service: Option<&Service<'_>>, error: syn:
             }
 
             #[automatically_derived]
-            impl #p::Dispatch for #self_ty {
+            impl #dispatch for #self_ty {
                 fn interface(&self) -> #p::Interface {
                     ::core::unreachable!()
                 }
 
-                fn dispatch(&self, _: #p::Invocation) -> #p::Dispatched<'_> {
+                fn dispatch(&self, _: #p::Invocation) -> #dispatched<'_> {
                     ::core::unreachable!()
                 }
             }

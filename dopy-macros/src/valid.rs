@@ -84,14 +84,14 @@ impl Method<'_> {
                 ));
             }
             let ty = &arg.original.ty;
-            if contains_ident(ty, "impl") {
+            if let Some(found) = impl_trait(ty) {
                 errors.push(syn::Error::new_spanned(
-                    ty,
+                    found,
                     "remote method parameters cannot use `impl Trait`: name a concrete type",
                 ));
-            } else if contains_punct(ty, '&') {
+            } else if let Some(found) = reference(ty) {
                 errors.push(syn::Error::new_spanned(
-                    ty,
+                    found,
                     "parameters travel by copy: take an owned type such as `String` instead of a reference",
                 ));
             } else if let Some(found) = self_describing_only(ty) {
@@ -99,14 +99,14 @@ impl Method<'_> {
             }
         }
         if let ReturnType::Type(_, ty) = &sig.output {
-            if contains_ident(ty, "impl") {
+            if let Some(found) = impl_trait(ty) {
                 errors.push(syn::Error::new_spanned(
-                    ty,
+                    found,
                     "remote methods cannot return `impl Trait`: name a concrete type",
                 ));
-            } else if contains_punct(ty, '&') {
+            } else if let Some(found) = reference(ty) {
                 errors.push(syn::Error::new_spanned(
-                    ty,
+                    found,
                     "results travel by copy: return an owned type such as `String` instead of a reference",
                 ));
             } else if let Some(found) = self_describing_only(ty) {
@@ -182,19 +182,65 @@ fn not_typed(ty: &Type, found: &str) -> syn::Error {
     )
 }
 
-fn contains_ident(ty: &Type, word: &str) -> bool {
-    any_token(ty.to_token_stream(), &|t| matches!(t, TokenTree::Ident(i) if i == word))
+/// The first `impl Trait` anywhere in `ty`'s structure (`Vec<impl Display>` too).
+fn impl_trait(ty: &Type) -> Option<&Type> {
+    find_type(ty, &|t| matches!(t, Type::ImplTrait(_)), &|_| true)
 }
 
-fn contains_punct(ty: &Type, ch: char) -> bool {
-    any_token(ty.to_token_stream(), &|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ch))
+/// The first reference among the values `ty` carries: `ty` itself, or an element of a tuple,
+/// array or slice, or of a standard container ([`CONTAINERS`]) in it.
+///
+/// A reference elsewhere is not a value that travels (`PhantomData<&'static str>`,
+/// `fn(&str)`), or is inside a type whose serde bounds say whether it can: it is left to them.
+fn reference(ty: &Type) -> Option<&Type> {
+    find_type(ty, &|t| matches!(t, Type::Reference(_)), &|segment| CONTAINERS.iter().any(|c| segment.ident == c))
 }
 
-fn any_token(tokens: TokenStream, pred: &dyn Fn(&TokenTree) -> bool) -> bool {
-    tokens.into_iter().any(|t| match &t {
-        TokenTree::Group(g) => any_token(g.stream(), pred),
-        _ => pred(&t),
-    })
+/// The standard types whose type arguments are values that travel with them.
+const CONTAINERS: &[&str] = &[
+    "Option",
+    "Result",
+    "Box",
+    "Rc",
+    "Arc",
+    "Vec",
+    "VecDeque",
+    "LinkedList",
+    "BinaryHeap",
+    "HashMap",
+    "BTreeMap",
+    "HashSet",
+    "BTreeSet",
+];
+
+/// The first type in `ty`'s structure for which `pick` holds: `ty` itself, then the types inside
+/// it (parentheses, tuples, arrays, slices, references and pointers), and the type arguments of
+/// the path segments that `enter` accepts.
+fn find_type<'a>(
+    ty: &'a Type,
+    pick: &dyn Fn(&Type) -> bool,
+    enter: &dyn Fn(&syn::PathSegment) -> bool,
+) -> Option<&'a Type> {
+    if pick(ty) {
+        return Some(ty);
+    }
+    match ty {
+        Type::Paren(t) => find_type(&t.elem, pick, enter),
+        Type::Group(t) => find_type(&t.elem, pick, enter),
+        Type::Array(t) => find_type(&t.elem, pick, enter),
+        Type::Slice(t) => find_type(&t.elem, pick, enter),
+        Type::Reference(t) => find_type(&t.elem, pick, enter),
+        Type::Ptr(t) => find_type(&t.elem, pick, enter),
+        Type::Tuple(t) => t.elems.iter().find_map(|e| find_type(e, pick, enter)),
+        Type::Path(t) => t.path.segments.iter().filter(|s| enter(s)).find_map(|segment| {
+            let syn::PathArguments::AngleBracketed(args) = &segment.arguments else { return None };
+            args.args.iter().find_map(|arg| match arg {
+                syn::GenericArgument::Type(t) => find_type(t, pick, enter),
+                _ => None,
+            })
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +306,31 @@ mod tests {
                 "#[dopy(oneway)] methods must return `()`: no reply is sent to the caller",
                 "remote methods need `&self` or `&mut self`; mark it #[dopy(skip)] to keep it local",
                 "duplicate remote name `a`: method `a` already has it; give one of them another with #[dopy(name = \"..\")]",
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_references_the_values_carry_and_nothing_else() {
+        let found = errors(parse_quote! {
+            impl Calc {
+                pub fn a(&self, tag: PhantomData<&'static str>, f: Wrapper<fn(&str) -> usize>) -> PhantomData<&'static u8> {}
+                pub fn b(&self, pair: (u8, &str)) {}
+                pub fn c(&self, names: Vec<Option<&str>>) {}
+                pub fn d(&self, bytes: [&[u8]; 2]) -> std::sync::Arc<&'static str> {}
+                pub fn e(&self, lines: Vec<impl Display>) -> Option<impl Display> {}
+            }
+        });
+        let reference = "parameters travel by copy: take an owned type such as `String` instead of a reference";
+        assert_eq!(
+            found,
+            [
+                reference,
+                reference,
+                reference,
+                "results travel by copy: return an owned type such as `String` instead of a reference",
+                "remote method parameters cannot use `impl Trait`: name a concrete type",
+                "remote methods cannot return `impl Trait`: name a concrete type",
             ]
         );
     }

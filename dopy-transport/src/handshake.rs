@@ -127,8 +127,9 @@ pub enum HandshakeError {
         /// The version this side speaks.
         ours: u8,
     },
-    /// Authentication failed: wrong, missing or unexpected shared secret.
-    #[error("unauthorized: {0}")]
+    /// Authentication failed: wrong, missing or unexpected shared secret (which of them is the
+    /// error's [`source`](std::error::Error::source)).
+    #[error("unauthorized")]
     Unauthorized(#[from] AuthError),
     /// The peer closed the stream before completing the handshake.
     #[error("the peer closed the connection during the handshake (received {})", Shown(.received))]

@@ -69,8 +69,9 @@ pub enum TransportError {
     #[error(transparent)]
     Handshake(#[from] HandshakeError),
     /// The handshake did not complete and the transport knows more (a child process exited,
-    /// or printed something on stderr).
-    #[error("{error}; {detail}")]
+    /// or printed something on stderr). The handshake's error is the
+    /// [`source`](std::error::Error::source).
+    #[error("the handshake did not complete: {detail}")]
     Closed {
         /// The handshake's error.
         #[source]

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::runtime::{refused, Runtime};
 use super::{BlockingProxy, DynObject};
-use crate::{Dispatch, Endpoint, Error, Proxy};
+use crate::{Dispatch, Endpoint, Error, IntoAddress, Proxy};
 
 /// The number of worker threads of a blocking node's runtime, unless set otherwise.
 const DEFAULT_WORKER_THREADS: usize = 2;
@@ -206,14 +206,15 @@ impl Node {
         self.node.listening()
     }
 
-    /// A typed blocking proxy (`CalculatorBlockingProxy`) to the object an address names;
-    /// `dopy::blocking::DynObject` works too.
+    /// A typed blocking proxy (`CalculatorBlockingProxy`) to the object an address names, as
+    /// text or as an [`Address`](crate::Address) ([`IntoAddress`]); `dopy::blocking::DynObject`
+    /// works too.
     ///
     /// # Errors
     ///
     /// As [`dopy::Node::proxy`](crate::Node::proxy); [`Error::Blocking`] inside an async
     /// runtime.
-    pub fn proxy<P: BlockingProxy>(&self, address: &str) -> Result<P, Error> {
+    pub fn proxy<P: BlockingProxy>(&self, address: impl IntoAddress) -> Result<P, Error> {
         let object = self.block_on("proxy", self.node.object(address))??;
         Ok(P::from_async(P::Async::from_object(object), self.runtime.clone()))
     }
@@ -224,7 +225,7 @@ impl Node {
     ///
     /// As [`dopy::Node::object`](crate::Node::object); [`Error::Blocking`] inside an async
     /// runtime.
-    pub fn object(&self, address: &str) -> Result<DynObject, Error> {
+    pub fn object(&self, address: impl IntoAddress) -> Result<DynObject, Error> {
         self.proxy(address)
     }
 

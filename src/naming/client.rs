@@ -484,7 +484,7 @@ async fn renew(
                 }
             }
             Err(e @ (Error::Disconnected { .. } | Error::Connect { .. })) => {
-                tracing::debug!(name = %spec.name, error = %e, "name service unreachable; reconnecting");
+                tracing::debug!(name = %spec.name, error = %format_args!("{e:#}"), "name service unreachable; reconnecting");
                 if let Ok(again) = Names::connect(&names.node, &names.address).await {
                     names = again;
                 }

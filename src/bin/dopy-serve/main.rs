@@ -99,7 +99,7 @@ fn main() -> ExitCode {
     match runtime.block_on(serve(options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("dopy-serve: {e}");
+            eprintln!("dopy-serve: {e:#}");
             ExitCode::FAILURE
         }
     }
