@@ -254,6 +254,10 @@ async fn a_waiting_inline_call_honours_its_deadline() {
     gate.held().await;
     let err = bounded("bump with a deadline", counter.with_timeout(Duration::from_millis(200)).bump()).await;
     assert!(matches!(err, Err(Error::DeadlineExceeded(_))), "{err:?}");
+    // The caller cancelled the timed-out bump; frames are read in order, so once an echo sent
+    // on the same connection after it is answered, the server has seen the cancel.
+    let echo: EchoProxy = counter.object().connection().unwrap().proxy("echo");
+    assert_eq!(bounded("echo", echo.echo("after the cancel".into())).await.unwrap(), "after the cancel");
     gate.release();
     assert_eq!(bounded("hold", hold).await.unwrap().unwrap(), 0, "the timed-out bump never ran");
     assert_eq!(counter.bump().await.unwrap(), 1);
