@@ -477,6 +477,7 @@ impl Node {
     }
 
     /// The largest frame this node sends or accepts ([`NodeBuilder::max_frame`]).
+    #[cfg(feature = "services")]
     pub(crate) fn max_frame(&self) -> usize {
         self.inner.host.max_frame
     }
