@@ -4,7 +4,7 @@
 
 #[path = "support/calculator.rs"]
 mod calculator;
-#[path = "support/certs.rs"]
+#[path = "../../tests/support/certs.rs"]
 mod certs;
 #[path = "support/run.rs"]
 mod run;

@@ -6,11 +6,15 @@
 #[path = "../../../src/bin/dopy-serve/demo.rs"]
 pub mod demo;
 
+#[path = "../certs.rs"]
+mod certs;
+#[allow(unused_imports)] // `Certs` is named by the TLS tests only.
+pub use certs::{certs, Certs};
+
 use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dopy::transport::tls::{TlsClient, TlsServer};
 use dopy::{Endpoint, Error, Node, NodeBuilder, Remote, Value};
 
 use demo::{CalculatorProxy, DivideByZero};
@@ -28,42 +32,6 @@ pub const SECRET: &str = "conformance secret";
 pub fn unique(label: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!("{label}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A certificate authority and a server certificate it signed, generated now.
-#[derive(Debug)]
-pub struct Certs {
-    /// The CA's certificate (what clients trust).
-    pub ca_pem: String,
-    /// The server's certificate, naming `localhost` and `127.0.0.1`.
-    pub cert_pem: String,
-    /// The server's private key.
-    pub key_pem: String,
-}
-
-/// Generates a CA and a server certificate for `names` (host names or IP addresses).
-pub fn certs(names: &[&str]) -> Certs {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, unique("dopy test CA"));
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    let cert = params.signed_by(&key, &ca).unwrap();
-    Certs { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }
-}
-
-impl Certs {
-    /// The server side of these certificates.
-    pub fn server(&self) -> TlsServer {
-        TlsServer::from_pem(self.cert_pem.as_bytes(), self.key_pem.as_bytes()).unwrap()
-    }
-
-    /// A client trusting this CA only.
-    pub fn client(&self) -> TlsClient {
-        TlsClient::with_roots_pem(self.ca_pem.as_bytes()).unwrap()
-    }
 }
 
 /// Whether a process is still running (a zombie waiting to be reaped counts as ended).
