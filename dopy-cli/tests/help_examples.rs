@@ -6,7 +6,8 @@
 //! `0.0.0.0:PORT` of the examples a free port of its own (the same one wherever the port
 //! appears, and `$DOPY_NAMES` for 9500, the name service's default): that is the only change.
 //! Commands that run until interrupted (servers, `--hold`, `watch`, `ping` without `-c`) are
-//! started, must print their first line, and are stopped once the block is done.
+//! started, must print their ready lines (a server: one per endpoint), and are stopped once the
+//! block is done.
 
 #[path = "support/calculator.rs"]
 mod calculator;
@@ -55,9 +56,29 @@ fn runs_until_interrupted(line: &str) -> bool {
         || (line.contains("dopy ping ") && !line.contains(" -c "))
 }
 
-/// A free port on 127.0.0.1 (free a moment ago).
+/// A free port on 127.0.0.1, below Linux's ephemeral range (32768 and up): a port the kernel
+/// hands out for port 0 may be taken as the source port of any test's client connection before
+/// the example's server binds it (seen in CI: the server exited after its first line, and the
+/// next example met "connection refused"). Ports here are handed out once per process.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 1_000) as u16 * 12;
+    loop {
+        let port = start + NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The lines a command that runs until interrupted prints when it is ready: `dopy serve` one
+/// per endpoint it listens on, the others one.
+fn ready_lines(line: &str) -> usize {
+    match line.contains("dopy serve ") {
+        true => (line.matches("--listen ").count() + line.matches("--public ").count()).max(1),
+        false => 1,
+    }
 }
 
 /// Replaces each `127.0.0.1:PORT` and `0.0.0.0:PORT` with `127.0.0.1:` and the port `ports` maps
@@ -122,9 +143,13 @@ async fn run_examples(what: &str, lines: &[String]) {
             let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
             let stdout = child.stdout.take().unwrap();
             let (tx, rx) = mpsc::channel();
+            let ready = ready_lines(line);
             std::thread::spawn(move || {
-                let first = BufReader::new(stdout).lines().next();
-                let _ = tx.send(first);
+                // Every ready line, then the rest is read and dropped (the pipe never fills).
+                let mut lines = BufReader::new(stdout).lines();
+                let last = lines.by_ref().take(ready).last();
+                let _ = tx.send(last);
+                lines.for_each(drop);
             });
             let first = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60))).await.unwrap();
             let stopped = child.try_wait().unwrap().is_some_and(|s| !s.success());
@@ -134,7 +159,7 @@ async fn run_examples(what: &str, lines: &[String]) {
                 drop(child);
                 let mut text = String::new();
                 let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-                panic!("{what}: `{line}` (run as `{mapped}`) printed nothing, or failed: {text}");
+                panic!("{what}: `{line}` (run as `{mapped}`) did not print its ready lines, or failed: {text}");
             }
             background.push((child, stderr));
         } else {
