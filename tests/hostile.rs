@@ -6,7 +6,9 @@
 //! connect and complete a call within [`SERVICE`].
 
 mod support;
+
 use support::harness;
+use support::rss;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -155,14 +157,6 @@ async fn closed_by_server(sockets: &mut [TcpStream], n: usize, within: Duration)
         _ = tokio::time::sleep(within) => {}
     }
     count.load(Ordering::Relaxed)
-}
-
-/// Resident memory of this process, in bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
 }
 
 /// 2,000 connections that connect and send nothing keep no new client out: one that connects

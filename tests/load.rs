@@ -11,6 +11,8 @@
 
 mod support;
 
+use support::rss;
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,14 +25,6 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// The figures are process-wide (memory, descriptors): the tests of this file run one at a time
 /// even when the harness runs tests in parallel.
 static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Resident memory of this process (clients and server alike), in bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
 
 /// Open file descriptors of this process.
 fn fds() -> usize {

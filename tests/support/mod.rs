@@ -22,6 +22,14 @@ pub mod wait;
 #[allow(unused_imports)]
 pub use wait::{eventually, eventually_blocking};
 
+/// Resident memory of this process (clients and servers alike), in bytes.
+pub fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
 /// A fresh directory under the system's temporary directory, removed (with its contents) when
 /// dropped; `label` shows in its name.
 pub fn temp_dir(label: &str) -> tempfile::TempDir {
