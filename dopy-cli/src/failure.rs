@@ -88,7 +88,7 @@ impl From<dopy::Error> for Failure {
     /// Keeps the whole story (`{:#}` prints the remote trace: message, location, causes), but
     /// sets the server's backtrace apart: it is for `-v`, not for every terminal.
     fn from(mut err: dopy::Error) -> Self {
-        let backtrace = trace_mut(&mut err).and_then(|t| t.fault.backtrace.take()).map(|bt| {
+        let backtrace = err.trace_mut().and_then(|t| t.fault.backtrace.take()).map(|bt| {
             let mut out = String::from("--- remote backtrace ---");
             for line in bt.lines() {
                 out += &format!("\n  {line}");
@@ -96,24 +96,6 @@ impl From<dopy::Error> for Failure {
             out
         });
         Failure { code: classify(&err), message: format!("{err:#}"), backtrace }
-    }
-}
-
-/// The remote trace of an error that has one.
-fn trace_mut(err: &mut dopy::Error) -> Option<&mut dopy::Trace> {
-    use dopy::Error as E;
-    match err {
-        E::Method { trace, .. } => Some(trace),
-        E::Panic(t)
-        | E::NoSuchObject(t)
-        | E::NoSuchMethod(t)
-        | E::BadArguments(t)
-        | E::Overloaded(t)
-        | E::DeadlineExceeded(t)
-        | E::Cancelled(t)
-        | E::Unauthorized(t)
-        | E::Reentrant(t) => Some(t),
-        _ => None,
     }
 }
 

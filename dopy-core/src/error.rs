@@ -249,6 +249,24 @@ impl<E> Error<E> {
         }
     }
 
+    /// The server-side trace, to change (for instance to take its backtrace out before the
+    /// error is shown); see [`trace`](Error::trace).
+    pub fn trace_mut(&mut self) -> Option<&mut Trace> {
+        match self {
+            Error::Method { trace, .. } => Some(trace),
+            Error::Panic(t)
+            | Error::NoSuchObject(t)
+            | Error::NoSuchMethod(t)
+            | Error::BadArguments(t)
+            | Error::Overloaded(t)
+            | Error::DeadlineExceeded(t)
+            | Error::Cancelled(t)
+            | Error::Unauthorized(t)
+            | Error::Reentrant(t) => Some(t),
+            _ => None,
+        }
+    }
+
     /// Whether the peer refused this side: a remote `Unauthorized`, or a handshake refused for
     /// a wrong or missing shared secret.
     pub fn is_unauthorized(&self) -> bool {
