@@ -34,7 +34,17 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-pub use crate::link::Role;
+/// Which end of a stream this side is: the one that opened it, or the one that accepted it.
+///
+/// The handshake's authentication binds each proof to its role, so that a proof made by one
+/// end can never be replayed as the other's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// This side opened the stream (connected, dialled, spawned the child).
+    Connector,
+    /// This side accepted the stream (a listener, a process serving its own stdio).
+    Acceptor,
+}
 
 /// The four magic bytes every dopy connection starts with.
 pub const MAGIC: [u8; 4] = *b"DOPY";

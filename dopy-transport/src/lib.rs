@@ -53,9 +53,9 @@ pub mod tls;
 pub mod unix;
 
 pub use frame::FrameError;
-pub use handshake::{HandshakeError, Secret};
+pub use handshake::{HandshakeError, Role, Secret};
 pub use link::{
-    Attachment, BoxRead, BoxWrite, FrameReader, FrameWriter, Link, LinkConfig, LinkInfo, LinkParts, RawStream, Role,
+    Attachment, BoxRead, BoxWrite, FrameReader, FrameWriter, Link, LinkConfig, LinkInfo, LinkParts, RawStream,
 };
 
 /// An error while opening or using a transport.

@@ -12,7 +12,7 @@ use futures_util::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
 
-use crate::handshake::{self, HandshakeError, Secret};
+use crate::handshake::{self, HandshakeError, Role, Secret};
 use crate::{frame, TransportError};
 
 /// The read half of a byte stream, boxed so every transport yields the same type.
@@ -226,18 +226,6 @@ impl fmt::Display for LinkInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{} <-> {}", self.transport, self.local, self.peer)
     }
-}
-
-/// Which end of a stream this side is: the one that opened it, or the one that accepted it.
-///
-/// The handshake's authentication binds each proof to its role, so that a proof made by one
-/// end can never be replayed as the other's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// This side opened the stream (connected, dialled, spawned the child).
-    Connector,
-    /// This side accepted the stream (a listener, a process serving its own stdio).
-    Acceptor,
 }
 
 /// Something a transport keeps alive with its stream, and asks about when the stream ends.
