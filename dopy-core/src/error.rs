@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::message::{Fault, FaultKind, Hop};
+use crate::codec::{Fault, FaultKind, Hop};
 use crate::value::Value;
 
 /// Where the caller made the call: the local half of an error's story.

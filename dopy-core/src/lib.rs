@@ -10,26 +10,25 @@
 //! Most users depend on the `dopy` crate, which re-exports what is meant for them.
 #![doc(test(attr(deny(warnings))))]
 
-mod bulk;
-mod chain;
-pub mod dispatch;
+mod arena;
+mod codec;
 pub mod error;
+mod handle;
+mod id;
 pub mod interface;
-pub mod local;
-pub mod message;
 pub mod object;
-pub mod panic;
 pub mod peer;
-mod refs;
-pub mod table;
-mod typed;
+mod serve;
 pub mod value;
 
-pub use bulk::Bytes;
-pub use dispatch::{Dispatch, Dispatched, Invocation};
+pub use codec::message;
+pub use codec::Bytes;
 pub use error::{CallSite, Error, Trace};
+pub use handle::{Connection, DynObject};
 pub use interface::{Interface, MethodInfo, ParamInfo, Receiver};
-pub use local::{LocalDispatch, LocalDispatched};
-pub use object::{DynObject, Proxy, Remote, RemoteObject};
-pub use peer::{Connection, Host};
+pub use object::{Proxy, Remote, RemoteObject};
+pub use peer::Host;
+pub use serve::dispatch::{Dispatch, Dispatched, Invocation};
+pub use serve::local::{LocalDispatch, LocalDispatched};
+pub use serve::{dispatch, local, panic, table};
 pub use value::{from_value, to_value, Value};

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -12,190 +12,48 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::dispatch::{Answer, Dispatch, Dispatched, Invocation, Reply};
+use crate::codec::{flags, Args, Fault, FaultKind, Outcome, Payload};
 use crate::error::CallSite;
+use crate::handle::{Connection, DynObject, Via};
 use crate::interface::{Interface, METHODS};
-use crate::message::{flags, Args, Fault, FaultKind, Outcome, Payload, Target};
-use crate::peer::{CallTo, Connection, Import};
-use crate::refs;
-use crate::table::Entry;
+use crate::peer::CallTo;
+use crate::serve::dispatch::{Answer, Dispatch, Dispatched, Invocation, Reply};
+use crate::serve::table::Entry;
+use crate::value::refs;
 use crate::value::{from_value, to_value, Value};
 use crate::Error;
 
-/// How calls on a [`DynObject`] reach the object.
-#[derive(Clone)]
-enum Via {
-    /// Over a connection.
-    Remote {
-        conn: Connection,
-        target: Target,
-        /// Held by every handle to an object received by reference: when the last one drops,
-        /// the peer is told to release the object.
-        _import: Option<Arc<Import>>,
-    },
-    /// A local object, called directly (a [`Remote`] on the side that created it).
-    Local(Arc<Entry>),
-    /// A placeholder left by a wire decode until the message's table is resolved.
-    Unresolved(u32),
-    /// A reference that cannot be called, and why.
-    Dangling(Arc<str>),
-}
-
-/// A handle to an object, called by method name with [`Value`] arguments.
-///
-/// Every typed proxy wraps one (see [`Proxy::object`]), so any object can also be called
-/// dynamically. A `DynObject` is also a *reference*: it can be passed as an argument or returned
-/// as a result (also inside a [`Value::Ref`]), and the receiver gets a live handle to the same
-/// object. Cheap to clone; clones share the connection.
-///
-/// A handle is one pointer (clones share what it holds), so that a [`Value`] holding one
-/// ([`Value::Ref`]) is no larger than its other variants: every element of a [`Value::Seq`]
-/// and every entry of a [`Value::Map`] has the size of the largest variant.
-#[derive(Clone)]
-pub struct DynObject(Arc<Handle>);
-
-/// What a [`DynObject`] holds.
-struct Handle {
-    via: Via,
-    /// The default time limit of calls made through this handle.
-    timeout: Option<Duration>,
-    /// Set once the object answered that it takes dynamic arguments only (a hand-written
-    /// dispatcher): typed calls then send their arguments as values. A handle made by
-    /// [`with_timeout`](DynObject::with_timeout) starts with the flag of the handle it was made
-    /// from.
-    dynamic_only: AtomicBool,
-}
-
-impl fmt::Debug for DynObject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DynObject({self})")
+/// Typed proxies over a connection.
+impl Connection {
+    /// A typed proxy (`CalculatorProxy`) to the object the peer publishes under `name`, as
+    /// [`object`](Connection::object).
+    pub fn proxy<P: Proxy>(&self, name: &str) -> P {
+        P::from_object(self.object(name))
     }
 }
 
-impl fmt::Display for DynObject {
-    /// `tcp://127.0.0.1:9600/calc`, `local:Cursor`, ...
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0.via {
-            Via::Remote { conn, target, .. } => write!(f, "{}/{target}", conn.endpoint()),
-            Via::Local(entry) => write!(f, "local:{}", entry.label()),
-            Via::Unresolved(i) => write!(f, "unresolved:{i}"),
-            Via::Dangling(why) => write!(f, "dangling: {why}"),
-        }
-    }
-}
-
-impl PartialEq for DynObject {
-    /// Two handles are equal when they reach the same object the same way.
-    fn eq(&self, other: &Self) -> bool {
-        self.same(other)
-    }
-}
-
+/// The client side of a [`DynObject`]: calls by name, typed calls, forwarding.
 impl DynObject {
-    /// A handle to `target` over `conn`.
-    pub fn new(conn: Connection, target: Target) -> Self {
-        Self::from_via(Via::Remote { conn, target, _import: None })
-    }
-
-    /// A handle to an object received by reference.
-    pub(crate) fn imported(conn: Connection, import: Arc<Import>) -> Self {
-        let target = Target::Id(import.id());
-        Self::from_via(Via::Remote { conn, target, _import: Some(import) })
-    }
-
     /// A handle that calls a local object directly.
     pub fn local<T: Dispatch>(object: T) -> Self {
         let label = object.interface().name.into_owned();
         Self::from_entry(Arc::new(Entry::new(label, object)))
     }
 
-    pub(crate) fn from_entry(entry: Arc<Entry>) -> Self {
-        Self::from_via(Via::Local(entry))
-    }
-
-    pub(crate) fn unresolved(index: u32) -> Self {
-        Self::from_via(Via::Unresolved(index))
-    }
-
-    pub(crate) fn dangling(why: String) -> Self {
-        Self::from_via(Via::Dangling(why.into()))
-    }
-
-    fn from_via(via: Via) -> Self {
-        DynObject(Arc::new(Handle { via, timeout: None, dynamic_only: AtomicBool::new(false) }))
-    }
-
-    /// A handle whose calls fail with [`Error::DeadlineExceeded`] (and are cancelled on the
-    /// serving side) when no reply comes within `timeout`. The time left travels with each call
-    /// and also limits the calls made while serving it. There is no default limit.
-    pub fn with_timeout(&self, timeout: Duration) -> DynObject {
-        DynObject(Arc::new(Handle {
-            via: self.0.via.clone(),
-            timeout: Some(timeout),
-            dynamic_only: AtomicBool::new(self.0.dynamic_only.load(Ordering::Relaxed)),
-        }))
-    }
-
-    /// The default time limit of calls made through this handle.
-    pub fn timeout(&self) -> Option<Duration> {
-        self.0.timeout
-    }
-
     /// When a call made now must be answered: this handle's limit, or less if the call is made
     /// while serving a call with less time left.
     fn deadline(&self) -> Option<Instant> {
         let own = self.0.timeout.map(|t| Instant::now() + t);
-        match (own, crate::chain::deadline()) {
+        match (own, crate::serve::deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
-    }
-
-    pub(crate) fn unresolved_index(&self) -> Option<u32> {
-        match self.0.via {
-            Via::Unresolved(i) => Some(i),
-            _ => None,
-        }
-    }
-
-    /// Whether two handles reach the same object the same way.
-    pub fn same(&self, other: &DynObject) -> bool {
-        match (&self.0.via, &other.0.via) {
-            (Via::Remote { conn: a, target: ta, .. }, Via::Remote { conn: b, target: tb, .. }) => a.same(b) && ta == tb,
-            (Via::Local(a), Via::Local(b)) => Arc::ptr_eq(a, b),
-            (Via::Unresolved(a), Via::Unresolved(b)) => a == b,
-            _ => false,
-        }
-    }
-
-    /// The connection calls travel on (`None` for a local object).
-    pub fn connection(&self) -> Option<&Connection> {
-        match &self.0.via {
-            Via::Remote { conn, .. } => Some(conn),
-            _ => None,
-        }
-    }
-
-    /// The object this handle calls, on its connection (`None` for a local object).
-    pub fn target(&self) -> Option<&Target> {
-        match &self.0.via {
-            Via::Remote { target, .. } => Some(target),
-            _ => None,
-        }
-    }
-
-    /// The local object behind this handle, if it is local.
-    pub(crate) fn local_entry(&self) -> Option<&Arc<Entry>> {
-        match &self.0.via {
-            Via::Local(e) => Some(e),
-            _ => None,
         }
     }
 
     fn site(&self, method: &str) -> CallSite {
         let (endpoint, object) = match &self.0.via {
             Via::Remote { conn, target, .. } => (conn.endpoint().to_owned(), target.to_string()),
-            Via::Local(entry) => ("local".to_owned(), entry.label().to_owned()),
+            Via::Local(entry) => ("local".to_owned(), entry.name().to_owned()),
             other => ("nowhere".to_owned(), DynObject::from_via(other.clone()).to_string()),
         };
         CallSite { endpoint, object, method: method.to_owned() }
@@ -211,7 +69,10 @@ impl DynObject {
             // Boxed: the local path's state (the served call, its deadline) would otherwise
             // make every remote call's future as large as itself (1.7 KiB; each move of a call
             // future, into a task or a `FuturesUnordered`, copies it).
-            Via::Local(entry) => Invoke::Local(Box::pin(invoke_local(entry, method, args, refs, call_flags, deadline))),
+            Via::Local(_) => {
+                let entry = self.local_entry().expect("a local handle holds an entry");
+                Invoke::Local(Box::pin(invoke_local(entry, method, args, refs, call_flags, deadline)))
+            }
             Via::Unresolved(_) | Via::Dangling(_) => {
                 let fault = Fault::new(FaultKind::NoSuchObject, format!("cannot call `{method}` on {self}"));
                 Invoke::Failed(Some(Box::new(Error::from_fault(fault, self.site(method), |_| None))))
@@ -364,7 +225,7 @@ impl<E> Future for Invoke<'_, E> {
 
 /// A call of an object of this process (see [`DynObject::invoke`]).
 async fn invoke_local(
-    entry: &Arc<Entry>,
+    entry: Arc<Entry>,
     method: &str,
     args: Args,
     refs: Vec<DynObject>,
@@ -379,7 +240,8 @@ async fn invoke_local(
         inv.answer_methods(entry.interface())
     } else {
         // A local call is part of the caller's chain (or starts one).
-        let call = crate::chain::scope(crate::chain::for_outgoing_call(), deadline, entry.call(inv, None));
+        let call =
+            crate::serve::chain::scope(crate::serve::chain::for_outgoing_call(), deadline, entry.call(inv, None));
         match deadline {
             None => call.await,
             Some(d) => match tokio::time::timeout_at(d.into(), call).await {
@@ -409,8 +271,7 @@ fn encode_args<A: Serialize>(args: &A, dynamic: bool) -> Result<(Args, Vec<DynOb
         // One allocation of the exact size (the size pass sees the same references); large
         // `dopy::Bytes` stay uncopied (a message that also carries references is written whole,
         // by serde, with one copy).
-        let (args, refs) =
-            refs::encoding(Vec::new(), || crate::message::to_payload(args, Args::Typed, Args::TypedParts));
+        let (args, refs) = refs::encoding(Vec::new(), || crate::codec::to_payload(args, Args::Typed, Args::TypedParts));
         Ok((args.map_err(|e| e.to_string())?, refs))
     }
 }
@@ -427,7 +288,7 @@ fn decode_payload<R: DeserializeOwned>(payload: Payload) -> Result<R, String> {
 }
 
 fn decode_typed<R: DeserializeOwned>(bytes: &bytes::Bytes) -> Result<R, String> {
-    crate::message::sharing(bytes, || crate::typed::from_bytes(bytes))
+    crate::codec::sharing(bytes, || crate::codec::typed::from_bytes(bytes))
 }
 
 fn decode_detail<E: DeserializeOwned>(fault: &Fault) -> Option<Result<E, String>> {

@@ -16,6 +16,7 @@ mod call;
 mod outbox;
 mod refs;
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -28,15 +29,15 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::dispatch::{Answer, Invocation, Reply};
-use crate::error::CallSite;
-use crate::interface::METHODS;
-use crate::message::{
+use crate::codec::{
     flags, small_return, Args, Call, CallIn, CallRef, Encoded, Fault, FaultKind, Hop, Incoming, Message, Outcome,
     Payload, RefWire, Small, Target, TargetIn,
 };
-use crate::object::DynObject;
-use crate::table::{Entry, ObjectTable, Ticket};
+use crate::error::CallSite;
+use crate::handle::{Connection, DynObject, Opaque};
+use crate::interface::METHODS;
+use crate::serve::dispatch::{Answer, Invocation, Reply};
+use crate::serve::table::{Entry, ObjectTable, Ticket};
 use crate::value::{wire, Value};
 use crate::Error;
 
@@ -142,7 +143,7 @@ pub const DEFAULT_OVERLOAD_WAIT: Duration = Duration::from_secs(5);
 impl Host {
     /// Creates a host with an empty object table and default limits.
     pub fn new(name: impl Into<String>, max_frame: usize) -> Self {
-        crate::panic::install_hook();
+        crate::serve::panic::install_hook();
         Host {
             table: ObjectTable::new(),
             name: name.into(),
@@ -162,9 +163,9 @@ impl Host {
     }
 
     /// Sends the backtraces of panics in this host's methods to their callers, and makes
-    /// panics capture them ([`crate::panic::capture_backtraces`]).
+    /// panics capture them ([`crate::serve::panic::capture_backtraces`]).
     pub fn send_panic_backtraces(&mut self) {
-        crate::panic::capture_backtraces();
+        crate::serve::panic::capture_backtraces();
         self.panic_backtraces = true;
     }
 }
@@ -341,19 +342,16 @@ impl fmt::Debug for CloseOnDrop {
     }
 }
 
-/// A handle to a live connection; cheap to clone.
-///
-/// A connection this side opened closes when the last handle (and every proxy using it) is
-/// dropped; one the peer opened lives until the peer closes it or the node shuts down.
-#[derive(Clone)]
-pub struct Connection {
-    shared: Arc<Shared>,
-    _owner: Option<Arc<CloseOnDrop>>,
-}
-
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection").field("endpoint", &self.shared.endpoint).field("link", &self.shared.info).finish()
+        f.debug_struct("Connection").field("endpoint", &self.endpoint()).field("link", &self.shared().info).finish()
+    }
+}
+
+/// A connection's state is what `handle` keeps opaque in a [`Connection`].
+impl Opaque for Shared {
+    fn name(&self) -> &str {
+        &self.endpoint
     }
 }
 
@@ -367,12 +365,18 @@ impl WeakConnection {
     /// The connection, if some handle still keeps it open and it has not ended.
     pub fn upgrade(&self) -> Option<Connection> {
         let owner = self.owner.upgrade()?;
-        let conn = Connection { shared: owner.0.clone(), _owner: Some(owner) };
+        let conn = Connection { state: owner.0.clone(), owner: Some(owner) };
         (!conn.is_closed()).then_some(conn)
     }
 }
 
 impl Connection {
+    /// The connection's state, which [`Connection`] holds opaque.
+    fn shared(&self) -> &Shared {
+        let state: &dyn Any = &*self.state;
+        state.downcast_ref().expect("a connection's state is the peer's")
+    }
+
     /// Starts serving a link: spawns its reader and writer tasks on the current tokio runtime.
     ///
     /// `owned` says whether dropping the last handle closes the connection (true for
@@ -407,17 +411,13 @@ impl Connection {
         if let Some(o) = &owner {
             *lock(&shared.owner) = Arc::downgrade(o);
         }
-        Connection { shared, _owner: owner }
+        Connection { state: shared, owner: owner.map(|o| o as Arc<dyn Any + Send + Sync>) }
     }
 
     /// A weak handle to this connection (for caches); `None` for connections the peer opened.
     pub fn downgrade(&self) -> Option<WeakConnection> {
-        self._owner.as_ref().map(|o| WeakConnection { owner: Arc::downgrade(o) })
-    }
-
-    /// Whether two handles are to the same connection.
-    pub fn same(&self, other: &Connection) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
+        let owner = self.owner.clone()?.downcast::<CloseOnDrop>().ok()?;
+        Some(WeakConnection { owner: Arc::downgrade(&owner) })
     }
 
     /// A handle to the object the peer publishes under `name`, over this connection: for a
@@ -428,69 +428,58 @@ impl Connection {
         DynObject::new(self.clone(), Target::Name(name.to_owned()))
     }
 
-    /// A typed proxy (`CalculatorProxy`) to the object the peer publishes under `name`, as
-    /// [`object`](Connection::object).
-    pub fn proxy<P: crate::Proxy>(&self, name: &str) -> P {
-        P::from_object(self.object(name))
-    }
-
-    /// How the other end was named when connecting (or its address, for accepted ones).
-    pub fn endpoint(&self) -> &str {
-        &self.shared.endpoint
-    }
-
     /// What the transport knows about the two ends.
     pub fn info(&self) -> &LinkInfo {
-        &self.shared.info
+        &self.shared().info
     }
 
     /// Whether the connection has ended.
     pub fn is_closed(&self) -> bool {
-        self.shared.ended.is_set()
+        self.shared().ended.is_set()
     }
 
     /// Waits until the connection has ended: once this returns, every call pending on it has
     /// failed and every reference it held or exported has been released.
     pub async fn closed(&self) {
-        self.shared.closed.cancelled().await
+        self.shared().closed.cancelled().await
     }
 
     /// Why the connection ended, once it has.
     pub fn close_reason(&self) -> Option<String> {
-        lock(&self.shared.close_reason).clone()
+        lock(&self.shared().close_reason).clone()
     }
 
     /// Closes the connection in an orderly way (`Goodbye`); calls in flight fail with
     /// [`Error::Disconnected`].
     pub fn close(&self) {
-        self.shared.close_with(Message::Goodbye, "closed locally");
+        self.shared().close_with(Message::Goodbye, "closed locally");
     }
 
     /// Bytes queued for the peer and not yet taken by the transport (bounded by the node's
     /// backlog limit, `NodeBuilder::max_backlog`, plus one frame).
     pub fn backlog(&self) -> usize {
-        self.shared.out.backlog()
+        self.shared().out.backlog()
     }
 
     /// How many objects this side currently exports to the peer (by reference).
     pub fn exported_count(&self) -> usize {
-        lock(&self.shared.refs).exported()
+        lock(&self.shared().refs).exported()
     }
 
     /// How many objects of the peer this side currently holds references to.
     pub fn imported_count(&self) -> usize {
-        lock(&self.shared.refs).imported()
+        lock(&self.shared().refs).imported()
     }
 
     /// How many of the peer's calls this side is serving right now.
     pub fn serving_count(&self) -> usize {
-        self.shared.serving.load(Ordering::Acquire)
+        self.shared().serving.load(Ordering::Acquire)
     }
 
     /// How many replies arrived for calls nobody waited for any more (cancelled or timed out):
     /// they are discarded, never delivered to another call.
     pub fn late_replies(&self) -> u64 {
-        self.shared.late.load(Ordering::Relaxed)
+        self.shared().late.load(Ordering::Relaxed)
     }
 
     /// Sends a `Ping` and waits for the `Pong`: the round-trip time of the connection.
@@ -499,7 +488,7 @@ impl Connection {
     ///
     /// [`Error::Disconnected`] if the connection ends first.
     pub async fn ping(&self) -> Result<std::time::Duration, Error> {
-        let shared = &self.shared;
+        let shared = self.shared();
         let started = Instant::now();
         let nonce = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (frame, _) = shared.encode(Message::Ping { nonce }, Vec::new())?;
@@ -566,7 +555,7 @@ pub struct Request {
 /// Removes a call's reply slot when its future goes before the reply: the caller was
 /// cancelled (dropped) or timed out, so the peer is told to stop (`Cancel`).
 struct PendingGuard<'a> {
-    shared: &'a Arc<Shared>,
+    shared: &'a Shared,
     id: u64,
     armed: bool,
 }
@@ -586,7 +575,7 @@ impl Drop for PendingGuard<'_> {
 impl Shared {
     /// A handle to this connection, keeping it open if this side opened it.
     fn connection(self: &Arc<Self>) -> Connection {
-        Connection { shared: self.clone(), _owner: lock(&self.owner).upgrade() }
+        Connection { state: self.clone(), owner: lock(&self.owner).upgrade().map(|o| o as Arc<dyn Any + Send + Sync>) }
     }
 
     /// Creates the reply slot of call (or ping) `id`, to wake `waker` (if given) when the reply
@@ -630,14 +619,14 @@ impl Shared {
     /// Encodes a message: exports the references it carries (`refs` for a typed payload, plus
     /// those inside its values) and fills in its reference table. Returns the frame and the
     /// exports made, to undo if the frame is not sent.
-    fn encode<E>(self: &Arc<Self>, mut msg: Message, refs: Vec<DynObject>) -> Result<(Encoded, Exported), Error<E>> {
+    fn encode<E>(&self, mut msg: Message, refs: Vec<DynObject>) -> Result<(Encoded, Exported), Error<E>> {
         self.encode_mut(&mut msg, refs)
     }
 
     /// [`encode`](Shared::encode), leaving the message to the caller (who may still need its
     /// fields, so that they need not be cloned into it).
     fn encode_mut<E, M: Outgoing>(
-        self: &Arc<Self>,
+        &self,
         msg: &mut M,
         mut refs: Vec<DynObject>,
     ) -> Result<(Encoded, Exported), Error<E>> {
@@ -674,7 +663,7 @@ impl Shared {
             }
         };
         msg.set_refs(wire);
-        let (frame, held) = crate::refs::encoding(refs, || encoded(msg));
+        let (frame, held) = crate::value::refs::encoding(refs, || encoded(msg));
         let frame = frame.and_then(|f| self.check_size(f));
         match frame {
             Ok(frame) => Ok((frame, Exported { ids, held })),
@@ -805,7 +794,7 @@ impl Shared {
         if let Ok(Answer { payload, refs }) = &reply {
             let too_deep = matches!(payload, Payload::Wire(w) if w.depth() > self.host.max_depth);
             let small =
-                if refs.is_empty() && !too_deep { small_return(id, payload, crate::message::SHARE_MIN) } else { None };
+                if refs.is_empty() && !too_deep { small_return(id, payload, crate::codec::SHARE_MIN) } else { None };
             if let Some((len, msg)) = small.map(|m| (m.len(), m)).filter(|(len, _)| *len <= self.host.max_frame) {
                 let _ = self.send_small::<Value>(&msg, len);
                 return;
@@ -845,7 +834,7 @@ impl Shared {
                 // A method's error may be kept (in an `Error`): not a slice of the read buffer.
                 if let Outcome::Err(fault) = &mut outcome {
                     if let Some(Payload::Typed(detail)) = &mut fault.detail {
-                        crate::message::unshare(detail);
+                        crate::codec::unshare(detail);
                     }
                 }
                 let table = self.import_all(refs);
@@ -901,7 +890,7 @@ impl Shared {
         match postcard::take_from_bytes::<(u32, u64)>(frame) {
             Ok(((CALL, id), _)) => {
                 let Ok(((_, _, target, method, refs), _)) =
-                    postcard::take_from_bytes::<(u32, u64, Target, String, Vec<crate::message::RefWire>)>(frame)
+                    postcard::take_from_bytes::<(u32, u64, Target, String, Vec<crate::codec::RefWire>)>(frame)
                 else {
                     return Err(format!("protocol error: {why}"));
                 };
@@ -913,7 +902,7 @@ impl Shared {
             }
             Ok(((RETURN, id), _)) => {
                 if let Ok(((_, _, refs), _)) =
-                    postcard::take_from_bytes::<(u32, u64, Vec<crate::message::RefWire>)>(frame)
+                    postcard::take_from_bytes::<(u32, u64, Vec<crate::codec::RefWire>)>(frame)
                 {
                     drop(self.import_all(refs));
                 }
@@ -962,7 +951,7 @@ impl Shared {
         if inline.is_none() {
             // Served in a task, where the arguments may wait (for the object's lock, say).
             if let Args::Typed(bytes) = &mut args {
-                crate::message::unshare(bytes);
+                crate::codec::unshare(bytes);
             }
         }
         let inv = Invocation::new(method, args, dynamic, table);
@@ -1040,7 +1029,7 @@ impl Shared {
             async move {
                 let started = Instant::now();
                 let method = inv.method().to_owned();
-                let run = crate::chain::scope(chain, deadline, entry.call(inv, ticket));
+                let run = crate::serve::chain::scope(chain, deadline, entry.call(inv, ticket));
                 let reply = if cancellable {
                     let expired = async {
                         match deadline {
@@ -1148,7 +1137,7 @@ trait InlineRunner {
 }
 
 /// The future of an inline call, without its chain scope: [`InlineBox`] and [`Started`] poll
-/// and drop it in [`chain::sync_scope`](crate::chain::sync_scope).
+/// and drop it in [`chain::sync_scope`](crate::serve::chain::sync_scope).
 fn inline_call(
     entry: Arc<Entry>,
     inv: Invocation,
@@ -1163,10 +1152,10 @@ fn inline_call(
 /// call gets a fresh one.
 ///
 /// The first poll runs in the call's chain scope set for that poll alone
-/// ([`chain::sync_scope`](crate::chain::sync_scope)), and a completed call is dropped in it
+/// ([`chain::sync_scope`](crate::serve::chain::sync_scope)), and a completed call is dropped in it
 /// too; a call that has to wait goes on as [`Started`], which does the same for the polls and
 /// the drop still to come. Every poll and the drop thus see the scope, as if the future had
-/// been wrapped in [`chain::scope`](crate::chain::scope) from the start, without moving it into
+/// been wrapped in [`chain::scope`](crate::serve::chain::scope) from the start, without moving it into
 /// a scoped future per call.
 struct InlineBox<F, Fut> {
     make: F,
@@ -1189,7 +1178,7 @@ where
         let mut call = self.spare.take().unwrap_or_else(|| Box::pin(None));
         call.set(Some((self.make)(entry, inv, ticket)));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match crate::chain::poll_in_scope(chain, deadline, call.as_mut(), &mut cx) {
+        match crate::serve::chain::poll_in_scope(chain, deadline, call.as_mut(), &mut cx) {
             std::task::Poll::Ready(reply) => {
                 self.spare = Some(call);
                 Ok(reply)
@@ -1214,7 +1203,7 @@ impl<Fut: Future> Future for Started<Fut> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Fut::Output> {
         let Started { call, chain, deadline } = self.get_mut();
-        crate::chain::poll_in_scope(*chain, *deadline, call.as_mut(), cx)
+        crate::serve::chain::poll_in_scope(*chain, *deadline, call.as_mut(), cx)
     }
 }
 
@@ -1222,7 +1211,7 @@ impl<Fut> Drop for Started<Fut> {
     fn drop(&mut self) {
         if self.call.is_some() {
             let call = &mut self.call;
-            crate::chain::sync_scope(self.chain, self.deadline, || call.set(None));
+            crate::serve::chain::sync_scope(self.chain, self.deadline, || call.set(None));
         }
     }
 }
@@ -1249,8 +1238,8 @@ trait Outgoing {
 
 fn collect_args(args: &Args, refs: &mut Vec<DynObject>) {
     match args {
-        Args::Positional(values) => values.iter().for_each(|v| crate::refs::collect(v, refs)),
-        Args::Named(values) => values.iter().for_each(|(_, v)| crate::refs::collect(v, refs)),
+        Args::Positional(values) => values.iter().for_each(|v| crate::value::refs::collect(v, refs)),
+        Args::Named(values) => values.iter().for_each(|(_, v)| crate::value::refs::collect(v, refs)),
         _ => {}
     }
 }
@@ -1266,7 +1255,7 @@ impl Outgoing for Message {
     fn collect_refs(&self, refs: &mut Vec<DynObject>) {
         match self {
             Message::Call(call) => collect_args(&call.args, refs),
-            Message::Return { outcome: Outcome::Ok(Payload::Dynamic(v)), .. } => crate::refs::collect(v, refs),
+            Message::Return { outcome: Outcome::Ok(Payload::Dynamic(v)), .. } => crate::value::refs::collect(v, refs),
             _ => {}
         }
     }
@@ -1325,18 +1314,18 @@ impl Outgoing for CallRef<'_> {
 
 fn resolve_args(args: &mut Args, table: &[DynObject]) {
     match args {
-        Args::Positional(values) => values.iter_mut().for_each(|v| crate::refs::resolve(v, table)),
-        Args::Named(values) => values.iter_mut().for_each(|(_, v)| crate::refs::resolve(v, table)),
+        Args::Positional(values) => values.iter_mut().for_each(|v| crate::value::refs::resolve(v, table)),
+        Args::Named(values) => values.iter_mut().for_each(|(_, v)| crate::value::refs::resolve(v, table)),
         _ => {}
     }
 }
 
 fn resolve_outcome(outcome: &mut Outcome, table: &[DynObject]) {
     match outcome {
-        Outcome::Ok(Payload::Dynamic(v)) => crate::refs::resolve(v, table),
+        Outcome::Ok(Payload::Dynamic(v)) => crate::value::refs::resolve(v, table),
         Outcome::Err(fault) => {
             if let Some(Payload::Dynamic(v)) = &mut fault.detail {
-                crate::refs::resolve(v, table)
+                crate::value::refs::resolve(v, table)
             }
         }
         _ => {}
@@ -1698,7 +1687,7 @@ const LAST_WORDS: Duration = Duration::from_secs(1);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::fixtures::Nothing;
+    use crate::serve::dispatch::fixtures::Nothing;
 
     /// Frames handled, one by one, until the batch ends: how many it took.
     fn batch_length(batch: &mut Batch, frame: usize, mut buffered: usize) -> usize {
@@ -1744,7 +1733,7 @@ mod tests {
         type Output = Reply;
 
         fn poll(mut self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Reply> {
-            self.seen.lock().unwrap().push(crate::chain::current());
+            self.seen.lock().unwrap().push(crate::serve::chain::current());
             self.polls += 1;
             if self.wait && self.polls == 1 {
                 return std::task::Poll::Pending;
@@ -1755,7 +1744,7 @@ mod tests {
 
     impl Drop for Probe {
         fn drop(&mut self) {
-            self.seen.lock().unwrap().push(crate::chain::current());
+            self.seen.lock().unwrap().push(crate::serve::chain::current());
         }
     }
 
@@ -1782,7 +1771,7 @@ mod tests {
 
         let Err(mut waiting) = runner.run(entry.clone(), call("wait"), None, 4, None) else { panic!("the call waits") };
         assert!(runner.spare.is_none(), "a call that waits takes its box along");
-        assert_eq!(crate::chain::current(), None);
+        assert_eq!(crate::serve::chain::current(), None);
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         assert!(waiting.as_mut().poll(&mut cx).is_ready());
         drop(waiting);
@@ -1793,6 +1782,6 @@ mod tests {
         assert_eq!(taken(&seen), [Some(5), Some(5)]);
         assert!(matches!(runner.run(entry, call("now"), None, 6, None), Ok(Ok(_))));
         assert_eq!(taken(&seen), [Some(6), Some(6)]);
-        assert_eq!(crate::chain::current(), None);
+        assert_eq!(crate::serve::chain::current(), None);
     }
 }

@@ -15,6 +15,7 @@
 
 mod de;
 mod error;
+pub(crate) mod refs;
 mod ser;
 pub mod wire;
 
@@ -80,7 +81,7 @@ pub enum Value {
     Variant(CompactString, Box<Value>),
     /// A reference to an object: a live handle a dynamic caller can call like any
     /// [`DynObject`](crate::DynObject), and pass on in further calls.
-    Ref(crate::object::DynObject),
+    Ref(crate::handle::DynObject),
 }
 
 impl Value {

@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio::time::Sleep;
 
-use super::{Awaited, Connection, Out, PendingGuard, Shared};
+use super::{Awaited, Out, PendingGuard, Shared};
+use crate::codec::{flags, Args, CallRef, Fault, FaultKind, Outcome, Payload, Target};
 use crate::error::CallSite;
-use crate::message::{flags, Args, CallRef, Fault, FaultKind, Outcome, Payload, Target};
-use crate::object::DynObject;
+use crate::handle::Connection;
+use crate::handle::DynObject;
 use crate::value::{wire, Value};
 use crate::Error;
 
@@ -76,7 +77,7 @@ impl<'a, E> CallTo<'a, E> {
     }
 
     fn poll_local(&mut self, cx: &mut Context<'_>) -> Poll<Result<Returned, Local>> {
-        let shared = &*self.conn.shared;
+        let shared = self.conn.shared();
         loop {
             match &mut self.state {
                 State::Start { .. } => {
@@ -154,7 +155,7 @@ impl<'a, E> CallTo<'a, E> {
 impl<E> CallTo<'_, E> {
     /// The error of a call whose deadline passed.
     fn expired(&self, why: String) -> Local {
-        local_fault(&self.conn.shared, self.target, self.method, FaultKind::DeadlineExceeded, why)
+        local_fault(self.conn.shared(), self.target, self.method, FaultKind::DeadlineExceeded, why)
     }
 }
 
@@ -206,7 +207,7 @@ struct Call<'a, 'b> {
 /// wakes `waker`, if given), or for its frame to be written (a oneway call).
 fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Waker>) -> Result<State<'a>, Local> {
     let Call { conn, target, method, args, refs, flags: call_flags, deadline, started } = call;
-    let shared = &conn.shared;
+    let shared = conn.shared();
     let remaining = match deadline {
         None => None,
         Some(d) => match d.checked_duration_since(Instant::now()) {
@@ -233,7 +234,7 @@ fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Wak
         args: &args,
         flags: call_flags,
         deadline: remaining,
-        chain: crate::chain::for_outgoing_call(),
+        chain: crate::serve::chain::for_outgoing_call(),
     };
     // The common call (small arguments, no references, a reply awaited) is written in place,
     // behind the reply slot it needs.
@@ -284,7 +285,7 @@ fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Wak
 /// the deadline), then goes on as any call.
 async fn wait_for_slot(call: Call<'_, '_>) -> Result<Returned, Local> {
     let Call { conn, target, method, deadline, started, .. } = call;
-    let shared = &conn.shared;
+    let shared = conn.shared();
     let wait = match deadline {
         Some(d) => shared.host.overload_wait.min(d.saturating_duration_since(started)),
         None => shared.host.overload_wait,

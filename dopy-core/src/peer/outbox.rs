@@ -42,7 +42,7 @@ use futures_util::Sink;
 use tokio::sync::oneshot;
 
 use super::{lock, Ended};
-use crate::message::{Encoded, Small};
+use crate::codec::{Encoded, Small};
 
 /// An item of the connection's queue of frames.
 pub(super) enum Out {
@@ -561,7 +561,7 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     use super::*;
-    use crate::message::{Args, CallRef, Message, Target};
+    use crate::codec::{Args, CallRef, Message, Target};
     use crate::value::{wire, Value};
 
     /// Reads one frame's payload.

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::{lock, Shared};
-use crate::message::{Message, ObjectId, RefWire, Target, TargetIn};
-use crate::object::DynObject;
-use crate::table::Entry;
+use crate::codec::{Message, ObjectId, RefWire, Target, TargetIn};
+use crate::handle::{DynObject, Via};
+use crate::serve::table::Entry;
 
 /// What makes two exports the same object (so that sending it twice reuses its id).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -155,22 +155,22 @@ pub(super) enum Unsent {
 impl Shared {
     /// Turns the references a message carries into wire entries, exporting what needs it.
     /// Returns the entries and the ids whose counts went up; on failure, nothing is exported.
-    pub(super) fn export_all(self: &Arc<Self>, objects: &[DynObject]) -> Result<(Vec<RefWire>, Vec<ObjectId>), Unsent> {
+    pub(super) fn export_all(&self, objects: &[DynObject]) -> Result<(Vec<RefWire>, Vec<ObjectId>), Unsent> {
         let limit = self.host.max_exports;
         let mut wire = Vec::with_capacity(objects.len());
         let mut exported = Vec::new();
         let mut refs = lock(&self.refs);
         for obj in objects {
             let id = if let (Some(conn), Some(target)) = (obj.connection(), obj.target()) {
-                if Arc::ptr_eq(&conn.shared, self) {
+                if std::ptr::addr_eq(Arc::as_ptr(&conn.state), self) {
                     // The peer's own object going back to it.
                     wire.push(RefWire::Yours(target.clone()));
                     continue;
                 }
-                let key = Key::Remote(Arc::as_ptr(&conn.shared) as usize, target.clone());
+                let key = Key::Remote(Arc::as_ptr(&conn.state) as *const () as usize, target.clone());
                 refs.export(key, limit, || Arc::new(Entry::forwarder(obj.to_string(), obj.clone())))
             } else if let Some(entry) = obj.local_entry() {
-                refs.export(Key::Local(Arc::as_ptr(entry) as usize), limit, || entry.clone())
+                refs.export(Key::Local(Arc::as_ptr(&entry) as usize), limit, || entry)
             } else {
                 drop(refs);
                 self.unexport(&exported);
@@ -226,7 +226,11 @@ impl Shared {
                         }
                     }
                 };
-                DynObject::imported(self.connection(), import)
+                DynObject::from_via(Via::Remote {
+                    conn: self.connection(),
+                    target: Target::Id(id),
+                    _import: Some(import),
+                })
             }
             RefWire::Yours(target) => match self.resolve_target(TargetIn::of(&target)) {
                 Some(entry) => DynObject::from_entry(entry),

@@ -189,7 +189,7 @@ impl<'de> de::Deserializer<'de> for Value {
             Value::Variant(name, payload) => {
                 visitor.visit_enum(EnumDeserializer { variant: Value::String(name), payload: Some(*payload) })
             }
-            Value::Ref(obj) => crate::refs::hand_off(obj, visitor),
+            Value::Ref(obj) => crate::value::refs::hand_off(obj, visitor),
         }
     }
 
@@ -315,7 +315,7 @@ impl<'de> de::Deserializer<'de> for Value {
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, Error> {
         match self {
             // A reference meets a type that holds one (a proxy, `DynObject`, `Remote<T>`).
-            Value::Ref(obj) if name == crate::refs::REF_NAME => crate::refs::hand_off(obj, visitor),
+            Value::Ref(obj) if name == crate::value::refs::REF_NAME => crate::value::refs::hand_off(obj, visitor),
             other => visitor.visit_newtype_struct(other),
         }
     }
@@ -632,7 +632,7 @@ impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if !deserializer.is_human_readable() {
             let mut value = super::wire::deserialize(deserializer)?;
-            crate::refs::resolve_with(&mut value, &crate::refs::in_get);
+            crate::value::refs::resolve_with(&mut value, &crate::value::refs::in_get);
             return Ok(value);
         }
         deserializer.deserialize_any(ValueVisitor)
@@ -736,7 +736,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_newtype_struct<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
         let inner = Value::deserialize(deserializer)?;
         // A reference handed over by `refs::hand_off` comes back as itself.
-        Ok(crate::refs::take_handed_off(&inner).map(Value::Ref).unwrap_or(inner))
+        Ok(crate::value::refs::take_handed_off(&inner).map(Value::Ref).unwrap_or(inner))
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {

@@ -35,7 +35,7 @@ const MAX_PREALLOC: usize = 4096;
 /// ```
 pub fn to_value<T: ?Sized + Serialize>(value: &T) -> Result<Value, Error> {
     // References inside `value` are collected in a table of their own, then put in place.
-    crate::refs::encoding(Vec::new(), || value.serialize(Serializer)).0
+    crate::value::refs::encoding(Vec::new(), || value.serialize(Serializer)).0
 }
 
 /// [`to_value`] within an encode already in progress: references go to its table.
@@ -155,10 +155,10 @@ impl ser::Serializer for Serializer {
         if name == VARIANT_NAME {
             return variant_from_data_model(inner);
         }
-        if name == crate::refs::REF_NAME {
+        if name == crate::value::refs::REF_NAME {
             // A reference wrote its index in the table `to_value` set up: put the object itself.
             if let Value::UInt(i) = inner {
-                if let Some(obj) = u32::try_from(i).ok().and_then(crate::refs::out_get) {
+                if let Some(obj) = u32::try_from(i).ok().and_then(crate::value::refs::out_get) {
                     return Ok(Value::Ref(obj));
                 }
             }
@@ -414,8 +414,8 @@ impl Serialize for Value {
                 serializer.serialize_newtype_struct(VARIANT_NAME, &DataModelVariant(name, payload))
             }
             // Inside a dopy encode the reference travels; elsewhere (JSON) it prints as text.
-            Value::Ref(obj) => match crate::refs::out_index(obj) {
-                Some(i) => serializer.serialize_newtype_struct(crate::refs::REF_NAME, &i),
+            Value::Ref(obj) => match crate::value::refs::out_index(obj) {
+                Some(i) => serializer.serialize_newtype_struct(crate::value::refs::REF_NAME, &i),
                 None => serializer.serialize_str(&format!("<object {obj}>")),
             },
         }

@@ -426,7 +426,7 @@ impl Serialize for At<'_> {
             Value::Seq(items) => newtype(s, Tag::Seq, &SeqAt { items, depth }),
             Value::Map(entries) => newtype(s, Tag::Map, &MapAt { entries, depth }),
             Value::Variant(name, payload) => newtype(s, Tag::Variant, &(name.as_str(), At { value: payload, depth })),
-            Value::Ref(obj) => match crate::refs::out_index(obj) {
+            Value::Ref(obj) => match crate::value::refs::out_index(obj) {
                 Some(index) => newtype(s, Tag::Ref, &index),
                 None => Err(<S::Error as ser::Error>::custom("object references can only be sent in dopy messages")),
             },
@@ -577,7 +577,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 .newtype_variant_seed(NamedSeed::new(depth))
                 .map(|(name, payload)| Value::Variant(name, Box::new(payload))),
             // Resolved against the message's reference table once the whole message is read.
-            Tag::Ref => payload.newtype_variant::<u32>().map(|i| Value::Ref(crate::object::DynObject::unresolved(i))),
+            Tag::Ref => payload.newtype_variant::<u32>().map(|i| Value::Ref(crate::handle::DynObject::unresolved(i))),
         }
     }
 }
@@ -870,7 +870,7 @@ mod tests {
 
     fn encode(v: &Value) -> Vec<u8> {
         // References (decoded as placeholders) need a table to be written.
-        crate::refs::encoding(Vec::new(), || postcard::to_allocvec(&Wire(v))).0.unwrap()
+        crate::value::refs::encoding(Vec::new(), || postcard::to_allocvec(&Wire(v))).0.unwrap()
     }
 
     /// Decodes a whole wire value, failing on trailing bytes.

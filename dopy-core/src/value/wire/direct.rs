@@ -11,14 +11,14 @@ use bytes::Bytes;
 use serde::ser::{self, Serialize};
 
 use super::{push_varint, varint_len, with_max_depth, Tag, DEPTH_CEILING};
-use crate::object::DynObject;
+use crate::handle::DynObject;
 use crate::value::{Error, Value};
 
 /// A dynamic value already in its wire form: exactly the bytes the [`Value`] would be encoded
 /// to (see [`super`]), made by [`to_wire`] without building the `Value`.
 ///
 /// This is how a server's result travels to a dynamic caller
-/// ([`Payload::Wire`](crate::message::Payload::Wire)); a received dynamic payload is always
+/// ([`Payload::Wire`](crate::codec::Payload::Wire)); a received dynamic payload is always
 /// decoded into a [`Value`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WireValue {
@@ -62,7 +62,7 @@ impl WireValue {
             Err(e) => Err(Error::new(format!("malformed wire value: {e}"))),
         });
         let mut value = decoded?;
-        crate::refs::resolve_with(&mut value, &crate::refs::in_get);
+        crate::value::refs::resolve_with(&mut value, &crate::value::refs::in_get);
         Ok(value)
     }
 }
@@ -95,7 +95,7 @@ impl WireValue {
 /// ```
 pub fn to_wire<T: ?Sized + Serialize>(value: &T) -> Result<(WireValue, Vec<DynObject>), Error> {
     let guess = LAST_LEN.with(Cell::get).clamp(MIN_CAPACITY, MAX_GUESS);
-    let (written, refs) = crate::refs::encoding(Vec::new(), || {
+    let (written, refs) = crate::value::refs::encoding(Vec::new(), || {
         // A small result is written into this thread's spare buffer (empty if a nested
         // `to_wire` has it), then copied into the arena: no allocation of its own.
         let mut buf = if guess <= SMALL { SPARE.with(Cell::take) } else { Vec::new() };
@@ -106,7 +106,7 @@ pub fn to_wire<T: ?Sized + Serialize>(value: &T) -> Result<(WireValue, Vec<DynOb
     let Out { mut buf, deepest } = written?;
     LAST_LEN.with(|l| l.set(buf.len()));
     let bytes = if buf.len() <= SMALL {
-        let copied: Result<_, std::convert::Infallible> = crate::message::encode_sized(buf.len(), |arena| {
+        let copied: Result<_, std::convert::Infallible> = crate::arena::encode_sized(buf.len(), |arena| {
             arena.extend_from_slice(&buf);
             Ok(())
         });
@@ -132,7 +132,7 @@ const MAX_GUESS: usize = 64 * 1024;
 
 /// Results up to this size are written into the thread's spare buffer and copied into the
 /// arena of small encodings (`message::encode_sized`).
-const SMALL: usize = crate::message::ARENA_MAX;
+const SMALL: usize = crate::arena::ARENA_MAX;
 
 thread_local! {
     /// The length of the last value [`to_wire`] wrote on this thread: the capacity the next
@@ -244,7 +244,7 @@ impl At<'_> {
         }
         // A reference wrote its index in the table `to_wire` set up, as `to_value` expects it.
         let index = match crate::value::ser::plain(value)? {
-            Value::UInt(i) => u32::try_from(i).ok().filter(|&i| crate::refs::out_get(i).is_some()),
+            Value::UInt(i) => u32::try_from(i).ok().filter(|&i| crate::value::refs::out_get(i).is_some()),
             _ => None,
         };
         let index = index.ok_or_else(|| Error::new("malformed object reference"))?;
@@ -340,7 +340,7 @@ impl<'a> ser::Serializer for At<'a> {
     }
 
     fn serialize_newtype_struct<T: ?Sized + Serialize>(self, name: &'static str, value: &T) -> Result<(), Error> {
-        if name == crate::refs::REF_NAME || name == crate::value::ser::VARIANT_NAME {
+        if name == crate::value::refs::REF_NAME || name == crate::value::ser::VARIANT_NAME {
             return self.marked(name, value);
         }
         value.serialize(self)

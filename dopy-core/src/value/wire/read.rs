@@ -10,7 +10,7 @@
 use postcard::Error;
 
 use super::{budget_left, charge, max_depth, set_budget_left, Tag, TooDeep, INLINE_STRING, MAX_PREALLOC_BYTES};
-use crate::object::DynObject;
+use crate::handle::DynObject;
 use crate::value::{CompactString, Value};
 
 /// Reads one wire value from the start of `input`; returns it and the bytes after it.

@@ -1,18 +1,20 @@
 //! [`ObjectTable`]: the objects a node serves, by name.
 
 use rustc_hash::FxHashMap;
+use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-use crate::chain::{self, Found, Hold, Holders, SharedGuard};
+use crate::handle::{DynObject, Opaque, Via};
+use crate::serve::chain::{self, Found, Hold, Holders, SharedGuard};
 
 mod serial;
 
-use crate::dispatch::{Dispatch, Dispatched, Invocation, Reply};
+use crate::codec::Target;
+use crate::codec::{Fault, FaultKind};
 use crate::interface::Interface;
-use crate::message::Target;
-use crate::message::{Fault, FaultKind};
-use crate::panic::{self, CatchUnwind};
+use crate::serve::dispatch::{Dispatch, Dispatched, Invocation, Reply};
+use crate::serve::panic::{self, CatchUnwind};
 use serial::Serial;
 pub use serial::Ticket;
 
@@ -42,6 +44,29 @@ enum Held {
     /// ([`Dispatch::needs_exclusive`] is false) and that is not serial (a serial object's hold
     /// on a call chain is its read guard).
     Free(Arc<dyn Dispatch>),
+}
+
+/// An entry is what [`DynObject`] keeps opaque for a local object.
+impl Opaque for Entry {
+    fn name(&self) -> &str {
+        self.label()
+    }
+}
+
+/// Handles to local objects: made from, and turned back into, their entries.
+impl DynObject {
+    /// A handle that calls the object of `entry` directly.
+    pub(crate) fn from_entry(entry: Arc<Entry>) -> Self {
+        Self::from_via(Via::Local(entry))
+    }
+
+    /// The local object behind this handle, if it is local.
+    pub(crate) fn local_entry(&self) -> Option<Arc<Entry>> {
+        match &self.0.via {
+            Via::Local(entry) => (entry.clone() as Arc<dyn Any + Send + Sync>).downcast().ok(),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Debug for Entry {
@@ -99,7 +124,7 @@ impl Entry {
     }
 
     /// Wraps a handle to an object elsewhere, so that calls to it are forwarded.
-    pub fn forwarder(label: impl Into<String>, object: crate::object::DynObject) -> Self {
+    pub fn forwarder(label: impl Into<String>, object: crate::handle::DynObject) -> Self {
         Entry { forwards: true, ..Entry::new(label, object) }
     }
 

@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::bad_args;
-use crate::message::Fault;
-use crate::typed;
+use crate::codec::typed;
+use crate::codec::Fault;
 use crate::value::{from_value, Value};
 
 /// A tuple of method arguments (implemented for tuples of up to 16 elements).

@@ -124,8 +124,8 @@ impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         // A large buffer is offered to the typed payload being encoded, which keeps it
         // uncopied as a part of its own (see `message::to_payload`).
-        if self.0.len() >= crate::message::SHARE_MIN {
-            crate::message::offer(&self.0);
+        if self.0.len() >= crate::codec::SHARE_MIN {
+            crate::codec::offer(&self.0);
         }
         serializer.serialize_bytes(&self.0)
     }
@@ -133,14 +133,14 @@ impl Serialize for Bytes {
 
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        crate::message::frame_bytes(deserializer).map(Bytes)
+        crate::codec::frame_bytes(deserializer).map(Bytes)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{sharing, SHARE_MIN};
+    use crate::codec::{sharing, SHARE_MIN};
 
     fn encoded(len: usize) -> bytes::Bytes {
         postcard::to_allocvec(&Bytes::from(vec![7u8; len])).unwrap().into()

@@ -13,8 +13,8 @@ use std::pin::Pin;
 use compact_str::CompactString;
 use serde::Serialize;
 
+use crate::codec::{Args, Fault, FaultKind, Payload};
 use crate::interface::Interface;
-use crate::message::{Args, Fault, FaultKind, Payload};
 use crate::value::{to_value, Value};
 
 pub use args::ArgList;
@@ -31,7 +31,7 @@ pub struct Answer {
     /// The encoded result.
     pub payload: Payload,
     /// The references inside a typed payload, in table order (a dynamic payload holds its own).
-    pub refs: Vec<crate::object::DynObject>,
+    pub refs: Vec<crate::handle::DynObject>,
 }
 
 /// What [`Dispatch::dispatch`] did with a call.
@@ -130,7 +130,7 @@ pub struct Invocation {
     args: Args,
     responder: Responder,
     /// The references the arguments carry (typed arguments hold indices into this table).
-    refs: Vec<crate::object::DynObject>,
+    refs: Vec<crate::handle::DynObject>,
 }
 
 /// Dynamic arguments as a hand-written dispatcher receives them.
@@ -151,14 +151,14 @@ impl Invocation {
         method: impl Into<CompactString>,
         args: Args,
         dynamic_result: bool,
-        refs: Vec<crate::object::DynObject>,
+        refs: Vec<crate::handle::DynObject>,
     ) -> Self {
         Invocation { method: method.into(), args, responder: Responder { dynamic: dynamic_result }, refs }
     }
 
     /// Takes the invocation apart: method, arguments, whether the result is wanted dynamic, and
     /// the reference table.
-    pub fn into_parts(self) -> (String, Args, bool, Vec<crate::object::DynObject>) {
+    pub fn into_parts(self) -> (String, Args, bool, Vec<crate::handle::DynObject>) {
         (self.method.into_string(), self.args, self.responder.dynamic, self.refs)
     }
 
@@ -205,17 +205,17 @@ impl Invocation {
     pub fn decode_args<A: ArgList>(&mut self, params: &[&str]) -> Result<A, Box<Fault>> {
         let method = self.method.as_str();
         let args = std::mem::replace(&mut self.args, Args::Positional(Vec::new()));
-        crate::refs::decoding(&self.refs, || Self::decode(method, args, params))
+        crate::value::refs::decoding(&self.refs, || Self::decode(method, args, params))
     }
 
     fn decode<A: ArgList>(method: &str, args: Args, params: &[&str]) -> Result<A, Box<Fault>> {
         match args {
             // `dopy::Bytes` arguments become slices of the payload, not copies.
-            Args::Typed(bytes) => crate::message::sharing(&bytes, || A::from_typed(&bytes, params, method)),
+            Args::Typed(bytes) => crate::codec::sharing(&bytes, || A::from_typed(&bytes, params, method)),
             // Only a caller in this process sends arguments in parts (`LocalDispatch`).
             Args::TypedParts(parts) => {
                 let bytes = parts.to_bytes();
-                crate::message::sharing(&bytes, || A::from_typed(&bytes, params, method))
+                crate::codec::sharing(&bytes, || A::from_typed(&bytes, params, method))
             }
             Args::Positional(values) => {
                 if values.len() > params.len() {
@@ -292,8 +292,8 @@ impl Responder {
         } else {
             // Large `dopy::Bytes` stay uncopied (a result that also carries references is
             // written whole, by serde, with one copy).
-            let encode = || crate::message::to_payload(value, Payload::Typed, Payload::TypedParts);
-            let (payload, refs) = crate::refs::encoding(Vec::new(), encode);
+            let encode = || crate::codec::to_payload(value, Payload::Typed, Payload::TypedParts);
+            let (payload, refs) = crate::value::refs::encoding(Vec::new(), encode);
             payload.map(|payload| Answer { payload, refs }).map_err(|e| e.to_string())
         };
         encoded.map_err(|e| Box::new(Fault::new(FaultKind::Method, format!("the result could not be encoded: {e}"))))
@@ -318,7 +318,7 @@ impl Responder {
             // detail gets bytes of its own rather than a share of the thread's encoding arena.
             self.encode(error).ok().map(|a| match a.payload {
                 Payload::Typed(mut detail) => {
-                    crate::message::unshare(&mut detail);
+                    crate::codec::unshare(&mut detail);
                     Payload::Typed(detail)
                 }
                 other => other,

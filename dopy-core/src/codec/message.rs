@@ -3,11 +3,11 @@
 //! This is a public contract, documented byte by byte in `PROTOCOL.md`. Variant order is the
 //! wire tag: new variants are only ever appended.
 
-use std::cell::RefCell;
-
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use serde::{Deserialize, Serialize};
 
+pub(crate) use crate::arena::encode_sized;
+pub use crate::id::{ObjectId, Target};
 use crate::value::{self, Value};
 
 mod fast;
@@ -16,49 +16,6 @@ mod splice;
 pub(crate) use fast::Small;
 pub use splice::TypedParts;
 pub(crate) use splice::{offer, to_payload};
-
-/// The id of an object exported by reference: 128 random bits, unguessable.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ObjectId(pub [u8; 16]);
-
-impl ObjectId {
-    /// Draws a fresh random id from the operating system's generator.
-    pub fn random() -> Self {
-        ObjectId(rand::random())
-    }
-}
-
-impl std::fmt::Debug for ObjectId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
-    }
-}
-
-impl std::fmt::Display for ObjectId {
-    /// Lower-case hex, 32 digits.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-/// Which object a call is for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum Target {
-    /// An object published under a name.
-    Name(String),
-    /// An object exported by reference.
-    Id(ObjectId),
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Name(n) => f.write_str(n),
-            Target::Id(id) => write!(f, "#{id}"),
-        }
-    }
-}
 
 /// A reference to an object, as a message's reference table lists it.
 ///
@@ -526,8 +483,8 @@ impl CallRef<'_> {
                 // A reference needs the message's reference table.
                 let mut found = Vec::new();
                 match dynamic {
-                    Args::Positional(values) => values.iter().for_each(|v| crate::refs::collect(v, &mut found)),
-                    Args::Named(values) => values.iter().for_each(|(_, v)| crate::refs::collect(v, &mut found)),
+                    Args::Positional(values) => values.iter().for_each(|v| crate::value::refs::collect(v, &mut found)),
+                    Args::Named(values) => values.iter().for_each(|(_, v)| crate::value::refs::collect(v, &mut found)),
                     Args::Typed(_) | Args::TypedParts(_) => {}
                 }
                 if !found.is_empty() {
@@ -861,59 +818,6 @@ pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, postcard::Err
     encode_sized(size, |out| postcard::serialize_with_flavor(value, BufFlavor(out)).map(drop))
 }
 
-/// Encodings up to this size are written into the thread's arena (see [`encode_sized`]).
-pub(crate) const ARENA_MAX: usize = 1024;
-
-/// The size of a new arena chunk.
-const ARENA_CHUNK: usize = 16 * 1024;
-
-thread_local! {
-    /// The rest of this thread's current arena chunk (see [`encode_sized`]).
-    static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
-}
-
-/// Runs `write`, which writes exactly `size` bytes, and returns those bytes.
-///
-/// The small encodings of every call (its arguments, its frame, its result, its reply frame)
-/// live only until they are copied into the next one or into the link's write buffer. Rather
-/// than one allocation each, those of at most [`ARENA_MAX`] bytes are written into a chunk of
-/// [`ARENA_CHUNK`] bytes kept per thread, and split off it: `Bytes` that share the chunk,
-/// counted. A chunk is freed when its last encoding is dropped, or reused for the next ones
-/// when they all were by the time it is full. Larger encodings (and a nested call, such as a
-/// `Serialize` impl that encodes something itself) get an allocation of their own.
-#[inline]
-pub(crate) fn encode_sized<E>(size: usize, write: impl FnOnce(&mut BytesMut) -> Result<(), E>) -> Result<Bytes, E> {
-    let mut write = Some(write);
-    if size <= ARENA_MAX {
-        let in_arena = ARENA.try_with(|arena| {
-            let mut arena = arena.try_borrow_mut().ok()?;
-            let write = write.take()?;
-            if arena.capacity() < size {
-                arena.reserve(ARENA_CHUNK);
-            }
-            Some(match write(&mut arena) {
-                Ok(()) => {
-                    debug_assert_eq!(arena.len(), size, "the size computed beforehand");
-                    Ok(arena.split().freeze())
-                }
-                Err(e) => {
-                    arena.clear();
-                    Err(e)
-                }
-            })
-        });
-        if let Ok(Some(done)) = in_arena {
-            return done;
-        }
-    }
-    let mut out = BytesMut::with_capacity(size);
-    if let Some(write) = write {
-        write(&mut out)?;
-    }
-    debug_assert_eq!(out.len(), size, "the size computed beforehand");
-    Ok(out.freeze())
-}
-
 /// Encodes the head of a spliced message (see `Message::spliced`) without its placeholder
 /// byte, in a buffer with room for `more` bytes after it.
 fn encode_head(head: &Message, more: usize) -> Result<Vec<u8>, postcard::Error> {
@@ -997,6 +901,8 @@ impl<B: BufMut> postcard::ser_flavors::Flavor for BufFlavor<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arena::ARENA_MAX;
+    use bytes::BytesMut;
 
     /// Encodings written into the arena, kept alive across chunk boundaries and interleaved
     /// with large ones, failing ones and nested ones, each keep exactly their own bytes.
@@ -1195,7 +1101,7 @@ mod tests {
         assert!(call(deep).small(64).is_some());
         assert!(call(deep).small(5).is_none());
         let with_ref: &'static Args =
-            Box::leak(Box::new(Args::Positional(vec![Value::Ref(crate::object::DynObject::dangling("x".into()))])));
+            Box::leak(Box::new(Args::Positional(vec![Value::Ref(crate::handle::DynObject::dangling("x".into()))])));
         assert!(call(with_ref).small(64).is_none());
     }
 

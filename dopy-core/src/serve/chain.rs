@@ -5,7 +5,7 @@
 //! connections. An object remembers which chains hold it and how: a call that comes back to an
 //! object its own chain holds exclusively (`&mut self`), or asks for exclusive access to an
 //! object its chain holds at all, would wait for itself forever; it fails at once with
-//! [`FaultKind::Reentrant`](crate::message::FaultKind::Reentrant) instead. A shared (`&self`)
+//! [`FaultKind::Reentrant`](crate::codec::FaultKind::Reentrant) instead. A shared (`&self`)
 //! call that comes back to an object its chain holds shared runs under the same read lock, so
 //! that a queued writer cannot wedge it.
 
@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use tokio::sync::OwnedRwLockReadGuard;
 
-use crate::dispatch::Dispatch;
+use crate::serve::dispatch::Dispatch;
 
 /// What a call being served passes on to the calls it makes: its chain and its deadline.
 #[derive(Clone, Copy, Debug)]
@@ -294,7 +294,7 @@ impl Drop for Token<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::fixtures::Nothing;
+    use crate::serve::dispatch::fixtures::Nothing;
     use std::task::Waker;
 
     /// Records the chain seen by each of its polls and by its drop; pending at its first poll.

@@ -18,10 +18,10 @@ use std::time::Instant;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::dispatch::{Dispatch, Dispatched, Invocation, Reply};
+use crate::codec::{Fault, FaultKind};
 use crate::interface::Interface;
-use crate::message::{Fault, FaultKind};
-use crate::panic::{self, CatchUnwind};
+use crate::serve::dispatch::{Dispatch, Dispatched, Invocation, Reply};
+use crate::serve::panic::{self, CatchUnwind};
 
 /// A boxed future that stays on its thread.
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -98,7 +98,12 @@ impl Dispatch for LocalHandle {
 
     fn dispatch(&self, inv: Invocation) -> Dispatched<'_> {
         let (reply, answer) = oneshot::channel();
-        let job = Job { inv, chain: crate::chain::current().unwrap_or(0), deadline: crate::chain::deadline(), reply };
+        let job = Job {
+            inv,
+            chain: crate::serve::chain::current().unwrap_or(0),
+            deadline: crate::serve::chain::deadline(),
+            reply,
+        };
         let sent = self.jobs.send(job);
         Dispatched::Pending(Box::pin(async move {
             if sent.is_err() {
@@ -138,7 +143,7 @@ impl Future for LocalExecutor {
 
 /// Splits a local object into its `Send` handle and its executor.
 pub fn local_object<T: LocalDispatch>(object: T) -> (LocalHandle, LocalExecutor) {
-    crate::panic::install_hook();
+    crate::serve::panic::install_hook();
     let interface = object.interface();
     let (tx, rx) = mpsc::unbounded_channel();
     let handle = LocalHandle { interface, jobs: tx };
@@ -163,7 +168,7 @@ async fn run<T: LocalDispatch>(object: Rc<tokio::sync::RwLock<T>>, mut jobs: mps
 
 async fn serve<T: LocalDispatch>(object: Rc<tokio::sync::RwLock<T>>, job: Job) {
     let Job { inv, chain, deadline, mut reply } = job;
-    let call = crate::chain::scope(chain, deadline, call(object, inv));
+    let call = crate::serve::chain::scope(chain, deadline, call(object, inv));
     // The caller gone (cancelled, or out of time): stop the method at its next await.
     let result = tokio::select! {
         r = call => r,

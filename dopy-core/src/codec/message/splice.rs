@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn messages_with_a_payload_in_parts_are_the_bytes_of_their_whole_form() {
-        use crate::message::{Args, Call, CallRef, Encoded, Message, Outcome, Payload, Target};
+        use crate::codec::{Args, Call, CallRef, Encoded, Message, Outcome, Payload, Target};
         let big = crate::Bytes::from(vec![5u8; 40_000]);
         let Typed::Parts(parts) = to_payload(&(big.clone(), 7u32), Typed::Whole, Typed::Parts).unwrap() else {
             panic!("not in parts")

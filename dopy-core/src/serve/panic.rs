@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Once, OnceLock};
 use std::task::{Context, Poll};
 
-use crate::message::{Fault, FaultKind};
+use crate::codec::{Fault, FaultKind};
 
 thread_local! {
     static IN_CALL: Cell<bool> = const { Cell::new(false) };

@@ -1,13 +1,13 @@
 //! Reference tables: how object references travel inside payloads.
 //!
-//! A message carries a table of references ([`RefWire`](crate::message::RefWire)); inside its
+//! A message carries a table of references ([`RefWire`](crate::codec::RefWire)); inside its
 //! payload (postcard bytes or a [`Value`]) a reference is the `u32` index of its table entry.
 //! serde has no context argument, so the table of the payload being encoded or decoded is kept in
 //! a thread-local stack for the duration of the (synchronous) encode or decode call.
 
 use std::cell::RefCell;
 
-use crate::object::DynObject;
+use crate::handle::DynObject;
 use crate::value::Value;
 
 /// The serde newtype-struct name that marks a reference in any serializer.

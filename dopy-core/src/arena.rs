@@ -1,0 +1,60 @@
+//! The per-thread arena that small encodings are written into: [`encode_sized`].
+//!
+//! A leaf of dopy-core: value encoding and message encoding both write through it.
+
+use std::cell::RefCell;
+
+use bytes::{Bytes, BytesMut};
+
+/// Encodings up to this size are written into the thread's arena (see [`encode_sized`]).
+pub(crate) const ARENA_MAX: usize = 1024;
+
+/// The size of a new arena chunk.
+const ARENA_CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    /// The rest of this thread's current arena chunk (see [`encode_sized`]).
+    static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// Runs `write`, which writes exactly `size` bytes, and returns those bytes.
+///
+/// The small encodings of every call (its arguments, its frame, its result, its reply frame)
+/// live only until they are copied into the next one or into the link's write buffer. Rather
+/// than one allocation each, those of at most [`ARENA_MAX`] bytes are written into a chunk of
+/// [`ARENA_CHUNK`] bytes kept per thread, and split off it: `Bytes` that share the chunk,
+/// counted. A chunk is freed when its last encoding is dropped, or reused for the next ones
+/// when they all were by the time it is full. Larger encodings (and a nested call, such as a
+/// `Serialize` impl that encodes something itself) get an allocation of their own.
+#[inline]
+pub(crate) fn encode_sized<E>(size: usize, write: impl FnOnce(&mut BytesMut) -> Result<(), E>) -> Result<Bytes, E> {
+    let mut write = Some(write);
+    if size <= ARENA_MAX {
+        let in_arena = ARENA.try_with(|arena| {
+            let mut arena = arena.try_borrow_mut().ok()?;
+            let write = write.take()?;
+            if arena.capacity() < size {
+                arena.reserve(ARENA_CHUNK);
+            }
+            Some(match write(&mut arena) {
+                Ok(()) => {
+                    debug_assert_eq!(arena.len(), size, "the size computed beforehand");
+                    Ok(arena.split().freeze())
+                }
+                Err(e) => {
+                    arena.clear();
+                    Err(e)
+                }
+            })
+        });
+        if let Ok(Some(done)) = in_arena {
+            return done;
+        }
+    }
+    let mut out = BytesMut::with_capacity(size);
+    if let Some(write) = write {
+        write(&mut out)?;
+    }
+    debug_assert_eq!(out.len(), size, "the size computed beforehand");
+    Ok(out.freeze())
+}
