@@ -9,7 +9,9 @@
 
 use postcard::Error;
 
-use super::{budget_left, charge, max_depth, set_budget_left, Tag, TooDeep, INLINE_STRING, MAX_PREALLOC_BYTES};
+use super::budget::{budget_left, charge, set_budget_left, INLINE_STRING, MAX_PREALLOC_BYTES};
+use super::depth::{max_depth, TooDeep};
+use super::tag::Tag;
 use crate::handle::DynObject;
 use crate::value::{CompactString, Value};
 
