@@ -58,3 +58,61 @@ pub(crate) fn encode_sized<E>(size: usize, write: impl FnOnce(&mut BytesMut) -> 
     debug_assert_eq!(out.len(), size, "the size computed beforehand");
     Ok(out.freeze())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+
+    use super::*;
+    use crate::codec::to_bytes;
+
+    /// Encodings written into the arena, kept alive across chunk boundaries and interleaved
+    /// with large ones, failing ones and nested ones, each keep exactly their own bytes.
+    #[test]
+    fn arena_encodings_keep_their_own_bytes() {
+        /// Measured fine, then fails half-way through being written (as a `Serialize` impl
+        /// reading shared state may).
+        struct Fails(std::cell::Cell<u32>);
+        impl Serialize for Fails {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::{Error, SerializeTuple};
+                self.0.set(self.0.get() + 1);
+                let mut t = s.serialize_tuple(2)?;
+                t.serialize_element("written before the failure")?;
+                if self.0.get().is_multiple_of(2) {
+                    return Err(S::Error::custom("refused"));
+                }
+                t.serialize_element(&1u8)?;
+                t.end()
+            }
+        }
+        /// Encodes something else (into the arena, were it free) while being encoded.
+        struct Nested(Vec<u8>);
+        impl Serialize for Nested {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let inner = to_bytes(&self.0).map_err(serde::ser::Error::custom)?;
+                s.serialize_bytes(&inner)
+            }
+        }
+        let mut kept = Vec::new();
+        for i in 0..200usize {
+            let value: Vec<u8> = (0..(i * 37) % (ARENA_MAX + 300)).map(|b| (b ^ i) as u8).collect();
+            kept.push((to_bytes(&value).unwrap(), postcard::to_allocvec(&value).unwrap()));
+            if i % 7 == 0 {
+                assert!(to_bytes(&Fails(std::cell::Cell::new(0))).is_err());
+            }
+            if i % 11 == 0 {
+                let nested = Nested(value.clone());
+                kept.push((to_bytes(&nested).unwrap(), postcard::to_allocvec(&nested).unwrap()));
+            }
+            if i % 3 == 0 {
+                // Some are dropped early, so that chunks are both reused and replaced.
+                kept.remove(kept.len() / 2);
+            }
+        }
+        assert!(kept.len() > 100);
+        for (arena, expected) in &kept {
+            assert_eq!(&arena[..], &expected[..]);
+        }
+    }
+}

@@ -12,7 +12,9 @@
 
 use bytes::{BufMut, Bytes};
 
-use super::{encode_sized, splice, Args, BufFlavor, ObjectId, TargetIn};
+use super::encode::BufFlavor;
+use super::{splice, Args, ObjectId, TargetIn};
+use crate::arena::encode_sized;
 use crate::value::wire::{push_varint64, varint_len, Reader};
 
 /// `Message::Call`'s variant index (postcard writes variant indices as varints: every index

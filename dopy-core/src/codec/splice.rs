@@ -19,8 +19,10 @@ use std::cell::{Cell, RefCell};
 use bytes::{BufMut, Bytes};
 use serde::Serialize;
 
+use super::encode::{BufFlavor, Parts};
 use super::fast::{self, CallHead};
-use super::{encode_sized, SHARE_MIN};
+use super::SHARE_MIN;
+use crate::arena::encode_sized;
 use crate::value::wire::push_varint64;
 
 /// postcard bytes of a typed value, in parts: written one after the other, they are the value's
@@ -143,8 +145,7 @@ pub(crate) fn to_payload<T: Serialize + ?Sized, P>(
     let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())?;
     let shared = offered_len().wrapping_sub(before);
     if size < SHARE_MIN || shared == 0 || shared > size {
-        return encode_sized(size, |out| postcard::serialize_with_flavor(value, super::BufFlavor(out)).map(drop))
-            .map(whole);
+        return encode_sized(size, |out| postcard::serialize_with_flavor(value, BufFlavor(out)).map(drop)).map(whole);
     }
     Ok(match to_parts(value, size - shared)? {
         Typed::Whole(bytes) => whole(bytes),
@@ -155,7 +156,7 @@ pub(crate) fn to_payload<T: Serialize + ?Sized, P>(
 /// [`to_payload`] of a value with large byte strings, `rest` bytes besides them.
 #[inline(never)]
 fn to_parts<T: Serialize + ?Sized>(value: &T, rest: usize) -> Result<Typed, postcard::Error> {
-    let mut parts = offering(|| postcard::serialize_with_flavor(value, super::Parts::new(take_offer, rest)))?;
+    let mut parts = offering(|| postcard::serialize_with_flavor(value, Parts::new(take_offer, rest)))?;
     if parts.len() == 1 {
         // None was taken after all (a `Serialize` impl that wrote them some other way).
         return Ok(Typed::Whole(parts.pop().unwrap_or_default()));
