@@ -64,7 +64,27 @@ mod tests {
     use serde::Serialize;
 
     use super::*;
-    use crate::codec::to_bytes;
+
+    /// Writes postcard straight into the arena's buffer, as the codec's encoders do.
+    struct Into<'a>(&'a mut BytesMut);
+
+    impl postcard::ser_flavors::Flavor for Into<'_> {
+        type Output = ();
+
+        fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+            self.0.extend_from_slice(&[data]);
+            Ok(())
+        }
+
+        fn finalize(self) -> postcard::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn to_bytes<T: Serialize>(value: &T) -> Result<Bytes, postcard::Error> {
+        let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())?;
+        encode_sized(size, |out| postcard::serialize_with_flavor(value, Into(out)))
+    }
 
     /// Encodings written into the arena, kept alive across chunk boundaries and interleaved
     /// with large ones, failing ones and nested ones, each keep exactly their own bytes.
