@@ -5,11 +5,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dopy_core::local::{LocalDispatch, LocalExecutor};
-use dopy_core::message::Target;
-use dopy_core::peer::{Heartbeat, WeakConnection};
-use dopy_core::table::Entry;
-use dopy_core::{Connection, Dispatch, DynObject, Host, Proxy};
+use dopy_core::{Connection, Dispatch, DynObject, Entry, Heartbeat, Host, Proxy, Target, WeakConnection};
+use dopy_core::{LocalDispatch, LocalExecutor};
 #[cfg(feature = "tls")]
 use dopy_transport::tls::{TlsClient, TlsServer};
 use dopy_transport::{Link, LinkConfig, RawStream, Secret};
@@ -199,7 +196,7 @@ impl NodeBuilder {
     /// and a reply beyond it fails its call with [`Error::Protocol`]; the connection goes on
     /// serving either way. This node refuses to send such a value too ([`Error::Codec`]).
     pub fn max_depth(mut self, levels: usize) -> Self {
-        self.max_depth = Some(levels.clamp(1, dopy_core::value::wire::DEPTH_CEILING));
+        self.max_depth = Some(levels.clamp(1, dopy_core::DEPTH_CEILING));
         self
     }
 
@@ -548,13 +545,13 @@ impl Node {
     /// # }
     /// ```
     pub fn publish_local<T: LocalDispatch>(&self, name: &str, object: T) -> Result<LocalExecutor, Error> {
-        let (handle, executor) = dopy_core::local::local_object(object);
+        let (handle, executor) = dopy_core::local_object(object);
         self.publish_entry(name, Entry::new(name, handle))?;
         Ok(executor)
     }
 
     fn publish_entry(&self, name: &str, entry: Entry) -> Result<(), Error> {
-        if name.is_empty() || name.starts_with(dopy_core::interface::RESERVED_PREFIX) {
+        if name.is_empty() || name.starts_with(dopy_core::RESERVED_PREFIX) {
             return Err(Error::InvalidAddress {
                 address: name.to_owned(),
                 reason: "object names must be non-empty and must not start with `dopy.`".into(),

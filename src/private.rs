@@ -2,10 +2,10 @@
 //! Not public API: no stability promise.
 
 pub use dopy_core::causes;
-pub use dopy_core::dispatch::{ArgList, BoxFuture, Dispatch, Dispatched, Invocation, Reply, Responder};
-pub use dopy_core::interface::{Interface, MethodInfo, ParamInfo, Receiver};
-pub use dopy_core::local::{LocalDispatch, LocalDispatched};
-pub use dopy_core::object::{DynObject, Proxy, RemoteObject};
+pub use dopy_core::{ArgList, BoxFuture, Dispatch, Dispatched, Invocation, Reply, Responder};
+pub use dopy_core::{DynObject, Proxy, RemoteObject};
+pub use dopy_core::{Interface, MethodInfo, ParamInfo, Receiver};
+pub use dopy_core::{LocalDispatch, LocalDispatched};
 pub use serde::de::DeserializeOwned;
 pub use serde::Serialize;
 pub use serde::{Deserialize, Deserializer, Serializer};

@@ -357,7 +357,7 @@ async fn released_or_unknown_reference_gives_no_such_object() {
     let err = stale.call("advance", []).await.unwrap_err();
     assert!(matches!(err, Error::NoSuchObject(_)), "{err}");
     assert!(err.to_string().contains("released"), "{err}");
-    let unknown = DynObject::new(conn, dopy::core::message::Target::Id(dopy::core::message::ObjectId::random()));
+    let unknown = DynObject::new(conn, dopy::protocol::Target::Id(dopy::protocol::ObjectId::random()));
     assert!(matches!(unknown.call("advance", []).await.unwrap_err(), Error::NoSuchObject(_)));
 }
 

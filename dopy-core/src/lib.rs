@@ -26,10 +26,17 @@ mod typed;
 pub mod value;
 
 pub use bulk::Bytes;
+pub use dispatch::{bad_args, Answer, ArgList, BoxFuture, DynArgs, Reply, Responder};
 pub use dispatch::{Dispatch, Dispatched, Invocation};
 pub use error::{CallSite, Error, Trace};
-pub use interface::{Interface, MethodInfo, ParamInfo, Receiver};
+pub use interface::{Interface, MethodInfo, ParamInfo, Receiver, RESERVED_PREFIX};
+pub use local::{local_object, LocalExecutor};
 pub use local::{LocalDispatch, LocalDispatched};
+pub use message::{Args, Call, Fault, FaultKind, Hop, Message, ObjectId, Outcome, Payload, RefWire, Target};
 pub use object::{DynObject, Proxy, Remote, RemoteObject};
 pub use peer::{Connection, Host};
+pub use peer::{Heartbeat, WeakConnection};
+pub use table::Entry;
+pub use value::wire::{Wire, DEPTH_CEILING};
 pub use value::{from_value, to_value, Value};
+pub use value::{wire, CompactString};

@@ -264,7 +264,7 @@ impl Registry {
         let _writer = self.writer.lock().await;
         self.admit(&name, address.as_ref(), &registrant, replace)?;
         let ttl = lease.map(|t| t.max(MIN_LEASE));
-        let id = dopy_core::message::ObjectId::random().to_string();
+        let id = dopy_core::ObjectId::random().to_string();
         let slot = Slot {
             address,
             by_reference: object.is_some(),
