@@ -39,6 +39,7 @@ extern crate self as dopy;
 mod address;
 pub mod blocking;
 pub mod dispatch;
+mod into_proxy;
 mod node;
 pub mod protocol;
 pub mod transport;
@@ -61,6 +62,7 @@ pub use dopy_core::{Bytes, CallSite, Error, Trace};
 pub use dopy_core::{Connection, DynObject, LocalExecutor, Proxy, Remote, RemoteObject};
 pub use dopy_core::{Dispatch, Dispatched, Invocation};
 pub use dopy_core::{Interface, MethodInfo, ParamInfo, Receiver};
+pub use into_proxy::IntoProxy;
 pub use node::{Node, NodeBuilder};
 
 /// `Result` with [`Error`] as the default error type.

@@ -70,6 +70,9 @@ struct Inner {
     transports: Transports,
     /// Connections this node opened, by endpoint, shared by every proxy to that endpoint.
     outgoing: Mutex<HashMap<Endpoint, WeakConnection>>,
+    /// Connections this node opened for one user alone (`Node::connect_new`), closed on
+    /// shutdown.
+    dedicated: Mutex<Vec<WeakConnection>>,
     /// Connections peers opened to this node, closed when the node goes away.
     incoming: Mutex<Vec<Connection>>,
     /// Cancelled when the last `Node` clone is dropped, or on shutdown: stops the accept loops.
@@ -294,7 +297,8 @@ impl Node {
         for conn in lock(&inner.incoming).drain(..) {
             conn.close();
         }
-        let outgoing: Vec<Connection> = lock(&inner.outgoing).drain().filter_map(|(_, w)| w.upgrade()).collect();
+        let mut outgoing: Vec<Connection> = lock(&inner.outgoing).drain().filter_map(|(_, w)| w.upgrade()).collect();
+        outgoing.extend(lock(&inner.dedicated).drain(..).filter_map(|w| w.upgrade()));
         for conn in outgoing {
             conn.close();
         }

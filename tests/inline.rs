@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dopy::{Error, Node, Proxy, Value};
+use dopy::{Error, Node, Value};
 
 /// A counter whose reads are inline.
 #[derive(Default)]

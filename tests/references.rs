@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dopy::{DynObject, Error, Node, Proxy, Remote, Value};
+use dopy::{DynObject, Error, Node, Remote, Value};
 
 mod support;
 

@@ -335,6 +335,7 @@ impl NodeBuilder {
                 link: self.link,
                 transports: self.transports,
                 outgoing: Mutex::new(HashMap::new()),
+                dedicated: Mutex::new(Vec::new()),
                 incoming: Mutex::new(Vec::new()),
                 stop: CancellationToken::new(),
                 admission: listen::Admission::new(self.max_connections, self.max_handshakes, self.first_byte_timeout),
