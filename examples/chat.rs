@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dopy::{Error, Node, Proxy, Remote};
+use dopy::{Error, Node, Remote};
 use std::process::ExitCode;
 
 /// The room, published on the server.

@@ -10,15 +10,22 @@
 //! - [`Error`]: what a call can end with, with the server-side trace (`{:#}` prints it all).
 //! - [`Address`], [`Endpoint`]: `tcp://HOST:PORT/OBJECT` URLs.
 //! - [`blocking`]: the same without an async runtime: a blocking node and blocking proxies.
-//! - [`core`] and [`transport`]: the protocol and transport crates, for hand-written dispatchers
-//!   and custom transports.
+//!
+//! For advanced uses, three documented modules:
+//!
+//! - [`dispatch`]: hand-written dispatchers ([`Dispatch`] implemented by hand, [`DynArgs`],
+//!   [`dispatch::bad_args`], ...);
+//! - [`protocol`]: the wire types ([`protocol::Message`], [`protocol::Call`],
+//!   [`protocol::Target`], [`protocol::ObjectId`], ...), for raw-frame tools and peers in other
+//!   languages;
+//! - [`transport`]: byte streams, TLS settings and the handshake, for custom transports.
 //!
 //! # Features
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `services` | on | `dopy::naming` and `dopy::persist`: the name service and persistent objects, on redb |
-//! | `tls` | on | `tls://` endpoints and `dopy::transport::tls` (rustls with `ring`); without it, neither is compiled and a `tls://` endpoint is refused with [`Error::InvalidAddress`] naming the feature |
+//! | `tls` | on | `tls://` endpoints and [`dopy::transport::tls`](transport) (rustls with `ring`); without it, neither is compiled and a `tls://` endpoint is refused with [`Error::InvalidAddress`] naming the feature |
 //!
 //! `default-features = false` gives the core: every other transport, typed and dynamic calls,
 //! references, the blocking API.
@@ -31,7 +38,11 @@ extern crate self as dopy;
 
 mod address;
 pub mod blocking;
+pub mod dispatch;
+mod into_proxy;
 mod node;
+pub mod protocol;
+pub mod transport;
 
 #[cfg(feature = "services")]
 #[cfg_attr(docsrs, doc(cfg(feature = "services")))]
@@ -45,23 +56,17 @@ pub mod persist;
 pub mod __private;
 
 pub use address::{Address, Endpoint, IntoAddress};
-pub use dopy_core::dispatch::DynArgs;
-pub use dopy_core::interface::{Interface, MethodInfo, ParamInfo, Receiver};
-pub use dopy_core::message::Args;
-pub use dopy_core::value::CompactString;
-pub use dopy_core::{
-    from_value, to_value, Bytes, Connection, Dispatch, Dispatched, DynObject, Error, Invocation, Proxy, Remote,
-    RemoteObject, Trace, Value,
-};
+pub use dopy_core::{from_value, to_value, CompactString, Value};
+pub use dopy_core::{Args, DynArgs};
+pub use dopy_core::{Bytes, CallSite, Error, Trace};
+pub use dopy_core::{Connection, DynObject, LocalExecutor, Proxy, Remote, RemoteObject};
+pub use dopy_core::{Dispatch, Dispatched, Invocation};
+pub use dopy_core::{Interface, MethodInfo, ParamInfo, Receiver};
+pub use into_proxy::IntoProxy;
 pub use node::{Node, NodeBuilder};
 
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The protocol and object model (`dopy-core`), for hand-written dispatchers and tools.
-pub use dopy_core as core;
-/// The transports (`dopy-transport`).
-pub use dopy_transport as transport;
 
 /// Makes the `pub` methods of an inherent `impl` block callable by name, and generates a typed
 /// proxy.

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use dopy::core::message::{Args, Call, Message, Target};
+use dopy::protocol::{Args, Call, Message, Target};
 use dopy::transport::handshake::HELLO;
 use dopy::transport::{LinkInfo, RawStream, Role};
 use dopy::Node;

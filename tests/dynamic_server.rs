@@ -3,7 +3,7 @@
 
 mod support;
 
-use dopy::core::dispatch::{bad_args, DynArgs};
+use dopy::dispatch::{bad_args, DynArgs};
 use dopy::{Dispatch, Dispatched, Error, Interface, Invocation, Node, Value};
 use support::{CalculatorProxy, DivideByZero};
 

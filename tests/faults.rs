@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use dopy::{Error, Node, Proxy, Remote};
+use dopy::{Error, Node, Remote};
 use serde_bytes::ByteBuf;
 use support::faulty::{self, Fault, Pair, When};
 use support::hub::{Hub, HubProxy, Live, Sink};

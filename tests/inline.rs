@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dopy::{Error, Node, Proxy, Value};
+use dopy::{Error, Node, Value};
 
 /// A counter whose reads are inline.
 #[derive(Default)]
@@ -269,7 +269,7 @@ async fn a_waiting_inline_call_honours_its_deadline() {
 /// the order of the requests they answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inline_replies_keep_their_order_among_frames_of_other_tasks() {
-    use dopy::core::message::{Args, Call, Message, Outcome, Payload, Target};
+    use dopy::protocol::{Args, Call, Message, Outcome, Payload, Target};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const ROUNDS: u64 = 300;

@@ -11,7 +11,7 @@ mod support;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dopy::core::message::Message;
+use dopy::protocol::Message;
 use dopy::{Connection, Endpoint, Error, Node, Remote, Value};
 use support::eventually;
 use support::harness::demo::{self, CalculatorProxy, Tally};

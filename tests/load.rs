@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dopy::{Error, Node, Proxy, Remote};
+use dopy::{Error, Node, Remote};
 use support::hub::{Hub, HubProxy, Live, Sink};
 
 const MIB: f64 = 1024.0 * 1024.0;

@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use dopy::core::dispatch::Reply;
-use dopy::core::message::{Fault, FaultKind, Payload};
+use dopy::dispatch::Reply;
+use dopy::protocol::{Fault, FaultKind, Payload};
 use dopy::{from_value, to_value, Args, Dispatch, Dispatched, Invocation, Receiver, Value};
 use serde::{Deserialize, Serialize};
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use dopy::{Error, Node, Proxy, Value};
+use dopy::{Error, Node, Value};
 use support::eventually;
 
 /// Records what happened to its calls.

@@ -8,8 +8,7 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use dopy::core::message::{Args, Call, Fault, FaultKind, Hop, Message, ObjectId, Outcome, Payload, RefWire, Target};
-use dopy::core::value::wire::Wire;
+use dopy::protocol::{Args, Call, Fault, FaultKind, Hop, Message, ObjectId, Outcome, Payload, RefWire, Target, Wire};
 use dopy::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -853,7 +852,7 @@ impl dopy::Dispatch for ValuesOnly {
     fn dispatch(&self, call: dopy::Invocation) -> dopy::Dispatched<'_> {
         let args = match call.dynamic_args() {
             Ok(dopy::DynArgs::Positional(args)) => args,
-            Ok(_) => return dopy::Dispatched::Ready(Err(dopy::core::dispatch::bad_args(call.method(), "positional"))),
+            Ok(_) => return dopy::Dispatched::Ready(Err(dopy::dispatch::bad_args(call.method(), "positional"))),
             Err(fault) => {
                 self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 return dopy::Dispatched::Ready(Err(fault));

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dopy::{DynObject, Error, Node, Proxy, Remote, Value};
+use dopy::{DynObject, Error, Node, Remote, Value};
 
 mod support;
 
@@ -357,7 +357,7 @@ async fn released_or_unknown_reference_gives_no_such_object() {
     let err = stale.call("advance", []).await.unwrap_err();
     assert!(matches!(err, Error::NoSuchObject(_)), "{err}");
     assert!(err.to_string().contains("released"), "{err}");
-    let unknown = DynObject::new(conn, dopy::core::message::Target::Id(dopy::core::message::ObjectId::random()));
+    let unknown = DynObject::new(conn, dopy::protocol::Target::Id(dopy::protocol::ObjectId::random()));
     assert!(matches!(unknown.call("advance", []).await.unwrap_err(), Error::NoSuchObject(_)));
 }
 

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use capture::Capture;
-use dopy::core::message::{ObjectId, Target};
+use dopy::protocol::{ObjectId, Target};
 use dopy::transport::handshake::{self, Role, Secret, FLAG_AUTH, HELLO, HELLO_LEN, NONCE_LEN, PROOF_LEN};
 use dopy::transport::TransportError;
-use dopy::{Connection, DynObject, Endpoint, Error, Node, Proxy, Remote, Value};
+use dopy::{Connection, DynObject, Endpoint, Error, Node, Remote, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

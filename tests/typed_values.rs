@@ -9,7 +9,7 @@ use support::harness;
 
 use std::collections::HashMap;
 
-use dopy::{DynObject, Error, Node, Proxy, Value};
+use dopy::{DynObject, Error, Node, Value};
 use serde::{Deserialize, Serialize};
 
 /// A document whose body is dynamic data.

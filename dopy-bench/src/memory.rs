@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use dopy::core::message::{Args, Call, Message, Outcome, Target};
+use dopy::protocol::{Args, Call, Message, Outcome, Target};
 
 /// The dopy handshake's hello (PROTOCOL.md, section 1.1).
 const HELLO: [u8; 8] = *b"DOPY\x01\x00\x00\x00";

@@ -3,7 +3,8 @@
 //! For `#[dopy::remote] impl Calculator { .. }` we emit:
 //!
 //! - the impl block itself, without our `#[dopy(..)]` attributes;
-//! - `pub struct CalculatorProxy` with one `async` method per remote method ([`proxy`]);
+//! - `pub struct CalculatorProxy` with one `async` method per remote method, `object()`,
+//!   `with_timeout()`, and `IntoProxy<CalculatorProxy>` ([`proxy`]);
 //! - `pub struct CalculatorBlockingProxy`, its blocking twin ([`blocking`]);
 //! - inside `const _: () = { .. };`: the static interface table ([`table`]), the `Dispatch`
 //!   impl (`LocalDispatch` for `#[dopy::remote(local)]`, [`dispatch`]), the `RemoteObject` impl,
@@ -25,7 +26,9 @@ use syn::{ImplItem, Item, ItemImpl};
 use crate::ast::Service;
 use crate::{attr, fallback};
 
-pub(crate) use proxy::{definition as proxy_definition, ident as proxy_ident, methods as proxy_methods};
+pub(crate) use proxy::{
+    definition as proxy_definition, ident as proxy_ident, into_proxy as proxy_into_proxy, methods as proxy_methods,
+};
 
 /// The module of the `dopy` crate that re-exports everything generated code needs.
 pub(crate) fn private() -> TokenStream {
@@ -85,10 +88,12 @@ fn expand(service: &Service<'_>, local: bool) -> TokenStream {
     let dispatch = dispatch::impl_dispatch(service, local);
     let checks = bound_checks(service);
     let blocking = blocking::expand(service.ident, &proxy, self_ty, service.methods.iter());
+    let into_proxy = proxy::into_proxy(&proxy);
     quote! {
         #original
         #definition
         #methods
+        #into_proxy
         #blocking
         const _: () = {
             #table

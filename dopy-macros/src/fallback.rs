@@ -7,7 +7,7 @@ use quote::quote;
 use syn::ItemImpl;
 
 use crate::ast::{self, Service};
-use crate::expand::{blocking, private, proxy_definition, proxy_ident, proxy_methods, stripped};
+use crate::expand::{blocking, private, proxy_definition, proxy_ident, proxy_into_proxy, proxy_methods, stripped};
 
 /// The compile errors, followed by the impl block and stubs of the generated items.
 ///
@@ -25,6 +25,7 @@ pub(crate) fn expand(item: &ItemImpl, service: Option<&Service<'_>>, local: bool
     let proxy = proxy_ident(base);
     let definition = proxy_definition(&proxy, self_ty);
     let methods = service.map(|s| proxy_methods(&proxy, s.methods.iter().filter(|m| m.validate().is_ok())));
+    let into_proxy = proxy_into_proxy(&proxy);
     let blocking_proxy = blocking::ident(base);
     let blocking_definition = blocking::definition(&blocking_proxy, &proxy, self_ty);
     let (dispatch, dispatched) = if local {
@@ -39,6 +40,7 @@ pub(crate) fn expand(item: &ItemImpl, service: Option<&Service<'_>>, local: bool
         #original
         #definition
         #methods
+        #into_proxy
         #blocking_definition
         #blocking_methods
         const _: () = {

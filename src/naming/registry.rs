@@ -10,7 +10,6 @@
 //! registrations can make an answer exceed a frame.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -23,6 +22,11 @@ use tokio_util::sync::CancellationToken;
 use super::limits::{Limit, Limits};
 use super::{Entry, Event, Lease, NamingError, Page, Removal, WatcherProxy};
 use crate::persist::{Op, Store, StoreError, Table};
+
+mod read;
+mod record;
+
+use record::{decode, encode, registrant, sizes, truncated, validate};
 
 /// The table of names: name -> stored registration.
 const NAMES: Table = Table::new("dopy.names");
@@ -264,7 +268,7 @@ impl Registry {
         let _writer = self.writer.lock().await;
         self.admit(&name, address.as_ref(), &registrant, replace)?;
         let ttl = lease.map(|t| t.max(MIN_LEASE));
-        let id = dopy_core::message::ObjectId::random().to_string();
+        let id = dopy_core::ObjectId::random().to_string();
         let slot = Slot {
             address,
             by_reference: object.is_some(),
@@ -399,126 +403,6 @@ impl Registry {
         }
         Ok(())
     }
-
-    pub(crate) fn lookup(&self, name: &str) -> Result<Entry, NamingError> {
-        let state = self.state();
-        let slot = state.names.get(name).ok_or_else(|| NamingError::NotFound { name: name.to_owned() })?;
-        let entry = slot.entry(name);
-        if entry.address.is_none() && entry.object.is_none() {
-            return Err(NamingError::Unreachable { name: name.to_owned() });
-        }
-        Ok(entry)
-    }
-
-    /// Every registration under `prefix` (for the `list` method of old clients: the answer
-    /// may exceed a frame, and then that call fails alone).
-    pub(crate) fn list(&self, prefix: &str) -> Vec<Entry> {
-        let state = self.state();
-        state
-            .names
-            .range(prefix.to_owned()..)
-            .take_while(|(n, _)| n.starts_with(prefix))
-            .map(|(n, s)| s.entry(n))
-            .collect()
-    }
-
-    /// Every registration having all of `tags` (for the `search` method of old clients).
-    pub(crate) fn search(&self, tags: &[String]) -> Vec<Entry> {
-        let state = self.state();
-        state.names.iter().filter(|(_, s)| tags.iter().all(|t| s.tags.contains(t))).map(|(n, s)| s.entry(n)).collect()
-    }
-
-    /// The page budget for a reply of at most `max_bytes` (the caller's frame), on a service
-    /// whose own frame is `frame`.
-    pub(crate) fn budget(&self, max_bytes: u64, frame: usize) -> usize {
-        let overhead = page_overhead(&self.limits);
-        let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
-        self.limits.page_bytes.min(frame.saturating_sub(overhead)).min(max_bytes.saturating_sub(overhead))
-    }
-
-    /// The registrations under `prefix` that have every one of `tags`, sorted by name, after
-    /// the name `after`: as many as fit in `budget` bytes, and at least one.
-    pub(crate) fn page(&self, prefix: &str, tags: &[String], after: Option<&str>, budget: usize) -> Page {
-        page(&self.state(), prefix, tags, after, budget)
-    }
-
-    /// Adds a watcher of the names under `prefix`; returns its id and, unless `paged`, the
-    /// names there now (taken together with adding it, so that no event falls in between). A
-    /// `paged` watcher gets them from [`watch_page`](Registry::watch_page) instead, and hears of
-    /// changes to the names it has been given only.
-    ///
-    /// # Errors
-    ///
-    /// [`NamingError::LimitReached`] when [`Limit::Watches`] watches are served already.
-    pub(crate) fn watch(
-        self: &Arc<Self>,
-        prefix: String,
-        watcher: WatcherProxy,
-        paged: bool,
-    ) -> Result<(u64, Vec<Entry>), NamingError> {
-        let (events, mut queue) = mpsc::channel::<Arc<Event>>(self.limits.watch_backlog);
-        let (id, existing) = {
-            let mut state = self.state();
-            if state.watchers.len() >= self.limits.watches {
-                return Err(NamingError::LimitReached { limit: Limit::Watches, max: self.limits.watches as u64 });
-            }
-            state.next_watch += 1;
-            let id = state.next_watch;
-            let existing = if paged {
-                Vec::new()
-            } else {
-                state
-                    .names
-                    .range(prefix.clone()..)
-                    .take_while(|(n, _)| n.starts_with(&prefix))
-                    .map(|(n, s)| s.entry(n))
-                    .collect()
-            };
-            let paged = if paged { Paged::Nothing } else { Paged::All };
-            state.watchers.push(Watching { id, prefix, events, paged });
-            (id, existing)
-        };
-        // One task per watcher calls it with its events in order; a slow watcher delays only
-        // itself. A watcher that cannot be reached any more is dropped.
-        let registry = Arc::downgrade(self);
-        tokio::spawn(async move {
-            while let Some(event) = queue.recv().await {
-                if let Err(e) = watcher.event(Event::clone(&event)).await {
-                    tracing::debug!(error = %e, "watcher gone");
-                    break;
-                }
-            }
-            if let Some(registry) = registry.upgrade() {
-                registry.unwatch(id);
-            }
-        });
-        Ok((id, existing))
-    }
-
-    /// The next page of the names watcher `id` started with, in `budget` bytes; from then on it
-    /// hears of changes to those too. `next` is `None` on the last page.
-    pub(crate) fn watch_page(&self, id: u64, budget: usize) -> Page {
-        let mut state = self.state();
-        let Some(watching) = state.watchers.iter().find(|w| w.id == id) else { return Page::default() };
-        let (prefix, after) = match &watching.paged {
-            Paged::All => return Page::default(),
-            Paged::Nothing => (watching.prefix.clone(), None),
-            Paged::Upto(last) => (watching.prefix.clone(), Some(last.clone())),
-        };
-        let page = page(&state, &prefix, &[], after.as_deref(), budget);
-        let paged = match (&page.next, page.entries.last()) {
-            (Some(_), Some(last)) => Paged::Upto(last.name.clone()),
-            _ => Paged::All,
-        };
-        if let Some(watching) = state.watchers.iter_mut().find(|w| w.id == id) {
-            watching.paged = paged;
-        }
-        page
-    }
-
-    pub(crate) fn unwatch(&self, id: u64) {
-        self.state().watchers.retain(|w| w.id != id);
-    }
 }
 
 impl State {
@@ -551,73 +435,6 @@ impl State {
     }
 }
 
-/// A page of the registrations under `prefix` having every one of `tags`, after `after`.
-fn page(state: &State, prefix: &str, tags: &[String], after: Option<&str>, budget: usize) -> Page {
-    let start = match after {
-        Some(after) if after >= prefix => Bound::Excluded(after.to_owned()),
-        _ => Bound::Included(prefix.to_owned()),
-    };
-    let mut entries = Vec::new();
-    let mut used = 0;
-    let mut next = None;
-    let matching = state
-        .names
-        .range((start, Bound::Unbounded))
-        .take_while(|(n, _)| n.starts_with(prefix))
-        .filter(|(_, s)| tags.iter().all(|t| s.tags.contains(t)));
-    for (name, slot) in matching {
-        let size = entry_bytes(name, slot);
-        if !entries.is_empty() && used + size > budget {
-            next = entries.last().map(|e: &Entry| e.name.clone());
-            break;
-        }
-        used += size;
-        entries.push(slot.entry(name));
-    }
-    Page { entries, next }
-}
-
-/// Who registers: the endpoint of the address (the process serving the object), else the
-/// connection the reference came over.
-fn registrant(address: Option<&str>, object: Option<&DynObject>) -> String {
-    if let Some(address) = address {
-        return match address.parse::<crate::Address>() {
-            Ok(parsed) => parsed.endpoint.to_string(),
-            Err(_) => address.to_owned(),
-        };
-    }
-    match object.and_then(DynObject::connection) {
-        Some(connection) => format!("connection {}", connection.info()),
-        None => "references from this process or a previous run".to_owned(),
-    }
-}
-
-/// At most 64 characters of `name`, for messages.
-fn truncated(name: &str) -> String {
-    match name.char_indices().nth(64) {
-        Some((at, _)) => format!("{}...", &name[..at]),
-        None => name.to_owned(),
-    }
-}
-
-/// Checks the sizes of a registration against the limits.
-fn sizes(name: &str, address: Option<&str>, tags: &[&str], limits: &Limits) -> Result<(), NamingError> {
-    let limit = |limit: Limit| NamingError::LimitReached { limit, max: limits.of(limit) as u64 };
-    if name.len() > limits.name_bytes {
-        return Err(limit(Limit::NameBytes));
-    }
-    if address.is_some_and(|a| a.len() > limits.address_bytes) {
-        return Err(limit(Limit::AddressBytes));
-    }
-    if tags.iter().any(|t| t.len() > limits.tag_bytes) {
-        return Err(limit(Limit::TagBytes));
-    }
-    if tags.len() > limits.tags && tags.iter().collect::<BTreeSet<_>>().len() > limits.tags {
-        return Err(limit(Limit::Tags));
-    }
-    Ok(())
-}
-
 /// Expires leases until the registry goes away.
 async fn sweep(registry: Weak<Registry>, wake: Arc<Notify>, stop: CancellationToken) {
     loop {
@@ -637,82 +454,5 @@ async fn sweep(registry: Weak<Registry>, wake: Arc<Notify>, stop: CancellationTo
             () = wake.notified() => {}
             () = stop.cancelled() => return,
         }
-    }
-}
-
-fn validate(name: &str, address: Option<&str>, by_reference: bool) -> Result<(), NamingError> {
-    let invalid = |reason: &str| NamingError::Invalid { name: name.to_owned(), reason: reason.to_owned() };
-    if name.is_empty() || name.chars().any(char::is_control) {
-        return Err(invalid("a name must be non-empty, without control characters"));
-    }
-    match address {
-        None if !by_reference => return Err(invalid("give an address, an object reference, or both")),
-        None => {}
-        Some(address) => match address.parse::<crate::Address>() {
-            Ok(parsed) => {
-                super::dialable(&parsed).map_err(|e| invalid(&e))?;
-                if parsed.object.is_none() {
-                    return Err(invalid("the address names no object (expected e.g. tcp://HOST:PORT/OBJECT)"));
-                }
-            }
-            Err(e) => return Err(invalid(&e.to_string())),
-        },
-    }
-    Ok(())
-}
-
-fn encode(slot: &Slot) -> Vec<u8> {
-    let stored = Stored {
-        address: slot.address.clone(),
-        by_reference: slot.by_reference,
-        tags: slot.tags.clone(),
-        lease: slot.lease.clone(),
-        ttl_ms: slot.ttl.map(millis),
-    };
-    let mut bytes = postcard::to_allocvec(&FORMAT).unwrap_or_default();
-    // Strings, options and sets of strings: encoding cannot fail.
-    bytes.extend(postcard::to_allocvec(&stored).unwrap_or_default());
-    bytes
-}
-
-fn decode(bytes: &[u8]) -> Result<Stored, String> {
-    let (format, rest) = postcard::take_from_bytes::<u32>(bytes).map_err(|e| e.to_string())?;
-    if format != FORMAT {
-        return Err(format!("it is in format {format}, written by a newer version of dopy"));
-    }
-    postcard::from_bytes(rest).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_stored_registration_round_trips() {
-        let slot = Slot {
-            address: Some("tcp://127.0.0.1:1/calc".into()),
-            object: None,
-            by_reference: true,
-            tags: ["a".to_owned(), "b".to_owned()].into(),
-            lease: "0123".into(),
-            ttl: Some(Duration::from_millis(1500)),
-            expires: None,
-            registrant: String::new(),
-        };
-        let stored = decode(&encode(&slot)).unwrap();
-        assert_eq!(stored.address, slot.address);
-        assert!(stored.by_reference);
-        assert_eq!(stored.tags, slot.tags);
-        assert_eq!((stored.lease.as_str(), stored.ttl_ms), ("0123", Some(1500)));
-    }
-
-    #[test]
-    fn registrations_are_validated() {
-        assert!(validate("calc", Some("tcp://127.0.0.1:9600/calc"), false).is_ok());
-        assert!(validate("calc", None, true).is_ok());
-        assert!(matches!(validate("", None, true), Err(NamingError::Invalid { .. })));
-        assert!(matches!(validate("calc", None, false), Err(NamingError::Invalid { .. })));
-        assert!(matches!(validate("calc", Some("tcp://127.0.0.1:9600"), false), Err(NamingError::Invalid { .. })));
-        assert!(matches!(validate("calc", Some("nonsense"), false), Err(NamingError::Invalid { .. })));
     }
 }

@@ -3,9 +3,7 @@
 
 use std::fmt;
 
-use dopy_core::dispatch::{Dispatch, Dispatched, Invocation, Reply};
-use dopy_core::interface::Interface;
-use dopy_core::message::{Fault, FaultKind};
+use dopy_core::{Dispatch, Dispatched, Fault, FaultKind, Interface, Invocation, Reply};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

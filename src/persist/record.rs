@@ -7,7 +7,7 @@
 //! without a migration, and anything that no longer fits fails to decode with a message that
 //! says why, instead of being misread.
 
-use dopy_core::value::{from_value, to_value, wire, Value};
+use dopy_core::{from_value, to_value, wire, Value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 

@@ -24,7 +24,13 @@ pub(crate) fn definition(proxy: &Ident, self_ty: &Type) -> TokenStream {
         ///
         /// Each method calls the remote method of the same name and waits for its result. A proxy
         /// is a cheap handle: clones share the connection. It can itself be an argument or a
-        /// result of a remote method: it travels as a reference to the same object.
+        /// result of a remote method: it travels as a reference to the same object. Where a
+        /// remote method takes it, the proxy's method takes it or a `dopy::Remote` of the
+        /// object, by value or by reference (`dopy::IntoProxy`).
+        ///
+        /// Besides the remote methods, `object()` gives the dynamic handle inside and
+        /// `with_timeout(..)` a proxy whose calls have a deadline (unless a remote method has
+        /// one of these names: then use the `dopy::Proxy` trait, which has both).
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         pub struct #proxy {
             object: #p::DynObject,
@@ -65,14 +71,75 @@ pub(crate) fn definition(proxy: &Ident, self_ty: &Type) -> TokenStream {
     }
 }
 
-/// The inherent impl with one `async` method per remote method.
+/// The inherent impl with one `async` method per remote method, plus `object()` and
+/// `with_timeout()` (so that the `Proxy` trait need not be imported for them) unless a remote
+/// method takes one of these names.
 pub(crate) fn methods<'a>(proxy: &Ident, methods: impl Iterator<Item = &'a Method<'a>>) -> TokenStream {
-    let methods = methods.map(method);
+    let methods: Vec<&Method<'_>> = methods.collect();
+    let taken = |name: &str| methods.iter().any(|m| m.ident() == name);
+    let object = (!taken("object")).then(|| {
+        quote! {
+            /// The dynamic handle inside (as `dopy::Proxy::object`): for dynamic calls,
+            /// introspection, or the connection.
+            pub fn object(&self) -> &::dopy::DynObject {
+                &self.object
+            }
+        }
+    });
+    let with_timeout = (!taken("with_timeout")).then(|| {
+        quote! {
+            /// A proxy whose calls fail with `dopy::Error::DeadlineExceeded` (and are cancelled
+            /// on the serving side) when no reply comes within `timeout` (as
+            /// `dopy::Proxy::with_timeout`; see `dopy::DynObject::with_timeout`).
+            pub fn with_timeout(&self, timeout: ::core::time::Duration) -> Self {
+                #proxy { object: ::dopy::__private::DynObject::with_timeout(&self.object, timeout) }
+            }
+        }
+    });
+    let methods = methods.into_iter().map(method);
     quote! {
         impl #proxy {
+            #object
+            #with_timeout
             #(#methods)*
         }
     }
+}
+
+/// `IntoProxy<CursorProxy>` for `CursorProxy` and `&CursorProxy` (the facade implements it
+/// for `Remote<Cursor>` and `&Remote<Cursor>`): what a proxy method taking a `CursorProxy`
+/// accepts.
+pub(crate) fn into_proxy(proxy: &Ident) -> TokenStream {
+    let p = private();
+    quote! {
+        #[automatically_derived]
+        impl #p::IntoProxy<#proxy> for #proxy {
+            fn into_proxy(self) -> #proxy {
+                self
+            }
+        }
+
+        #[automatically_derived]
+        impl #p::IntoProxy<#proxy> for &#proxy {
+            fn into_proxy(self) -> #proxy {
+                ::core::clone::Clone::clone(self)
+            }
+        }
+    }
+}
+
+/// Whether a parameter passes an object by reference as a generated proxy (`CursorProxy`): the
+/// generated method then takes `impl IntoProxy<CursorProxy>` (the proxy or a `Remote<Cursor>`,
+/// by value or by reference). Parameters passed by copy keep their type, so that literals
+/// infer as before.
+fn by_reference(ty: &Type) -> bool {
+    let Type::Path(path) = ty else { return false };
+    if path.qself.is_some() {
+        return false;
+    }
+    let Some(last) = path.path.segments.last() else { return false };
+    let name = last.ident.to_string();
+    last.arguments.is_none() && name.len() > "Proxy".len() && name.ends_with("Proxy")
 }
 
 /// What the async proxy and its blocking twin share for one method: the signature pieces and
@@ -106,10 +173,19 @@ impl<'a> Signature<'a> {
             let doc = format!(" {default_doc}");
             quote!(#[doc = #doc])
         });
-        let names: Vec<&Ident> = m.args.iter().filter_map(|a| a.ident).collect();
         let params = m.args.iter().filter_map(|a| {
             let (name, ty) = (a.ident?, &a.ty);
-            Some(quote!(#name: #ty))
+            Some(match by_reference(ty) {
+                true => quote!(#name: impl ::dopy::IntoProxy<#ty>),
+                false => quote!(#name: #ty),
+            })
+        });
+        let names = m.args.iter().filter_map(|a| {
+            let (name, ty) = (a.ident?, &a.ty);
+            Some(match by_reference(ty) {
+                true => quote_spanned!(at=> ::dopy::__private::IntoProxy::<#ty>::into_proxy(#name)),
+                false => quote!(#name),
+            })
         });
         let (ok, err) = match &m.output {
             Output::Unit => (quote!(()), None),
