@@ -1,5 +1,9 @@
 //! Waiting for a condition that another task or thread makes true, with a bound, instead of
 //! sleeping for a guessed time.
+//!
+//! Part of `support`; a test file that needs only this includes it alone
+//! (`#[path = "support/wait.rs"] mod wait;`).
+#![allow(dead_code, unreachable_pub)]
 
 use std::time::{Duration, Instant};
 
