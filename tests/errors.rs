@@ -2,10 +2,11 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dopy::{Error, Node, Value};
-use support::{calc_proxy, start_server, DivideByZero};
+use support::{calc_proxy, eventually, start_server, start_server_with, Calculator, DivideByZero};
 
 /// The typed caller gets its own error type back, not a string, with where it happened.
 #[tokio::test]
@@ -61,7 +62,7 @@ async fn panic_is_reported_and_the_server_keeps_serving() {
         let err = calc.explode("on purpose".into()).await.unwrap_err();
         let Error::Panic(trace) = &err else { panic!("expected a panic error, got {err}") };
         assert!(trace.message().starts_with("exploded: on purpose (at "), "{}", trace.message());
-        assert!(trace.message().contains("support/mod.rs"), "{}", trace.message());
+        assert!(trace.message().contains("support/calculator.rs"), "{}", trace.message());
         assert_eq!(trace.backtrace(), None);
     }
     assert_eq!(calc.add(1, 2).await.unwrap(), 3);
@@ -108,10 +109,12 @@ async fn bad_arguments_name_the_parameter() {
 /// A call in flight when the server goes away ends with `Disconnected`, promptly.
 #[tokio::test]
 async fn server_going_away_mid_call_gives_disconnected() {
-    let (server, addr) = start_server().await;
+    let calc = Calculator::default();
+    let echoes = calc.echoes.clone();
+    let (server, addr) = start_server_with(calc).await;
     let calc = calc_proxy(&addr).await;
     let call = tokio::spawn(async move { calc.slow_echo(10_000, "never".into()).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("the call reaching the server", || echoes.load(Ordering::SeqCst) == 1).await;
     drop(server);
     let result = tokio::time::timeout(Duration::from_secs(5), call).await.expect("no hang").unwrap();
     assert!(matches!(result, Err(Error::Disconnected { .. })), "{result:?}");

@@ -29,13 +29,13 @@ fn built_example(package: &str, name: &str) -> PathBuf {
 fn dopy_names_on_a_busy_port_prints_a_readable_error() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("tcp://{}", busy.local_addr().unwrap());
-    let db = std::env::temp_dir().join(format!("dopy-example-busy-{}.redb", std::process::id()));
+    let dir = tempfile::Builder::new().prefix("dopy-example-busy-").tempdir().unwrap();
+    let db = dir.path().join("names.redb");
     let output = Command::new(built_example("dopy", "dopy_names"))
         .args([&endpoint, db.to_str().unwrap()])
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let _ = std::fs::remove_file(&db);
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.starts_with("error: ") && stderr.to_lowercase().contains("in use"), "{stderr}");

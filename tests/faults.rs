@@ -388,9 +388,8 @@ async fn call_with_a_reference_on_an_ended_connection_exports_nothing() {
     let pair = world.pair().await;
     let hub: HubProxy = pair.proxy("hub");
     pair.client_faults.strike(Fault::Drop);
+    // Once `closed` returns, the end is complete: its pending calls failed, its tables cleared.
     pair.client.closed().await;
-    // Let the end of the connection complete (its pending calls failed, its tables cleared).
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let sink = Remote::new(Sink::new(&world.sinks));
     let e = step("callback", None, async { end(hub.call_back(sink.proxy().clone(), 1, 0).await, 7) }).await;
     assert_eq!(e, End::Failed("disconnected"));

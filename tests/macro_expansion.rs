@@ -34,6 +34,10 @@ pub enum MathError {
 #[error("the total is {0}")]
 pub struct Limit(i64);
 
+// Not support::Calculator: this test is about the expansion's shape, so it owns the exact
+// source it expands (the interface's method list in source order, a sync `&mut self`, an async
+// oneway `&mut self`, an error enum with a source, a `#[dopy(skip)]` constructor) and compiles
+// it under the strict lints above; the shared fixture changes with the other tests' needs.
 /// A calculator with one remote method of each kind.
 #[derive(Debug, Default)]
 pub struct Calculator {

@@ -313,7 +313,9 @@ async fn calls_beyond_n_in_flight_wait_for_a_slot_and_complete() {
 /// `Overloaded`; a server refuses a peer's call N+1 at once; both recover.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_at_n_plus_one_calls_in_flight() {
-    let (_server, url) = serve(Worker::default()).await;
+    let worker = Worker::default();
+    let began = worker.began.clone();
+    let (_server, url) = serve(worker).await;
     let client = Node::builder().max_in_flight(4).overload_wait(Duration::from_millis(100)).build();
     let w: WorkerProxy = client.proxy(&url).await.unwrap();
     let slow: Vec<_> = (0..4)
@@ -324,7 +326,7 @@ async fn overload_at_n_plus_one_calls_in_flight() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("four calls running on the server", || began.load(Ordering::SeqCst) == 4).await;
     let err = w.echo(5).await.unwrap_err();
     assert!(matches!(err, Error::Overloaded(_)), "{err}");
     assert!(err.to_string().contains("4 calls already in flight"), "{err}");

@@ -15,38 +15,7 @@ use std::time::Duration;
 use dopy::naming::{Event, Limit, NameServer, NameServiceProxy, Names, NamingError, Removal, WatcherProxy};
 use dopy::{DynObject, Error, Node, Proxy, Remote, Value};
 use services::ChildProcess;
-use support::temp_dir;
-
-/// A calculator to register.
-#[derive(Default)]
-pub struct Calculator {
-    _live: Option<Tracked>,
-}
-
-/// A calculator.
-#[dopy::remote]
-impl Calculator {
-    /// Adds two numbers.
-    pub fn add(&self, a: i64, b: i64) -> i64 {
-        a + b
-    }
-}
-
-/// Decrements its counter when dropped.
-pub struct Tracked(Arc<AtomicUsize>);
-
-impl Tracked {
-    fn new(count: &Arc<AtomicUsize>) -> Tracked {
-        count.fetch_add(1, Ordering::SeqCst);
-        Tracked(count.clone())
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
+use support::{temp_dir, Calculator, CalculatorProxy, Tracked};
 
 /// Starts a node serving an in-memory name server; returns it and its address.
 async fn name_server() -> (Node, String) {
@@ -213,7 +182,7 @@ async fn a_registration_by_reference_is_reached_through_the_name_server() {
     let live = Arc::new(AtomicUsize::new(0));
     let behind_nat = Node::new();
     let names = Names::connect(&behind_nat, &names_at).await.unwrap();
-    let calc = Remote::new(Calculator { _live: Some(Tracked::new(&live)) });
+    let calc = Remote::new(Calculator { live: Some(Tracked::new(&live)), ..Calculator::default() });
     let registration = names.register_object("hidden", calc.proxy()).await.unwrap();
     drop(calc);
 

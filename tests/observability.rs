@@ -6,7 +6,7 @@ mod capture;
 mod support;
 
 use capture::Capture;
-use support::{calc_proxy, start_server};
+use support::{calc_proxy, eventually, start_server};
 
 /// Connection open, handshake and close (with its reason), and every call (object, method,
 /// duration, outcome) are traced on the serving and the calling side.
@@ -25,9 +25,11 @@ async fn connections_and_calls_are_traced() {
     assert_eq!(calc.add(1, 2).await.unwrap(), 3);
     calc.divide(1, 0).await.unwrap_err();
     drop(calc);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let log = || String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    // The close is traced once both sides have seen it: the last of these lines to appear.
+    eventually("the connection's close traced", || log().contains("reason=the peer said goodbye")).await;
+    let log = log();
     for want in [
         "listening",
         "handshake complete",

@@ -4,48 +4,14 @@
 // Test fixtures are not public API.
 #![allow(missing_debug_implementations)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dopy::{DynObject, Error, Node, Remote, Value};
 
 mod support;
-
-/// Counts live objects of a kind: created minus dropped.
-#[derive(Clone, Default)]
-struct Live(Arc<AtomicUsize>);
-
-impl Live {
-    fn track(&self) -> Tracked {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Tracked(self.0.clone())
-    }
-
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    /// Waits (bounded) until the count is `n`; releases travel asynchronously.
-    async fn settles_at(&self, n: usize) {
-        for _ in 0..500 {
-            if self.get() == n {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(self.get(), n, "live objects");
-    }
-}
-
-/// Decrements its counter when dropped.
-struct Tracked(Arc<AtomicUsize>);
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
+use support::hub::Live;
+use support::Tracked;
 
 /// A cursor over `pos..end`, created by a factory and passed by reference.
 pub struct Cursor {

@@ -500,8 +500,8 @@ async fn the_server_reveals_no_proof_before_the_peer_proves_itself() {
 /// never dialled by the client that looks it up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_server_entry_cannot_make_a_client_run_a_command() {
-    let marker = std::env::temp_dir().join(format!("dopy-security-pwned-{}", std::process::id()));
-    let _ = std::fs::remove_file(&marker);
+    let dir = tempfile::Builder::new().prefix("dopy-security-").tempdir().unwrap();
+    let marker = dir.path().join("pwned");
     let server = Node::builder().name("names").build();
     dopy::naming::NameServer::in_memory().publish(&server).unwrap();
     let (_server, endpoint) = serve(server).await;
@@ -527,7 +527,6 @@ async fn a_name_server_entry_cannot_make_a_client_run_a_command() {
     let dialled = entry.connect::<DynObject>(&victim).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ran = marker.exists();
-    let _ = std::fs::remove_file(&marker);
     assert!(!ran, "connecting to the entry ran `touch` on the client");
     let err = dialled.expect_err("an exec: entry gave a proxy");
     assert!(matches!(err, dopy::Error::InvalidAddress { .. }), "{err:#}");

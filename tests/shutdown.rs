@@ -1,28 +1,42 @@
 //! Running and stopping: graceful shutdown with calls in flight, removing one listener.
 
+#[path = "support/wait.rs"]
+mod wait;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dopy::{Endpoint, Error, Node};
+use wait::{eventually, PATIENCE};
 
 /// Sleeps.
 #[derive(Debug, Default)]
-pub struct Sleeper;
+pub struct Sleeper {
+    /// Counts the `sleep` calls that have started.
+    began: Arc<AtomicUsize>,
+}
 
 /// A sleeper.
 #[dopy::remote]
 impl Sleeper {
     /// Sleeps, then answers.
     pub async fn sleep(&self, millis: u64) -> u64 {
+        self.began.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(millis)).await;
         millis
     }
 }
 
-async fn serve() -> (Node, Endpoint) {
+/// Serves a sleeper as `sleeper` on 127.0.0.1:0; returns the node, its endpoint and the
+/// sleeper's count of started calls.
+async fn serve() -> (Node, Endpoint, Arc<AtomicUsize>) {
     let node = Node::new();
-    node.publish("sleeper", Sleeper).unwrap();
+    let sleeper = Sleeper::default();
+    let began = sleeper.began.clone();
+    node.publish("sleeper", sleeper).unwrap();
     let addr = node.listen("tcp://127.0.0.1:0").await.unwrap();
-    (node, addr)
+    (node, addr, began)
 }
 
 /// A graceful shutdown during 100 calls in flight: calls that finish within the grace period
@@ -30,7 +44,7 @@ async fn serve() -> (Node, Endpoint) {
 /// `stopped()` returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_with_a_hundred_calls_in_flight() {
-    let (server, addr) = serve().await;
+    let (server, addr, began) = serve().await;
     let url = format!("{addr}/sleeper");
     let s: SleeperProxy = Node::new().proxy(&url).await.unwrap();
     // Half finish within the grace period, half do not.
@@ -42,7 +56,7 @@ async fn graceful_shutdown_with_a_hundred_calls_in_flight() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    eventually("a hundred calls running on the server", || began.load(Ordering::SeqCst) == 100).await;
     let stopped = tokio::spawn({
         let server = server.clone();
         async move { server.stopped().await }
@@ -70,15 +84,19 @@ async fn graceful_shutdown_with_a_hundred_calls_in_flight() {
 /// already running finish.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_arriving_during_shutdown_are_refused() {
-    let (server, addr) = serve().await;
+    let (server, addr, began) = serve().await;
     let s: SleeperProxy = Node::new().proxy(&format!("{addr}/sleeper")).await.unwrap();
     let running = tokio::spawn({
         let s = s.clone();
         async move { s.sleep(300).await }
     });
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let shutdown = tokio::spawn(async move { server.shutdown(Duration::from_secs(2)).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("the first call running on the server", || began.load(Ordering::SeqCst) == 1).await;
+    let shutdown = tokio::spawn({
+        let server = server.clone();
+        async move { server.shutdown(Duration::from_secs(2)).await }
+    });
+    // The shutdown's first step closes the listeners; the node drains from then on.
+    eventually("the shutdown under way", || server.listening().is_empty()).await;
     let err = s.sleep(1).await.unwrap_err();
     assert!(matches!(err, Error::Cancelled(_)), "{err}");
     assert!(err.to_string().contains("shutting down"), "{err}");
@@ -90,14 +108,23 @@ async fn calls_arriving_during_shutdown_are_refused() {
 /// already open.
 #[tokio::test]
 async fn a_listener_can_be_removed_while_the_others_serve() {
-    let (node, first) = serve().await;
+    let (node, first, _) = serve().await;
     let second = node.listen("tcp://127.0.0.1:0").await.unwrap();
     let through_first: SleeperProxy = Node::new().proxy(&format!("{first}/sleeper")).await.unwrap();
     assert!(node.unlisten(&first));
     assert!(!node.unlisten(&first));
     assert_eq!(node.listening(), std::slice::from_ref(&second));
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let err = Node::new().object(&format!("{first}/sleeper")).await.unwrap_err();
+    // The listener stops at its next turn: connecting fails from then on.
+    let err = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match Node::new().object(&format!("{first}/sleeper")).await {
+                Err(err) => break err,
+                Ok(_) => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await
+    .expect("the listener stopped");
     assert!(matches!(err, Error::Connect { .. }), "{err}");
     let through_second: SleeperProxy = Node::new().proxy(&format!("{second}/sleeper")).await.unwrap();
     assert_eq!(through_second.sleep(1).await.unwrap(), 1);

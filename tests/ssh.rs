@@ -56,8 +56,8 @@ impl Sshd {
     }
 
     fn start(sshd: &Path) -> Sshd {
-        let dir = std::env::temp_dir().join(format!("dopy-sshd-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        // Kept past the process's statics: the watchdog below removes it once the tests end.
+        let dir = tempfile::Builder::new().prefix("dopy-sshd-").tempdir().unwrap().keep();
         keygen(&dir.join("host_key"));
         keygen(&dir.join("client_key"));
         keygen(&dir.join("stranger_key"));

@@ -66,7 +66,7 @@ async fn call_inspect_and_ping_take_the_secret_from_env_or_file() {
 #[tokio::test(flavor = "multi_thread")]
 async fn names_take_the_secret_from_a_file() {
     let dir = TempDir::new("names-secret");
-    let server = NameServer::open(dir.0.join("names.redb")).unwrap();
+    let server = NameServer::open(dir.path().join("names.redb")).unwrap();
     let node = Node::builder().secret(SECRET).build();
     server.publish(&node).unwrap();
     let names = node.listen("tcp://127.0.0.1:0").await.unwrap().to_string();

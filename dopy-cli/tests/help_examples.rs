@@ -138,7 +138,7 @@ async fn run_examples(what: &str, lines: &[String]) {
     let mut background = Vec::new();
     for line in lines {
         let mapped = map_ports(line, &mut ports);
-        let mut command = shell(&mapped, &dir.0, &names);
+        let mut command = shell(&mapped, dir.path(), &names);
         if runs_until_interrupted(line) {
             let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
             let stdout = child.stdout.take().unwrap();
@@ -214,12 +214,12 @@ async fn completions_help_examples_install_on_a_fresh_home() {
     let lines = help_examples(&["completions"]).await;
     let dir = TempDir::new("completions-home");
     for line in &lines {
-        let output = shell(line, &dir.0, "").output().unwrap();
+        let output = shell(line, dir.path(), "").output().unwrap();
         assert!(output.status.success(), "`{line}` failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     for file in [".local/share/bash-completion/completions/dopy", ".zfunc/_dopy", ".config/fish/completions/dopy.fish"]
     {
-        let script = std::fs::read_to_string(dir.0.join(file)).unwrap_or_default();
+        let script = std::fs::read_to_string(dir.path().join(file)).unwrap_or_default();
         assert!(script.contains("inspect"), "no script in ~/{file}");
     }
 }

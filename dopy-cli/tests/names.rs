@@ -3,7 +3,6 @@
 //! secret-protected endpoints, and one database per server.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -11,32 +10,9 @@ use std::time::Duration;
 use dopy::naming::{Event, NameServer, Names, Removal};
 use dopy::Node;
 
-/// The `dopy` binary.
-const DOPY: &str = env!("CARGO_BIN_EXE_dopy");
-
-/// What a run of `dopy` printed and how it exited.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `dopy ARGS...` to completion without blocking the runtime.
-async fn dopy(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    tokio::task::spawn_blocking(move || {
-        let output = Command::new(DOPY).args(&args).envs(env).stdin(Stdio::null()).output().unwrap();
-        Run {
-            code: output.status.code(),
-            stdout: String::from_utf8(output.stdout).unwrap(),
-            stderr: String::from_utf8(output.stderr).unwrap(),
-        }
-    })
-    .await
-    .unwrap()
-}
+#[path = "support/run.rs"]
+mod run;
+use run::{dopy_env as dopy, TempDir, DOPY};
 
 /// A long-running `dopy` process, killed with SIGKILL when dropped.
 #[derive(Debug)]
@@ -93,32 +69,6 @@ impl Drop for Running {
     }
 }
 
-/// A fresh temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("dopy-cli-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn db(&self) -> String {
-        self.0.join("names.redb").to_str().unwrap().to_owned()
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Starts `dopy serve names` on a free port with the database `db`.
 async fn serve(db: &str) -> (Running, String) {
     let server = Running::start(&["serve", "names", "--db", db, "--listen", "tcp://127.0.0.1:0"], &[], 1).await;
@@ -131,7 +81,7 @@ async fn serve(db: &str) -> (Running, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn names_are_registered_looked_up_listed_and_removed() {
     let dir = TempDir::new("basics");
-    let (_server, names) = serve(&dir.db()).await;
+    let (_server, names) = serve(&dir.file("names.redb")).await;
     let run = |args: &[&str]| {
         let args: Vec<String> = ["names", "--names", &names].iter().chain(args).map(|s| s.to_string()).collect();
         async move { dopy(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await }
@@ -175,12 +125,12 @@ async fn names_are_registered_looked_up_listed_and_removed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn names_survive_a_killed_name_server() {
     let dir = TempDir::new("restart");
-    let (server, names) = serve(&dir.db()).await;
+    let (server, names) = serve(&dir.file("names.redb")).await;
     let r = dopy(&["names", "--names", &names, "register", "calc", "tcp://127.0.0.1:9600/calc"], &[]).await;
     assert_eq!(r.code, Some(0), "{r:?}");
     drop(server); // SIGKILL
 
-    let (_server, names) = serve(&dir.db()).await;
+    let (_server, names) = serve(&dir.file("names.redb")).await;
     let r = dopy(&["names", "lookup", "calc"], &[("DOPY_NAMES", &names)]).await;
     assert_eq!(r.stdout, "calc  tcp://127.0.0.1:9600/calc  permanent\n", "{r:?}");
 }
@@ -211,7 +161,7 @@ async fn a_held_registration_expires_when_its_command_is_killed() {
 async fn public_endpoints_are_read_only_and_changes_need_the_secret() {
     let dir = TempDir::new("secret");
     let env = [("NAMES_SECRET", "sesame")];
-    let args = ["serve", "names", "--db", &dir.db(), "--secret-env", "NAMES_SECRET"];
+    let args = ["serve", "names", "--db", &dir.file("names.redb"), "--secret-env", "NAMES_SECRET"];
     let args = [&args[..], &["--listen", "tcp://127.0.0.1:0", "--public", "tcp://127.0.0.1:0"]].concat();
     let server = Running::start(&args, &env, 2).await;
     assert!(server.lines[0].ends_with("(writable)") && server.lines[1].ends_with("(read-only)"), "{:?}", server.lines);
@@ -235,7 +185,7 @@ async fn public_endpoints_are_read_only_and_changes_need_the_secret() {
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_prints_registrations_and_removals() {
     let dir = TempDir::new("watch");
-    let (_server, names) = serve(&dir.db()).await;
+    let (_server, names) = serve(&dir.file("names.redb")).await;
     let register = ["names", "--names", &names, "register"];
     let r = dopy(&[&register[..], &["a/one", "tcp://127.0.0.1:9600/one"]].concat(), &[]).await;
     assert_eq!(r.code, Some(0), "{r:?}");
@@ -253,8 +203,8 @@ async fn watch_prints_registrations_and_removals() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_in_use_is_refused() {
     let dir = TempDir::new("locked");
-    let (_server, _) = serve(&dir.db()).await;
-    let r = dopy(&["serve", "names", "--db", &dir.db(), "--listen", "tcp://127.0.0.1:0"], &[]).await;
+    let (_server, _) = serve(&dir.file("names.redb")).await;
+    let r = dopy(&["serve", "names", "--db", &dir.file("names.redb"), "--listen", "tcp://127.0.0.1:0"], &[]).await;
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stderr.contains("is already open"), "{r:?}");
     assert!(dir.path().join("names.redb").exists());

@@ -184,14 +184,7 @@ impl Faults {
 
     /// Waits (up to `limit`) until the transport has let go of the stream; false if it has not.
     pub async fn wait_released(&self, limit: Duration) -> bool {
-        let until = tokio::time::Instant::now() + limit;
-        while !self.released() {
-            if tokio::time::Instant::now() >= until {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        true
+        super::wait::holds_within(limit, || self.released()).await
     }
 }
 

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use dopy::Remote;
 
+use super::wait::{eventually, holds_within};
+use super::Tracked;
+
 /// Counts live objects of a kind: created minus dropped.
 #[derive(Clone, Debug, Default)]
 pub struct Live(Arc<AtomicUsize>);
@@ -14,8 +17,7 @@ pub struct Live(Arc<AtomicUsize>);
 impl Live {
     /// A token counted until it is dropped.
     pub fn track(&self) -> Tracked {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Tracked(self.0.clone())
+        Tracked::new(&self.0)
     }
 
     /// How many are alive.
@@ -26,21 +28,14 @@ impl Live {
     /// Waits (up to `limit`) until the count is `n`, as releases travel asynchronously; returns
     /// the count then.
     pub async fn settle(&self, n: usize, limit: Duration) -> usize {
-        let until = tokio::time::Instant::now() + limit;
-        while self.get() != n && tokio::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        holds_within(limit, || self.get() == n).await;
         self.get()
     }
-}
 
-/// Decrements its counter when dropped.
-#[derive(Debug)]
-pub struct Tracked(Arc<AtomicUsize>);
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+    /// Waits (bounded, [`eventually`]) until the count is `n`, as releases travel
+    /// asynchronously; panics if it does not get there.
+    pub async fn settles_at(&self, n: usize) {
+        eventually(&format!("{n} live objects (now {})", self.get()), || self.get() == n).await;
     }
 }
 

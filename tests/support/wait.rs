@@ -1,5 +1,9 @@
 //! Waiting for a condition that another task or thread makes true, with a bound, instead of
 //! sleeping for a guessed time.
+//!
+//! Part of `support`; a test file that needs only this includes it alone
+//! (`#[path = "support/wait.rs"] mod wait;`).
+#![allow(dead_code, unreachable_pub)]
 
 use std::time::{Duration, Instant};
 
@@ -7,10 +11,21 @@ use std::time::{Duration, Instant};
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// Waits, polling every 10 ms, until `ready` holds; panics naming `what` after [`PATIENCE`].
-pub async fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what}: did not happen within {PATIENCE:?}");
+pub async fn eventually(what: &str, ready: impl FnMut() -> bool) {
+    assert!(holds_within(PATIENCE, ready).await, "{what}: did not happen within {PATIENCE:?}");
+}
+
+/// Waits, polling every 10 ms, until `ready` holds or `limit` has passed; whether it held. For
+/// a helper that reports the state it found rather than panicking.
+pub async fn holds_within(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -44,30 +44,23 @@ pub async fn dopy(args: &[&str]) -> Run {
     dopy_env(args, &[]).await
 }
 
-/// A fresh, empty directory for one test, removed when dropped.
+/// A fresh, empty directory for one test (a [`tempfile::TempDir`]), removed when dropped.
 #[derive(Debug)]
-pub struct TempDir(pub std::path::PathBuf);
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
-    /// Creates `dopy-cli-test-NAME-PID-N` in the system's temporary directory.
-    pub fn new(name: &str) -> TempDir {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("dopy-cli-test-{name}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+    /// Creates `dopy-cli-LABEL-XXXXXX` in the system's temporary directory.
+    pub fn new(label: &str) -> TempDir {
+        TempDir(tempfile::Builder::new().prefix(&format!("dopy-cli-{label}-")).tempdir().unwrap())
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
     }
 
     /// A path inside the directory, as a string.
     pub fn file(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(name).to_str().unwrap().to_owned()
     }
 }
