@@ -1,3 +1,4 @@
+// Over 600 lines because it is the conformance matrix of one contract (a fault x a call shape x a side), which reads best whole.
 //! Conformance under transport faults: plain calls, returned objects, callbacks and oneway calls
 //! over a stream that drops, stalls, trickles one byte at a time or corrupts a byte, on either
 //! side and at chosen points. Every call ends (an error within a second of the fault, or its

@@ -292,13 +292,3 @@ fn the_scanner_finds_imports_and_cycles() {
     g.get_mut("c").unwrap().insert("a".to_owned());
     assert_eq!(cycle(&g).unwrap(), ["a", "b", "c", "a"]);
 }
-
-#[test]
-#[ignore = "prints the graphs"]
-fn print() {
-    for (name, src) in CRATES {
-        let g = graph(&root().join(src));
-        println!("{name}: cycle {:?}", cycle(&g));
-    }
-    print!("{}", rendered());
-}

@@ -1,3 +1,4 @@
+// Over 600 lines because it holds one test per limit of docs/LIMITS.md, in the document's order, each at N and N+1.
 //! Every limit of a node at N (holds) and N+1 (fails, alone): frame size, exported references,
 //! value nesting, connections and handshakes at once, handshake, idle and heartbeat timeouts
 //! (docs/LIMITS.md). Calls in flight are

@@ -1,3 +1,4 @@
+// Over 600 lines because it is the one test file of the naming service's contract (docs/SERVICES.md), section by section.
 //! The naming service: typed lookups, lists, tag searches, watches, leases that expire when a
 //! real registrant process is killed, registrations by reference, durability across a
 //! name-server restart on a real database file, and write access restricted by the secret.

@@ -1,3 +1,4 @@
+// Over 600 lines because it ties PROTOCOL.md to the code, in the document's order: vectors, raw clients, deadlines, faults.
 //! PROTOCOL.md is a contract: its byte vectors match the implementation, a client written
 //! from the document alone (raw bytes on a socket) can call a published object, the
 //! introspection answer decodes with the layout the document gives, and the behaviour the

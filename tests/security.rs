@@ -1,3 +1,4 @@
+// Over 600 lines because it is the one test of SECURITY.md's threat model, one section per threat.
 //! Security review (issue 9, point 6), over real sockets between real nodes: only published
 //! `pub` remote methods are reachable; references are unguessable and scoped to the connection
 //! they were exported on; without the shared secret a peer gets nothing but a failed

@@ -21,10 +21,10 @@ mod table;
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ImplItem, Item, ItemImpl};
+use syn::{ImplItem, ItemImpl};
 
 use crate::ast::Service;
-use crate::{attr, fallback};
+use crate::attr;
 
 pub(crate) use proxy::{
     definition as proxy_definition, ident as proxy_ident, into_proxy as proxy_into_proxy, methods as proxy_methods,
@@ -43,41 +43,8 @@ pub(crate) fn local(name: &str, at: Span) -> Ident {
     Ident::new(name, Span::mixed_site().located_at(at))
 }
 
-/// Expands `#[dopy::remote]` on an item, falling back to errors plus stubs when it is invalid.
-pub(crate) fn remote(args: TokenStream, item: Item) -> TokenStream {
-    let Item::Impl(item) = item else {
-        let error = syn::Error::new_spanned(
-            &item,
-            "#[dopy::remote] goes on an inherent impl block, such as `impl Calculator { .. }`",
-        );
-        return quote!(#item).into_iter().chain(error.into_compile_error()).collect();
-    };
-    // `#[dopy::remote(local)]`: a `!Send` object, served on the thread that owns it.
-    let (args, args_error) = attr::remote_args(args);
-    let local = args.local.is_some();
-    let service = match Service::from_syn(&item) {
-        Ok(service) => service,
-        Err(error) => return fallback::expand(&item, None, local, combine(args_error, error)),
-    };
-    match (service.validate(), args_error) {
-        (Ok(()), None) => expand(&service, local),
-        (Ok(()), Some(error)) => fallback::expand(&item, Some(&service), local, error),
-        (Err(error), args_error) => fallback::expand(&item, Some(&service), local, combine(args_error, error)),
-    }
-}
-
-fn combine(first: Option<syn::Error>, then: syn::Error) -> syn::Error {
-    match first {
-        Some(mut first) => {
-            first.combine(then);
-            first
-        }
-        None => then,
-    }
-}
-
 /// Everything generated for a valid impl block.
-fn expand(service: &Service<'_>, local: bool) -> TokenStream {
+pub(crate) fn expand(service: &Service<'_>, local: bool) -> TokenStream {
     let p = private();
     let original = stripped(service.original);
     let self_ty = &service.original.self_ty;
