@@ -1,7 +1,11 @@
 //! Frame layout and limits: a 4-byte little-endian length followed by that many payload bytes.
 //!
 //! [`FrameCodec`] is the protocol's `tokio_util` codec for that layout (the layout is part of the
-//! public protocol, see `PROTOCOL.md`); this module also classifies its errors.
+//! public protocol, see `PROTOCOL.md`); this module also classifies its errors. [`FrameBatch`]
+//! gathers many small frames in one buffer for [`FrameWriter`](crate::FrameWriter).
+//!
+//! Length prefixes are written and read here only: by the codec, by [`FrameBatch`], and by
+//! `FrameWriter` through [`put_header`]. A sender hands over payloads and never writes a prefix.
 
 use std::io;
 
@@ -12,10 +16,104 @@ use tokio_util::codec::{Decoder, Encoder};
 pub const HEADER_LEN: usize = 4;
 
 /// Writes the length prefix of a frame whose payload is `len` bytes: the payload follows it.
-/// A sender that writes many small frames into one buffer (then handed over with
-/// [`FrameWriter::push_framed`](crate::FrameWriter::push_framed)) writes each prefix with this.
-pub fn put_header(out: &mut impl BufMut, len: u32) {
+pub(crate) fn put_header(out: &mut impl BufMut, len: u32) {
     out.put_u32_le(len);
+}
+
+/// Small frames written one after the other into one buffer, each behind its length prefix,
+/// for [`FrameWriter::start_send_batch`](crate::FrameWriter::start_send_batch): a sender of
+/// many small messages writes each payload in place ([`push_with`](FrameBatch::push_with))
+/// instead of allocating a buffer per frame, and the writer copies the whole batch at once.
+/// A batch is reused after [`clear`](FrameBatch::clear), keeping its capacity.
+///
+/// The batch does not know the link's maximum frame size: the sender checks each payload
+/// against it, as before [`FrameWriter`](crate::FrameWriter)'s `start_send`.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BufMut;
+/// use dopy_transport::frame::FrameBatch;
+///
+/// let mut batch = FrameBatch::with_capacity(64);
+/// let written: Result<(), &str> = batch.push_with(|out| Ok(out.put_slice(b"abc")));
+/// assert!(written.is_ok());
+/// // A payload that fails to write leaves nothing behind.
+/// let failed = batch.push_with(|out| {
+///     out.put_slice(b"half");
+///     Err("failed")
+/// });
+/// assert!(failed.is_err());
+/// batch.push_with(|out| Ok::<_, ()>(out.put_u8(7))).unwrap();
+/// assert_eq!(batch.as_bytes(), &[3, 0, 0, 0, b'a', b'b', b'c', 1, 0, 0, 0, 7]);
+/// ```
+#[derive(Debug, Default)]
+pub struct FrameBatch {
+    buf: BytesMut,
+}
+
+impl FrameBatch {
+    /// An empty batch that holds `capacity` bytes (prefixes included) before it grows.
+    pub fn with_capacity(capacity: usize) -> Self {
+        FrameBatch { buf: BytesMut::with_capacity(capacity) }
+    }
+
+    /// Appends a frame whose payload `write` writes at the end of the buffer it is given (and
+    /// only appends to it); the batch writes the length prefix. When `write` fails, nothing of
+    /// the frame is left in the batch.
+    ///
+    /// # Errors
+    ///
+    /// `write`'s error.
+    ///
+    /// # Panics
+    ///
+    /// If the payload is longer than 4 GiB, which no prefix can say (the sender checks its
+    /// frames against a far smaller maximum).
+    #[inline]
+    pub fn push_with<E>(&mut self, write: impl FnOnce(&mut BytesMut) -> Result<(), E>) -> Result<(), E> {
+        let start = self.buf.len();
+        // A placeholder, set once the payload's length is known.
+        put_header(&mut self.buf, 0);
+        if let Err(e) = write(&mut self.buf) {
+            self.buf.truncate(start);
+            return Err(e);
+        }
+        let len = self.buf.len() - start - HEADER_LEN;
+        let prefix = u32::try_from(len).expect("a frame's payload is below 4 GiB");
+        self.buf[start..start + HEADER_LEN].copy_from_slice(&prefix.to_le_bytes());
+        Ok(())
+    }
+
+    /// The frames' bytes, prefixes included, as they go on the wire.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Their size in bytes, prefixes included.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether the batch holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The bytes it holds before it grows.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Makes room for at least `additional` more bytes (prefixes included).
+    pub fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
+    }
+
+    /// Removes every frame, keeping the capacity.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
 }
 
 /// Default maximum payload size of one frame: 16 MiB.

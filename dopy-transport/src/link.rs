@@ -90,13 +90,14 @@ impl FrameWriter {
         }
     }
 
-    /// Queues bytes that are whole frames already, each behind its length prefix (written with
-    /// [`frame::put_header`]): the small frames a sender wrote into one buffer of its own, many
-    /// at once. They are copied into the write buffer (the caller keeps `frames`, to reuse it).
+    /// Queues every frame of `batch`, in order, as many `start_send`s of their payloads would:
+    /// the batch's bytes are copied into the write buffer at once, and the caller keeps `batch`
+    /// to [`clear`](frame::FrameBatch::clear) and reuse it.
     ///
-    /// The sender has checked each frame against the maximum itself; call it after
-    /// `poll_ready`, as `start_send`.
-    pub fn push_framed(&mut self, frames: &[u8]) {
+    /// Call it after `poll_ready`, as `start_send`. The sender has checked each frame of the
+    /// batch against the maximum itself.
+    pub fn start_send_batch(&mut self, batch: &frame::FrameBatch) {
+        let frames = batch.as_bytes();
         self.queued += frames.len();
         self.buf.extend_from_slice(frames);
     }
@@ -467,6 +468,43 @@ mod tests {
         assert_eq!(&reader.next().await.unwrap().unwrap()[..], &whole[..]);
         assert_eq!(&reader.next().await.unwrap().unwrap()[..], b"next");
         write.await.unwrap();
+    }
+
+    /// A batch's frames read back as the frames whose payloads were written into it, in their
+    /// place among frames sent one by one, the same bytes as `start_send` writes; a cleared
+    /// batch is reused.
+    #[tokio::test]
+    async fn batched_frames_arrive_among_the_others() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let mut writer = FrameWriter::new(Box::new(a), 1 << 20);
+        let mut reader = FramedRead::new(b, frame::codec(1 << 20));
+        let mut batch = frame::FrameBatch::default();
+        let payload = |i: u8| vec![i; usize::from(i) * 3];
+        let mut expected = Vec::new();
+        for round in 0..3u8 {
+            for i in 0..4 {
+                let p = payload(round * 10 + i);
+                batch
+                    .push_with(|out| {
+                        out.extend_from_slice(&p);
+                        Ok::<_, io::Error>(())
+                    })
+                    .unwrap();
+                expected.push(p);
+            }
+            std::future::poll_fn(|cx| Sink::<Bytes>::poll_ready(Pin::new(&mut writer), cx)).await.unwrap();
+            writer.start_send_batch(&batch);
+            batch.clear();
+            let single = payload(round * 10 + 9);
+            writer.feed(Bytes::from(single.clone())).await.unwrap();
+            expected.push(single);
+        }
+        SinkExt::<Bytes>::close(&mut writer).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(frame) = reader.next().await {
+            got.push(frame.unwrap().to_vec());
+        }
+        assert_eq!(got, expected);
     }
 
     /// The layout is the protocol's: a 4-byte little-endian length, then the payload.

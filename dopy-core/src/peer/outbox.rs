@@ -35,8 +35,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::task::{ready, Context, Poll, Waker};
 
-use bytes::{Bytes, BytesMut};
-use dopy_transport::{frame, FrameWriter};
+use bytes::Bytes;
+use dopy_transport::frame::{self, FrameBatch};
+use dopy_transport::FrameWriter;
 use futures_util::task::AtomicWaker;
 use futures_util::Sink;
 use tokio::sync::oneshot;
@@ -52,9 +53,8 @@ pub(super) enum Out {
     Acked(Encoded, oneshot::Sender<()>),
     /// A last frame (`Goodbye` or `Abort`): send it, then close the stream.
     Last(Encoded),
-    /// Small frames written in place, one after the other, each behind its length prefix
-    /// (see [`Outbox::push_small`]).
-    Framed(BytesMut),
+    /// Small frames written in place, one after the other (see [`Outbox::push_small`]).
+    Framed(FrameBatch),
 }
 
 impl Out {
@@ -128,7 +128,7 @@ struct Queue {
     /// The writer task has ended: nothing more is taken (a push fails).
     closed: bool,
     /// An empty buffer for the next run of small frames, given back by the writer.
-    spare: Option<BytesMut>,
+    spare: Option<FrameBatch>,
 }
 
 /// The link's write half and the frames on their way into it.
@@ -149,7 +149,7 @@ struct Half {
     /// write failed); nothing more is fed.
     closing: bool,
     /// The buffer of the last run of small frames fed, emptied, to give back to the queue.
-    spare: Option<BytesMut>,
+    spare: Option<FrameBatch>,
 }
 
 impl Half {
@@ -197,7 +197,7 @@ impl Half {
                         f
                     }
                     Some(Out::Framed(mut frames)) => {
-                        sink.push_framed(&frames);
+                        sink.start_send_batch(&frames);
                         if frames.capacity() <= SPARE_MAX {
                             frames.clear();
                             *spare = Some(frames);
@@ -341,7 +341,7 @@ impl Outbox {
     }
 
     /// Queues the small message `msg` (of `len` bytes) as [`push`](Outbox::push) queues a frame, written in place
-    /// behind its length prefix: consecutive small frames share one buffer ([`Out::Framed`]),
+    /// into a [`FrameBatch`]: consecutive small frames share one buffer ([`Out::Framed`]),
     /// which the writer copies into the link's write buffer at once, and which comes back empty
     /// for the next ones. No buffer of its own per frame, no queue item per frame.
     ///
@@ -353,8 +353,6 @@ impl Outbox {
     /// nested too deep): then nothing of it is left in the queue.
     pub(super) fn push_small(&self, msg: &Small<'_>, len: usize) -> Result<(), Unpushed> {
         debug_assert_eq!(len, msg.len());
-        // Below `SHARE_MIN` bytes, as every small message.
-        let prefix = len as u32;
         let batched = BATCHING.with(Cell::get) == std::ptr::from_ref(self).addr();
         {
             let mut q = lock(&self.queue);
@@ -374,9 +372,7 @@ impl Outbox {
                 }
             };
             let start = run.len();
-            frame::put_header(run, prefix);
-            if let Err(e) = msg.write(run) {
-                run.truncate(start);
+            if let Err(e) = run.push_with(|out| msg.write(out)) {
                 if run.is_empty() {
                     if let Some(Out::Framed(run)) = q.items.pop_back() {
                         q.spare = Some(run);
