@@ -1,3 +1,5 @@
+// Over 600 lines because the lock protocol described below and every function that takes
+// part in it are read together.
 //! The way out of a connection: one queue of frames, written to the link by the writer task,
 //! or by the reader itself for the replies of the calls it serves inline (P12 in
 //! `docs/perf-proposals.md`).
