@@ -247,10 +247,19 @@ where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
 {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     let exchange = async {
         let flags = if secret.is_some() { FLAG_AUTH } else { 0 };
-        writer.write_all(&hello(flags)).await?;
-        writer.flush().await?;
+        let sent = async {
+            writer.write_all(&hello(flags)).await?;
+            writer.flush().await
+        };
+        // A peer that is already gone (a child process that exited) breaks the pipe before we
+        // could read its end of stream: the same event, reported the same way.
+        sent.await.map_err(|e| match e.kind() {
+            BrokenPipe | ConnectionReset | ConnectionAborted => HandshakeError::Closed { received: Vec::new() },
+            _ => HandshakeError::Io(e),
+        })?;
         let theirs = read_hello(reader).await?;
         match (secret, theirs & FLAG_AUTH != 0) {
             (None, false) => Ok(()),
