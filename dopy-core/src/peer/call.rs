@@ -23,7 +23,6 @@ use tokio::time::Sleep;
 use super::{Awaited, Out, PendingGuard, Shared};
 use crate::codec::{flags, Args, CallRef, Fault, FaultKind, Outcome, Payload, Target};
 use crate::error::CallSite;
-use crate::handle::Connection;
 use crate::handle::DynObject;
 use crate::value::{wire, Value};
 use crate::Error;
@@ -34,10 +33,11 @@ pub(crate) type Returned = (Outcome, Vec<DynObject>);
 /// An error made on this side of a call: none carries a method's own error value.
 type Local = Error<std::convert::Infallible>;
 
-/// A call on a connection (see [`Connection::call_to`]): nothing is sent before its first
-/// poll; dropping it after that cancels the call (`Cancel` is sent).
+/// A call on a connection (see [`Connection::call_to`](crate::handle::Connection::call_to)):
+/// nothing is sent before its first poll; dropping it after that cancels the call (`Cancel` is
+/// sent).
 pub(crate) struct CallTo<'a, E> {
-    conn: &'a Connection,
+    shared: &'a Shared,
     target: &'a Target,
     method: &'a str,
     state: State<'a>,
@@ -65,7 +65,7 @@ enum State<'a> {
 
 impl<'a, E> CallTo<'a, E> {
     pub(super) fn new(
-        conn: &'a Connection,
+        shared: &'a Shared,
         target: &'a Target,
         method: &'a str,
         args: Args,
@@ -73,11 +73,11 @@ impl<'a, E> CallTo<'a, E> {
         flags: u32,
         deadline: Option<Instant>,
     ) -> Self {
-        CallTo { conn, target, method, state: State::Start { args, refs, flags, deadline }, _error: PhantomData }
+        CallTo { shared, target, method, state: State::Start { args, refs, flags, deadline }, _error: PhantomData }
     }
 
     fn poll_local(&mut self, cx: &mut Context<'_>) -> Poll<Result<Returned, Local>> {
-        let shared = self.conn.shared();
+        let shared = self.shared;
         loop {
             match &mut self.state {
                 State::Start { .. } => {
@@ -88,8 +88,8 @@ impl<'a, E> CallTo<'a, E> {
                     let started = Instant::now();
                     // A free slot is taken without yielding, so that a call is sent when first
                     // polled (calls polled in order are sent in order).
-                    let (conn, target, method) = (self.conn, self.target, self.method);
-                    let call = Call { conn, target, method, args, refs, flags, deadline, started };
+                    let (target, method) = (self.target, self.method);
+                    let call = Call { shared, target, method, args, refs, flags, deadline, started };
                     let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
                         self.state = State::Slow(Box::pin(wait_for_slot(call)));
                         continue;
@@ -155,7 +155,7 @@ impl<'a, E> CallTo<'a, E> {
 impl<E> CallTo<'_, E> {
     /// The error of a call whose deadline passed.
     fn expired(&self, why: String) -> Local {
-        local_fault(self.conn.shared(), self.target, self.method, FaultKind::DeadlineExceeded, why)
+        local_fault(self.shared, self.target, self.method, FaultKind::DeadlineExceeded, why)
     }
 }
 
@@ -192,7 +192,7 @@ fn timer(deadline: Option<Instant>) -> Option<Pin<Box<Sleep>>> {
 
 /// A call about to be sent: what [`send`] needs.
 struct Call<'a, 'b> {
-    conn: &'a Connection,
+    shared: &'a Shared,
     target: &'b Target,
     method: &'b str,
     args: Args,
@@ -206,8 +206,7 @@ struct Call<'a, 'b> {
 /// Encodes and queues a call that has its slot: the state that waits for its reply (its slot
 /// wakes `waker`, if given), or for its frame to be written (a oneway call).
 fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Waker>) -> Result<State<'a>, Local> {
-    let Call { conn, target, method, args, refs, flags: call_flags, deadline, started } = call;
-    let shared = conn.shared();
+    let Call { shared, target, method, args, refs, flags: call_flags, deadline, started } = call;
     let remaining = match deadline {
         None => None,
         Some(d) => match d.checked_duration_since(Instant::now()) {
@@ -284,8 +283,7 @@ fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Wak
 /// A call that found every slot taken: waits for one (up to the node's `overload_wait`, or
 /// the deadline), then goes on as any call.
 async fn wait_for_slot(call: Call<'_, '_>) -> Result<Returned, Local> {
-    let Call { conn, target, method, deadline, started, .. } = call;
-    let shared = conn.shared();
+    let Call { shared, target, method, deadline, started, .. } = call;
     let wait = match deadline {
         Some(d) => shared.host.overload_wait.min(d.saturating_duration_since(started)),
         None => shared.host.overload_wait,
@@ -312,5 +310,5 @@ async fn wait_for_slot(call: Call<'_, '_>) -> Result<Returned, Local> {
         ));
     };
     let state = send(call, permit, None)?;
-    CallTo::<std::convert::Infallible> { conn, target, method, state, _error: PhantomData }.await
+    CallTo::<std::convert::Infallible> { shared, target, method, state, _error: PhantomData }.await
 }

@@ -185,7 +185,7 @@ impl Connection {
         call_flags: u32,
         deadline: Option<Instant>,
     ) -> call::CallTo<'a, E> {
-        call::CallTo::new(self, target, method, args, refs, call_flags, deadline)
+        call::CallTo::new(self.shared(), target, method, args, refs, call_flags, deadline)
     }
 }
 
