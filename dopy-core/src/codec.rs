@@ -12,11 +12,12 @@ mod decode;
 mod encode;
 mod fast;
 pub mod message;
+pub(crate) mod session;
 mod splice;
 pub(crate) mod typed;
 
 pub use bytes::Bytes;
-pub(crate) use decode::{frame_bytes, sharing, unshare, CallIn, Incoming};
+pub(crate) use decode::{frame_bytes, unshare, CallIn, Incoming};
 pub(crate) use encode::{small_return, CallRef};
 pub(crate) use fast::Small;
 pub(crate) use message::*;

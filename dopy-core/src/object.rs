@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::codec::session::{InTable, OutTable, SharedFrame};
 use crate::codec::{flags, Args, Fault, FaultKind, Outcome, Payload};
 use crate::error::CallSite;
 use crate::handle::{Connection, DynObject, Via};
@@ -170,12 +171,13 @@ impl DynObject {
         refs: &[DynObject],
         decode: impl FnOnce(Payload) -> Result<R, String>,
     ) -> Result<R, Error<E>> {
-        refs::decoding(refs, || match outcome {
+        let _refs = InTable::push(refs);
+        match outcome {
             Outcome::Ok(payload) => decode(payload).map_err(|reason| Error::Codec {
                 reason: format!("the result of `{method}` could not be decoded: {reason}"),
             }),
             Outcome::Err(fault) => Err(Error::from_fault(*fault, self.site(method), decode_detail::<E>)),
-        })
+        }
     }
 
     /// Forwards a call received for this handle (when a reference received from one peer is
@@ -271,8 +273,9 @@ fn encode_args<A: Serialize>(args: &A, dynamic: bool) -> Result<(Args, Vec<DynOb
         // One allocation of the exact size (the size pass sees the same references); large
         // `dopy::Bytes` stay uncopied (a message that also carries references is written whole,
         // by serde, with one copy).
-        let (args, refs) = refs::encoding(Vec::new(), || crate::codec::to_payload(args, Args::Typed, Args::TypedParts));
-        Ok((args.map_err(|e| e.to_string())?, refs))
+        let table = OutTable::push(Vec::new());
+        let args = crate::codec::to_payload(args, Args::Typed, Args::TypedParts);
+        Ok((args.map_err(|e| e.to_string())?, table.finish()))
     }
 }
 
@@ -288,7 +291,8 @@ fn decode_payload<R: DeserializeOwned>(payload: Payload) -> Result<R, String> {
 }
 
 fn decode_typed<R: DeserializeOwned>(bytes: &bytes::Bytes) -> Result<R, String> {
-    crate::codec::sharing(bytes, || crate::codec::typed::from_bytes(bytes))
+    let _frame = SharedFrame::frame(bytes);
+    crate::codec::typed::from_bytes(bytes)
 }
 
 fn decode_detail<E: DeserializeOwned>(fault: &Fault) -> Option<Result<E, String>> {

@@ -140,7 +140,8 @@ impl<'de> Deserialize<'de> for Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{sharing, SHARE_MIN};
+    use crate::codec::session::SharedFrame;
+    use crate::codec::SHARE_MIN;
 
     fn encoded(len: usize) -> bytes::Bytes {
         postcard::to_allocvec(&Bytes::from(vec![7u8; len])).unwrap().into()
@@ -155,7 +156,9 @@ mod tests {
     fn large_values_are_slices_of_the_source_small_ones_copies() {
         for (len, shared) in [(SHARE_MIN, true), (1 << 20, true), (SHARE_MIN - 1, false), (0, false)] {
             let source = encoded(len);
-            let value: Bytes = sharing(&source, || postcard::from_bytes(&source)).unwrap();
+            let frame = SharedFrame::frame(&source);
+            let value: Bytes = postcard::from_bytes(&source).unwrap();
+            drop(frame);
             assert_eq!(value.len(), len);
             assert!(value.iter().all(|&b| b == 7));
             assert_eq!(shares(&source, &value), shared && len > 0, "len {len}");

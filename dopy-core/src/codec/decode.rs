@@ -1,6 +1,6 @@
 //! Decoding messages: [`Message::decode`] (the common shapes by hand in [`fast`]), what a
 //! connection's reader decodes a frame into ([`Incoming`]), and the sharing of large typed
-//! payloads with the frame they were read from ([`sharing`], [`unshare`]).
+//! payloads with the frame they were read from ([`Shared`], [`unshare`]).
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -69,7 +69,8 @@ impl Message {
     ///
     /// As [`decode`](Message::decode).
     pub fn decode_frame(frame: Bytes) -> Result<Message, postcard::Error> {
-        sharing(&frame, || Message::decode(&frame))
+        let _frame = Shared::frame(&frame);
+        Message::decode(&frame)
     }
 }
 
@@ -80,32 +81,35 @@ thread_local! {
     static FRAME: std::cell::RefCell<Option<(Bytes, usize)>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Runs `decode` (a synchronous decode of `source`) so that large byte strings read from
-/// `source` become slices of it instead of copies: typed payloads of a frame, and
-/// [`crate::Bytes`] values in typed arguments and results.
-pub(crate) fn sharing<R>(source: &Bytes, decode: impl FnOnce() -> R) -> R {
-    // A source too small to hold a shared value is not worth a clone (which, for a buffer
-    // that owns a `Vec`, allocates).
-    if source.len() < SHARE_MIN {
-        return decode();
+/// The frame a decode in progress on this thread may share its large byte strings with, until
+/// it drops and puts the previous one back (even during a panic's unwinding): large byte
+/// strings read from it become slices of it instead of copies (typed payloads of a frame, and
+/// [`crate::Bytes`] values in typed arguments and results).
+pub(crate) struct Shared(Option<Option<(Bytes, usize)>>);
+
+impl Shared {
+    /// Shares byte strings of at least [`SHARE_MIN`] bytes with `source`.
+    pub(crate) fn frame(source: &Bytes) -> Shared {
+        // A source too small to hold a shared value is not worth a clone (which, for a buffer
+        // that owns a `Vec`, allocates).
+        if source.len() < SHARE_MIN {
+            return Shared(None);
+        }
+        Shared::from(source, SHARE_MIN)
     }
-    sharing_from(source, SHARE_MIN, decode)
+
+    /// Shares byte strings of at least `min` bytes with `source`.
+    fn from(source: &Bytes, min: usize) -> Shared {
+        Shared(Some(FRAME.with(|f| f.borrow_mut().replace((source.clone(), min)))))
+    }
 }
 
-/// [`sharing`], with byte strings of at least `min` bytes shared.
-fn sharing_from<R>(source: &Bytes, min: usize, decode: impl FnOnce() -> R) -> R {
-    /// Puts the previous source back, even if the decode panics.
-    struct Restore(Option<(Bytes, usize)>);
-
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let previous = self.0.take();
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(previous) = self.0.take() {
             FRAME.with(|f| *f.borrow_mut() = previous);
         }
     }
-
-    let _restore = Restore(FRAME.with(|f| f.borrow_mut().replace((source.clone(), min))));
-    decode()
 }
 
 /// What a connection's reader decodes a frame into: a call, with its target's name borrowed
@@ -143,16 +147,15 @@ impl<'a> Incoming<'a> {
         if let Some(msg) = Message::decode_dynamic_return(frame) {
             return msg.map(Incoming::Other);
         }
-        sharing_from(frame, 0, || {
-            // The variant index of `Message::Call`, a varint, is one zero byte.
-            if frame.first() != Some(&0) {
-                return Message::decode(frame).map(Incoming::Other);
-            }
-            match postcard::take_from_bytes::<CallOnly<'a>>(frame)? {
-                (CallOnly::Call(call), []) => Ok(Incoming::Call(call)),
-                _ => Err(postcard::Error::DeserializeBadEncoding),
-            }
-        })
+        let _frame = Shared::from(frame, 0);
+        // The variant index of `Message::Call`, a varint, is one zero byte.
+        if frame.first() != Some(&0) {
+            return Message::decode(frame).map(Incoming::Other);
+        }
+        match postcard::take_from_bytes::<CallOnly<'a>>(frame)? {
+            (CallOnly::Call(call), []) => Ok(Incoming::Call(call)),
+            _ => Err(postcard::Error::DeserializeBadEncoding),
+        }
     }
 }
 
@@ -200,7 +203,7 @@ pub(crate) fn unshare(payload: &mut Bytes) {
     }
 }
 
-/// A typed payload read from the input: a slice of the frame being decoded (see [`sharing`])
+/// A typed payload read from the input: a slice of the frame being decoded (see [`Shared`])
 /// when it is large enough and lies in it, a copy otherwise.
 fn payload_bytes(v: &[u8]) -> Bytes {
     let shared = FRAME.with(|f| {

@@ -9,7 +9,7 @@ use super::fast::{self, Small};
 use super::message::{Args, Call, Message, Outcome, Payload, RefWire, Target, TargetIn, SHARE_MIN};
 use super::splice;
 use crate::arena::encode_sized;
-use crate::value::{self, Value};
+use crate::value::Value;
 
 impl Message {
     /// Encodes the message into a fresh buffer.
@@ -176,8 +176,9 @@ impl CallRef<'_> {
                 if !found.is_empty() {
                     return None;
                 }
-                match value::wire::with_max_depth(max_depth, || fast::args_len(dynamic)) {
-                    (Ok(len), false) if len < SHARE_MIN => len,
+                let limit = super::session::DepthLimit::set(max_depth);
+                match fast::args_len(dynamic) {
+                    Ok(len) if len < SHARE_MIN && !limit.exceeded() => len,
                     _ => return None,
                 }
             }

@@ -21,10 +21,11 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio::time::Sleep;
 
 use super::{Awaited, Out, PendingGuard, Shared};
+use crate::codec::session::DepthLimit;
 use crate::codec::{flags, Args, CallRef, Fault, FaultKind, Outcome, Payload, Target};
 use crate::error::CallSite;
 use crate::handle::DynObject;
-use crate::value::{wire, Value};
+use crate::value::Value;
 use crate::Error;
 
 /// What a call yields: its outcome and the references the outcome carries.
@@ -251,7 +252,8 @@ fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Wak
                 send()
             } else {
                 // Values are written with the node's nesting limit, as `small` measured them.
-                wire::with_max_depth(max_depth, send).0
+                let _limit = DepthLimit::set(max_depth);
+                send()
             };
             if let Err(e) = sent {
                 // Nothing went out: the slot goes, with no `Cancel` for the peer.

@@ -3,6 +3,7 @@
 //! the connection when the link does.
 
 use super::*;
+use crate::codec::session::{BudgetScope, DepthLimit};
 
 /// The first byte of a `Call` frame: its variant index (PROTOCOL.md, section 3).
 pub(super) const CALL_TAG: u8 = 0;
@@ -187,12 +188,15 @@ pub(super) async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                 // long `Vec<u8>` to a dynamic caller is 24 times its size as values): not held.
                 // A frame of at most `UNCHARGED` bytes cannot decode to more than the budget's
                 // floor: small calls pay nothing for it.
-                let budget = wire::budget_for(frame.len(), shared.host.max_expansion);
-                let scope = (frame.first() == Some(&CALL_TAG) && frame.len() > UNCHARGED)
-                    .then(|| wire::BudgetScope::new(budget));
-                let (decoded, too_deep) = wire::with_max_depth(max_depth, || Incoming::decode(&frame));
-                let over = scope.as_ref().is_some_and(wire::BudgetScope::exceeded);
-                drop(scope);
+                let charged = frame.first() == Some(&CALL_TAG) && frame.len() > UNCHARGED;
+                let budget = || wire::budget_for(frame.len(), shared.host.max_expansion);
+                let charge = charged.then(|| BudgetScope::new(budget()));
+                let limit = DepthLimit::set(max_depth);
+                let decoded = Incoming::decode(&frame);
+                let too_deep = limit.exceeded();
+                let over = charge.as_ref().is_some_and(BudgetScope::exceeded);
+                drop(limit);
+                drop(charge);
                 let abort = |reason: String| {
                     shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
                     reason
@@ -214,8 +218,9 @@ pub(super) async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                     }
                     Err(_) if over => {
                         let why = format!(
-                            "dynamic values would take more than {budget} bytes decoded, {} times the frame's {} \
+                            "dynamic values would take more than {} bytes decoded, {} times the frame's {} \
                              bytes (the limit of node `{}`)",
+                            budget(),
                             shared.host.max_expansion,
                             frame.len(),
                             shared.host.name

@@ -2,6 +2,7 @@
 //! checked) and goes to the outbox; the small common ones are written in place.
 
 use super::*;
+use crate::codec::session::{DepthLimit, OutTable};
 
 impl Shared {
     /// Encodes a message: exports the references it carries (`refs` for a typed payload, plus
@@ -31,10 +32,13 @@ impl Shared {
         if msg.depth() > max_depth {
             return Err(codec(format!("value nesting exceeds {max_depth} levels")));
         }
-        let encoded = |msg: &M| match wire::with_max_depth(max_depth, || msg.encode_shared()) {
-            (Ok(frame), _) => Ok(frame),
-            (Err(_), true) => Err(codec(format!("value nesting exceeds {max_depth} levels"))),
-            (Err(e), false) => Err(codec(e.to_string())),
+        let encoded = |msg: &M| {
+            let limit = DepthLimit::set(max_depth);
+            match msg.encode_shared() {
+                Ok(frame) => Ok(frame),
+                Err(_) if limit.exceeded() => Err(codec(format!("value nesting exceeds {max_depth} levels"))),
+                Err(e) => Err(codec(e.to_string())),
+            }
         };
         if refs.is_empty() {
             // A large typed payload goes to the writer as it is, not copied into the frame.
@@ -51,7 +55,9 @@ impl Shared {
             }
         };
         msg.set_refs(wire);
-        let (frame, held) = crate::value::refs::encoding(refs, || encoded(msg));
+        let table = OutTable::push(refs);
+        let frame = encoded(msg);
+        let held = table.finish();
         let frame = frame.and_then(|f| self.check_size(f));
         match frame {
             Ok(frame) => Ok((frame, Exported { ids, held })),

@@ -13,6 +13,7 @@ use std::pin::Pin;
 use compact_str::CompactString;
 use serde::Serialize;
 
+use crate::codec::session::{InTable, OutTable, SharedFrame};
 use crate::codec::{Args, Fault, FaultKind, Payload};
 use crate::interface::Interface;
 use crate::value::{to_value, Value};
@@ -205,17 +206,22 @@ impl Invocation {
     pub fn decode_args<A: ArgList>(&mut self, params: &[&str]) -> Result<A, Box<Fault>> {
         let method = self.method.as_str();
         let args = std::mem::replace(&mut self.args, Args::Positional(Vec::new()));
-        crate::value::refs::decoding(&self.refs, || Self::decode(method, args, params))
+        let _refs = InTable::push(&self.refs);
+        Self::decode(method, args, params)
     }
 
     fn decode<A: ArgList>(method: &str, args: Args, params: &[&str]) -> Result<A, Box<Fault>> {
         match args {
             // `dopy::Bytes` arguments become slices of the payload, not copies.
-            Args::Typed(bytes) => crate::codec::sharing(&bytes, || A::from_typed(&bytes, params, method)),
+            Args::Typed(bytes) => {
+                let _frame = SharedFrame::frame(&bytes);
+                A::from_typed(&bytes, params, method)
+            }
             // Only a caller in this process sends arguments in parts (`LocalDispatch`).
             Args::TypedParts(parts) => {
                 let bytes = parts.to_bytes();
-                crate::codec::sharing(&bytes, || A::from_typed(&bytes, params, method))
+                let _frame = SharedFrame::frame(&bytes);
+                A::from_typed(&bytes, params, method)
             }
             Args::Positional(values) => {
                 if values.len() > params.len() {
@@ -292,8 +298,9 @@ impl Responder {
         } else {
             // Large `dopy::Bytes` stay uncopied (a result that also carries references is
             // written whole, by serde, with one copy).
-            let encode = || crate::codec::to_payload(value, Payload::Typed, Payload::TypedParts);
-            let (payload, refs) = crate::value::refs::encoding(Vec::new(), encode);
+            let table = OutTable::push(Vec::new());
+            let payload = crate::codec::to_payload(value, Payload::Typed, Payload::TypedParts);
+            let refs = table.finish();
             payload.map(|payload| Answer { payload, refs }).map_err(|e| e.to_string())
         };
         encoded.map_err(|e| Box::new(Fault::new(FaultKind::Method, format!("the result could not be encoded: {e}"))))

@@ -18,25 +18,59 @@ thread_local! {
     static IN: RefCell<Vec<Vec<DynObject>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Pops a table stack even if the encode or decode panics.
-struct Pop(&'static std::thread::LocalKey<RefCell<Vec<Vec<DynObject>>>>);
-
-impl Drop for Pop {
-    fn drop(&mut self) {
-        self.0.with(|s| s.borrow_mut().pop());
-    }
-}
-
 /// Runs an encode with `table` as the outgoing reference table; returns the result and the
 /// table with every reference the encode added.
 pub(crate) fn encoding<R>(table: Vec<DynObject>, f: impl FnOnce() -> R) -> (R, Vec<DynObject>) {
-    OUT.with(|s| s.borrow_mut().push(table));
-    let guard = Pop(&OUT);
+    let out = OutTable::push(table);
     let r = f();
-    // Popped here, with the table: the guard is only for an unwinding `f`.
-    std::mem::forget(guard);
-    let table = OUT.with(|s| s.borrow_mut().pop()).unwrap_or_default();
-    (r, table)
+    (r, out.finish())
+}
+
+/// The outgoing reference table of an encode in progress on this thread, until
+/// [`finish`](OutTable::finish) takes it back (or it drops, during a panic's unwinding).
+pub(crate) struct OutTable(());
+
+impl OutTable {
+    /// Makes `table` the outgoing table: references encoded meanwhile are added to it.
+    pub(crate) fn push(table: Vec<DynObject>) -> OutTable {
+        OUT.with(|s| s.borrow_mut().push(table));
+        OutTable(())
+    }
+
+    /// Ends the encode: the table, with every reference the encode added.
+    pub(crate) fn finish(self) -> Vec<DynObject> {
+        std::mem::forget(self);
+        OUT.with(|s| s.borrow_mut().pop()).unwrap_or_default()
+    }
+}
+
+impl Drop for OutTable {
+    fn drop(&mut self) {
+        OUT.with(|s| s.borrow_mut().pop());
+    }
+}
+
+/// The incoming reference table of a decode in progress on this thread, until it drops.
+pub(crate) struct InTable(bool);
+
+impl InTable {
+    /// Makes `table` the incoming table: references decoded meanwhile resolve to its entries.
+    pub(crate) fn push(table: &[DynObject]) -> InTable {
+        // No table to push and none in force: nothing to do (the common typed call).
+        if table.is_empty() && IN.with(|s| s.borrow().is_empty()) {
+            return InTable(false);
+        }
+        IN.with(|s| s.borrow_mut().push(table.to_vec()));
+        InTable(true)
+    }
+}
+
+impl Drop for InTable {
+    fn drop(&mut self) {
+        if self.0 {
+            IN.with(|s| s.borrow_mut().pop());
+        }
+    }
 }
 
 /// The index of `obj` in the outgoing table (added if new); `None` outside an encode.
@@ -86,16 +120,6 @@ pub(crate) fn take_handed_off(inner: &Value) -> Option<DynObject> {
         Value::UInt(i) if *i == u64::from(HANDED_OFF) => HANDOFF.with(|h| h.borrow_mut().take()),
         _ => None,
     }
-}
-
-/// Runs a decode with `table` as the incoming reference table.
-pub(crate) fn decoding<R>(table: &[DynObject], f: impl FnOnce() -> R) -> R {
-    if table.is_empty() && IN.with(|s| s.borrow().is_empty()) {
-        return f();
-    }
-    IN.with(|s| s.borrow_mut().push(table.to_vec()));
-    let _guard = Pop(&IN);
-    f()
 }
 
 /// Entry `index` of the incoming table; `None` outside a decode or out of range.

@@ -54,6 +54,7 @@ mod varint;
 
 pub use budget::{budget_for, with_budget, BudgetScope};
 pub use decode::deserialize;
+pub(crate) use depth::DepthLimit;
 pub use depth::{max_depth, with_max_depth, DEPTH_CEILING, MAX_DEPTH};
 pub use direct::{to_wire, WireValue};
 pub use encode::{serialize, Wire};

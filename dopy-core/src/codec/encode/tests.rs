@@ -4,6 +4,7 @@ use bytes::BytesMut;
 
 use super::*;
 use crate::codec::ObjectId;
+use crate::value;
 
 fn typed_return(len: usize) -> Message {
     Message::Return { id: 9, refs: Vec::new(), outcome: Outcome::Ok(Payload::Typed(Bytes::from(vec![5u8; len]))) }

@@ -57,20 +57,37 @@ pub fn max_depth() -> usize {
 /// assert!(decoded.is_err() && exceeded);
 /// ```
 pub fn with_max_depth<T>(levels: usize, f: impl FnOnce() -> T) -> (T, bool) {
-    /// Puts the previous limit and flag back when the scope ends.
-    struct Restore(usize, bool);
+    let limit = DepthLimit::set(levels);
+    let out = f();
+    (out, limit.exceeded())
+}
 
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            LIMIT.with(|l| l.set(self.0));
-            EXCEEDED.with(|e| e.set(self.1));
-        }
+/// A nesting limit in force on this thread until it drops (see [`with_max_depth`]), which puts
+/// the previous limit back, even during a panic's unwinding.
+pub(crate) struct DepthLimit {
+    previous: usize,
+    exceeded_before: bool,
+}
+
+impl DepthLimit {
+    /// Sets `levels` (clamped to `1..=`[`DEPTH_CEILING`]) as the limit of every value encoded or
+    /// decoded on this thread until the returned guard drops.
+    pub(crate) fn set(levels: usize) -> DepthLimit {
+        let previous = LIMIT.with(|l| l.replace(levels.clamp(1, DEPTH_CEILING)));
+        DepthLimit { previous, exceeded_before: EXCEEDED.with(|e| e.replace(false)) }
     }
 
-    let previous = LIMIT.with(|l| l.replace(levels.clamp(1, DEPTH_CEILING)));
-    let _restore = Restore(previous, EXCEEDED.with(|e| e.replace(false)));
-    let out = f();
-    (out, EXCEEDED.with(Cell::get))
+    /// Whether a value was refused for its nesting since the limit was set.
+    pub(crate) fn exceeded(&self) -> bool {
+        EXCEEDED.with(Cell::get)
+    }
+}
+
+impl Drop for DepthLimit {
+    fn drop(&mut self) {
+        LIMIT.with(|l| l.set(self.previous));
+        EXCEEDED.with(|e| e.set(self.exceeded_before));
+    }
 }
 
 /// The error message for a value nested deeper than the limit (see [`max_depth`]).
