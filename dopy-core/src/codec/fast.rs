@@ -14,7 +14,7 @@ use bytes::{BufMut, Bytes};
 
 use super::encode::BufFlavor;
 use super::{splice, Args, ObjectId, TargetIn};
-use crate::arena::encode_sized;
+use crate::arena::Room;
 use crate::value::wire::{push_varint64, varint_len, Reader};
 
 /// `Message::Call`'s variant index (postcard writes variant indices as varints: every index
@@ -94,7 +94,9 @@ fn push_bytes(out: &mut impl BufMut, b: &[u8]) {
 ///
 /// As postcard's: a value nested too deep (see `value::wire::with_max_depth`).
 pub(super) fn encode_call(head: &CallHead<'_>, args: &Args) -> Result<Bytes, postcard::Error> {
-    encode_sized(call_len(head, args_len(args)?), |out| write_call(head, args, out))
+    let mut room = Room::new(call_len(head, args_len(args)?));
+    write_call(head, args, room.buf())?;
+    Ok(room.finish())
 }
 
 /// The size of `args` in a call.
@@ -245,7 +247,9 @@ impl Small<'_> {
     ///
     /// As [`write`](Small::write).
     pub(crate) fn encode(&self) -> Result<Bytes, postcard::Error> {
-        encode_sized(self.len(), |out| self.write(out))
+        let mut room = Room::new(self.len());
+        self.write(room.buf())?;
+        Ok(room.finish())
     }
 
     /// Writes exactly [`len`](Small::len) bytes: what postcard writes for the message.
