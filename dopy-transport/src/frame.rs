@@ -4,8 +4,8 @@
 //! public protocol, see `PROTOCOL.md`); this module also classifies its errors. [`FrameBatch`]
 //! gathers many small frames in one buffer for [`FrameWriter`](crate::FrameWriter).
 //!
-//! Length prefixes are written and read here only: by the codec, by [`FrameBatch`], and by
-//! `FrameWriter` through [`put_header`]. A sender hands over payloads and never writes a prefix.
+//! Length prefixes are written and read in this crate only: by the codec, by [`FrameBatch`],
+//! and by `FrameWriter`, all through this module. A sender hands over payloads, never a prefix.
 
 use std::io;
 

@@ -1,5 +1,5 @@
 // Over 600 lines because the lock protocol described below and every function that takes
-// part in it are read together.
+// part in it are read together (and model-checked: outbox/loom.rs).
 //! The way out of a connection: one queue of frames, written to the link by the writer task,
 //! or by the reader itself for the replies of the calls it serves inline (P12 in
 //! `docs/perf-proposals.md`).
@@ -28,24 +28,33 @@
 //!   (`Shared::send_small_now`). Every batch's pusher ends its batch after pushing, and an end
 //!   writes (or wakes the writer task for) the whole queue, so the `deferred` flag they share
 //!   is always cleared by someone who then writes what was deferred.
+//!
+//! The protocol is model-checked with loom (`outbox/loom.rs`): its synchronisation types come
+//! from `outbox/sync.rs`, loom's under `RUSTFLAGS="--cfg dopy_loom"`.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, TryLockError};
 use std::task::{ready, Context, Poll, Waker};
 
 use bytes::Bytes;
 use dopy_transport::frame::{self, FrameBatch};
 use dopy_transport::FrameWriter;
-use futures_util::task::AtomicWaker;
 use futures_util::Sink;
 use tokio::sync::oneshot;
 
-use super::{lock, Ended};
+use self::sync::{lock, AtomicBool, AtomicUsize, AtomicWaker, Mutex};
+use super::Ended;
 use crate::codec::{Encoded, Small};
+
+mod sync;
+
+// The model check of the lock protocol, under `RUSTFLAGS="--cfg dopy_loom"` (see the module).
+#[cfg(all(test, dopy_loom))]
+mod loom;
 
 /// An item of the connection's queue of frames.
 pub(super) enum Out {
@@ -88,7 +97,7 @@ const RUN_START: usize = 256;
 /// A run's buffer is kept for the next run when its capacity is at most this.
 const SPARE_MAX: usize = 16 * 1024;
 
-thread_local! {
+sync::thread_local! {
     /// The address of the [`Outbox`] whose reader is handling a frame on this thread, or 0:
     /// frames that reader pushes go into its batch. Set only around synchronous handling (no
     /// await in between), so no other task's push on this thread can see it.
