@@ -57,7 +57,7 @@ pub use host::{
     DEFAULT_MAX_EXPORTS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_OVERLOAD_WAIT,
 };
 use inline::{inline_call, InlineBox, InlineRunner};
-use lifecycle::{Ended, LAST_WORDS};
+use lifecycle::{Lifecycle, LAST_WORDS};
 use outbox::{Out, Outbox, WriterTask};
 use pending::{Awaited, Calls, IdMap, PendingGuard, Slot};
 use reader::read_loop;
@@ -84,11 +84,8 @@ struct Shared {
     /// The handle that keeps an outgoing connection open, so that handles made later (for
     /// references received on it) keep it open too.
     owner: Mutex<Weak<CloseOnDrop>>,
-    /// Cancelled when the connection ends, for whatever reason.
-    closed: CancellationToken,
-    /// The same end, as the reader and writer tasks (and hot checks) see it, without locks.
-    ended: Arc<Ended>,
-    close_reason: Mutex<Option<String>>,
+    /// Where the connection is in its life, why it ended, who waits for the end.
+    life: Arc<Lifecycle>,
     /// Slots for this side's calls in flight ([`Host::max_in_flight`]).
     slots: Arc<tokio::sync::Semaphore>,
     /// The peer's calls being served, each with the token that stops it (`Cancel`).

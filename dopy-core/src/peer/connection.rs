@@ -5,7 +5,12 @@ use super::*;
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection").field("endpoint", &self.endpoint()).field("link", &self.shared().info).finish()
+        let shared = self.shared();
+        f.debug_struct("Connection")
+            .field("endpoint", &self.endpoint())
+            .field("link", &shared.info)
+            .field("phase", &shared.life.phase())
+            .finish()
     }
 }
 
@@ -49,9 +54,7 @@ impl Connection {
             pending: Mutex::new(Calls::default()),
             refs: Mutex::new(RefTables::default()),
             owner: Mutex::new(Weak::new()),
-            closed: CancellationToken::new(),
-            ended: Arc::new(Ended::default()),
-            close_reason: Mutex::new(None),
+            life: Arc::new(Lifecycle::default()),
             running: Mutex::new(IdMap::default()),
             serving: std::sync::atomic::AtomicUsize::new(0),
             late: AtomicU64::new(0),
@@ -59,7 +62,7 @@ impl Connection {
         });
         let span = tracing::debug_span!("dopy.connection", link = %shared.info);
         tracing::debug!(parent: &span, "connection open");
-        let writer = spawn_in(outbox::write_loop(WriterTask(out), shared.ended.clone()), span.clone());
+        let writer = spawn_in(outbox::write_loop(WriterTask(out), shared.life.clone()), span.clone());
         spawn_in(read_loop(shared.clone(), reader, writer), span);
         let owner = owned.then(|| Arc::new(CloseOnDrop(shared.clone())));
         if let Some(o) = &owner {
@@ -89,18 +92,18 @@ impl Connection {
 
     /// Whether the connection has ended.
     pub fn is_closed(&self) -> bool {
-        self.shared().ended.is_set()
+        self.shared().life.is_ended()
     }
 
     /// Waits until the connection has ended: once this returns, every call pending on it has
     /// failed and every reference it held or exported has been released.
     pub async fn closed(&self) {
-        self.shared().closed.cancelled().await
+        self.shared().life.closed().await
     }
 
     /// Why the connection ended, once it has.
     pub fn close_reason(&self) -> Option<String> {
-        lock(&self.shared().close_reason).clone()
+        self.shared().life.reason()
     }
 
     /// Closes the connection in an orderly way (`Goodbye`); calls in flight fail with

@@ -47,7 +47,7 @@ use futures_util::Sink;
 use tokio::sync::oneshot;
 
 use self::sync::{lock, AtomicBool, AtomicUsize, AtomicWaker, Mutex};
-use super::Ended;
+use super::Lifecycle;
 use crate::codec::{Encoded, Small};
 
 mod sync;
@@ -442,7 +442,7 @@ impl Outbox {
     /// The writer task's work, polled until the stream is closed: feeds everything queued,
     /// flushes once per batch, and waits for more (or for the end of the connection, after
     /// which it sends what is queued and closes the stream).
-    fn poll_write(&self, cx: &mut Context<'_>, ended: &Ended) -> Poll<()> {
+    fn poll_write(&self, cx: &mut Context<'_>, ended: &Lifecycle) -> Poll<()> {
         let mut guard = lock(&self.half);
         let half = &mut *guard;
         loop {
@@ -502,7 +502,7 @@ impl Outbox {
             if !lock(&self.queue).items.is_empty() {
                 continue;
             }
-            if ended.is_set() {
+            if ended.is_ended() {
                 half.closing = true;
                 continue;
             }
@@ -549,7 +549,7 @@ impl Drop for WriterTask {
 
 /// The writer task of a connection: writes until the stream is closed, or gives up
 /// [`LAST_WORDS`](super::LAST_WORDS) after the end of the connection.
-pub(super) async fn write_loop(task: WriterTask, ended: Arc<Ended>) {
+pub(super) async fn write_loop(task: WriterTask, ended: Arc<Lifecycle>) {
     let outbox = &task.0;
     let work = std::future::poll_fn(|cx| outbox.poll_write(cx, &ended));
     tokio::pin!(work);
@@ -633,7 +633,7 @@ mod tests {
                 assert!(matches!(failed, Err(Unpushed::Encode(_))), "{failed:?}");
             }
         }
-        let ended = Arc::new(Ended::default());
+        let ended = Arc::new(Lifecycle::default());
         let writer = tokio::spawn(write_loop(WriterTask(outbox.clone()), ended.clone()));
         for (i, frame) in expected.iter().enumerate() {
             assert_eq!(&next_frame(&mut far).await, frame, "frame {i}");
@@ -644,7 +644,7 @@ mod tests {
         // Pushed while the writer waits: written in the next batch, in a reused buffer.
         outbox.push_small(&small(1000), small(1000).len()).expect("the writer is running");
         assert_eq!(next_frame(&mut far).await, small(1000).encode().unwrap().to_vec());
-        ended.set();
+        ended.end();
         writer.await.expect("the writer ends with the connection");
         assert!(
             outbox.push_small(&small(1001), small(1001).len()).is_err(),

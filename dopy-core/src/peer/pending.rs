@@ -25,9 +25,6 @@ pub(super) type IdMap<V> = rustc_hash::FxHashMap<u64, V>;
 #[derive(Default)]
 pub(super) struct Calls {
     pub(super) slots: IdMap<Slot>,
-    /// Set once the connection has ended, so that a call made after the end fails at once
-    /// instead of waiting forever.
-    pub(super) ended: bool,
 }
 
 /// The reply of call (or ping) `id`, registered with [`Shared::register`]: ready when it has
@@ -60,7 +57,7 @@ impl std::future::Future for Awaited<'_> {
             // Only the caller removes its slot (when it takes the reply, or gives up).
             Entry::Vacant(_) => {
                 drop(calls);
-                let reason = lock(&self.shared.close_reason).clone();
+                let reason = self.shared.life.reason();
                 std::task::Poll::Ready(Err(reason.unwrap_or_else(|| "the connection is closed".into())))
             }
         }
@@ -103,7 +100,7 @@ impl Shared {
         waker: Option<&std::task::Waker>,
     ) -> Result<(Awaited<'_>, usize), Error<E>> {
         let mut calls = lock(&self.pending);
-        if calls.ended {
+        if self.life.is_ended() {
             drop(calls);
             return Err(self.disconnected());
         }

@@ -100,7 +100,7 @@ pub(super) async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
     let max_depth = shared.host.max_depth;
     // One wait for the end of the connection, polled by every iteration: creating it anew per
     // frame registers and unregisters a waiter under the token's lock each time.
-    let closed = shared.ended.wait(&shared.ended.reader);
+    let closed = shared.life.wait(&shared.life.reader);
     tokio::pin!(closed);
     // The heartbeat and the idle timeout are checked here, on ticks, rather than by a task of
     // their own (which would cost every idle connection its memory).

@@ -82,7 +82,7 @@ impl Shared {
     }
 
     pub(super) fn send<E>(&self, out: Out) -> Result<(), Error<E>> {
-        if self.ended.is_set() {
+        if self.life.is_ended() {
             return Err(self.disconnected());
         }
         self.out.push(out).map_err(|_| self.disconnected())
@@ -91,7 +91,7 @@ impl Shared {
     /// [`send`](Shared::send) of a small message of `len` bytes, written in place
     /// ([`Outbox::push_small`]); the caller has checked its size.
     pub(super) fn send_small<E>(&self, msg: &Small<'_>, len: usize) -> Result<(), Error<E>> {
-        if self.ended.is_set() {
+        if self.life.is_ended() {
             return Err(self.disconnected());
         }
         self.out.push_small(msg, len).map_err(|why| match why {

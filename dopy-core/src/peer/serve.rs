@@ -264,7 +264,7 @@ impl Shared {
         if cancellable {
             lock(&self.running).insert(id, stop.clone());
             // Ended meanwhile: `finish` has already stopped the calls it found.
-            if self.ended.is_set() {
+            if self.life.is_ended() {
                 stop.cancel();
             }
         }

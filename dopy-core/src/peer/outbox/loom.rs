@@ -19,7 +19,7 @@
 //! thread-local batch are loom's (`sync.rs`), so loom schedules around each of them, and
 //! explores the weak-memory outcomes of the atomics. Not modelled: the tokio `Notify` of a
 //! reader stalled on the backlog, and the `stalled` flag (no reader stalls here; they stay
-//! std's and tokio's), the connection's end (`Ended`, std's, used only to stop the writer once
+//! std's and tokio's), the connection's end (`Lifecycle`, std's, used only to stop the writer once
 //! everything is written), a transport that makes the writer wait, acknowledged frames, last
 //! frames and write failures.
 //!
@@ -49,7 +49,7 @@ use loom::thread;
 use tokio::io::AsyncWrite;
 use tokio_util::codec::Decoder;
 
-use super::{Ended, Out, Outbox};
+use super::{Lifecycle, Out, Outbox};
 use crate::codec::{Encoded, Message, Small};
 use dopy_transport::{frame, FrameWriter};
 
@@ -143,7 +143,7 @@ fn check(pushers: &'static [Pusher]) {
     model.check(move || {
         let wire = Wire::default();
         let outbox = Outbox::new(FrameWriter::new(Box::new(wire.clone()), 1 << 20));
-        let ended = Arc::new(Ended::default());
+        let ended = Arc::new(Lifecycle::default());
         let total: usize = pushers
             .iter()
             .enumerate()
@@ -191,7 +191,7 @@ fn check(pushers: &'static [Pusher]) {
         // (a lost wakeup is a deadlock). Else it may rightly wait for more: the end of the
         // connection stops it.
         if wire.len() == total {
-            ended.set();
+            ended.end();
         }
         writer.join().expect("the writer");
 
