@@ -42,6 +42,6 @@
 //! ```
 
 pub use dopy_core::{bad_args, Answer, BoxFuture, DynArgs, Reply, Responder};
-pub use dopy_core::{Dispatch, Dispatched, Invocation};
+pub use dopy_core::{Dispatch, Dispatched, Invocation, InvocationParts};
 pub use dopy_core::{Fault, FaultKind};
 pub use dopy_core::{LocalDispatch, LocalDispatched};

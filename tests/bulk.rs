@@ -105,7 +105,7 @@ async fn large_buffers_arrive_intact_every_way_they_travel() {
 #[tokio::test]
 async fn large_buffers_reach_an_object_in_the_same_process() {
     use dopy::Proxy;
-    let store = StoreProxy::from_object(dopy::DynObject::local(Store));
+    let store = StoreProxy::from_object(dopy::DynObject::in_process(Store));
     let data = block(50_000, 7);
     assert_eq!(store.echo(data.clone()).await.unwrap(), data);
     let (label, joined, count) = store.concat("local".into(), vec![data.clone(), block(3, 1)]).await.unwrap();

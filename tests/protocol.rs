@@ -735,7 +735,7 @@ async fn introspection_with_arguments_is_refused() {
         assert_eq!(raw.fault(2).await.kind, FaultKind::BadArguments);
     }
     // Through the API too (a local call takes the same path as a remote one).
-    let local = dopy::DynObject::local(support::Calculator::default());
+    let local = dopy::DynObject::in_process(support::Calculator::default());
     let err = local.call("dopy.methods", [Value::Int(1)]).await.unwrap_err();
     assert!(matches!(err, dopy::Error::BadArguments(_)), "{err}");
     assert_eq!(local.methods().await.unwrap().name, "Calculator");

@@ -115,7 +115,7 @@ async fn values_inside_typed_parameters_and_results() {
 #[tokio::test]
 async fn a_reference_inside_a_typed_value_parameter_is_live() {
     let (_server, settings) = served("tcp://127.0.0.1:0").await;
-    let calc = DynObject::local(harness::demo::Calculator::default());
+    let calc = DynObject::in_process(harness::demo::Calculator::default());
     assert_eq!(settings.call_inside(Value::Ref(calc), 20, 22).await.unwrap(), 42);
 }
 

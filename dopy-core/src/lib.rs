@@ -30,7 +30,7 @@ pub use interface::{Interface, MethodInfo, ParamInfo, Receiver, RESERVED_PREFIX}
 pub use object::{Proxy, Remote, RemoteObject};
 pub use peer::{Heartbeat, Host, WeakConnection};
 pub use serve::dispatch::{bad_args, Answer, ArgList, BoxFuture, DynArgs, Reply, Responder};
-pub use serve::dispatch::{Dispatch, Dispatched, Invocation};
+pub use serve::dispatch::{Dispatch, Dispatched, Invocation, InvocationParts};
 pub use serve::local::{local_object, LocalDispatch, LocalDispatched, LocalExecutor};
 pub use serve::table::Entry;
 pub use serve::{dispatch, local, panic, table};

@@ -18,7 +18,7 @@ use crate::error::CallSite;
 use crate::handle::{Connection, DynObject, Via};
 use crate::interface::{Interface, METHODS};
 use crate::peer::CallTo;
-use crate::serve::dispatch::{Answer, Dispatch, Dispatched, Invocation, Reply};
+use crate::serve::dispatch::{Answer, Dispatch, Dispatched, Invocation, InvocationParts, Reply};
 use crate::serve::table::Entry;
 use crate::value::refs;
 use crate::value::{from_value, to_value, Value};
@@ -35,8 +35,9 @@ impl Connection {
 
 /// The client side of a [`DynObject`]: calls by name, typed calls, forwarding.
 impl DynObject {
-    /// A handle that calls a local object directly.
-    pub fn local<T: Dispatch>(object: T) -> Self {
+    /// A handle that calls an object of this process directly, without a connection (what a
+    /// [`Remote`] holds on the side that made it).
+    pub fn in_process<T: Dispatch>(object: T) -> Self {
         let label = object.interface().name.into_owned();
         Self::from_entry(Arc::new(Entry::new(label, object)))
     }
@@ -183,8 +184,8 @@ impl DynObject {
     /// Forwards a call received for this handle (when a reference received from one peer is
     /// handed on to another, the second peer's calls travel through here).
     async fn forward(&self, inv: Invocation) -> Reply {
-        let (method, args, dynamic, refs) = inv.into_parts();
-        let call_flags = if dynamic { flags::DYNAMIC_RESULT } else { 0 };
+        let InvocationParts { method, args, dynamic_result, refs, .. } = inv.into_parts();
+        let call_flags = if dynamic_result { flags::DYNAMIC_RESULT } else { 0 };
         match self.invoke::<Value>(&method, args, refs, call_flags).await {
             Ok((Outcome::Ok(payload), refs)) => Ok(Answer { payload, refs }),
             Ok((Outcome::Err(fault), _)) => Err(fault),
@@ -392,7 +393,7 @@ pub struct Remote<T: RemoteObject + Dispatch> {
 impl<T: RemoteObject + Dispatch> Remote<T> {
     /// Wraps a local object so that it can be passed by reference.
     pub fn new(object: T) -> Self {
-        Remote { proxy: <T::Proxy as Proxy>::from_object(DynObject::local(object)) }
+        Remote { proxy: <T::Proxy as Proxy>::from_object(DynObject::in_process(object)) }
     }
 
     /// Wraps a local object that takes one call at a time, in arrival order (an actor), so that

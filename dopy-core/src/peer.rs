@@ -14,13 +14,13 @@
 
 mod call;
 mod connection;
+mod exports;
 mod host;
 mod inline;
 mod lifecycle;
 mod outbox;
 mod pending;
 mod reader;
-mod refs;
 mod send;
 mod serve;
 mod watchdog;
@@ -52,6 +52,8 @@ use crate::Error;
 
 pub(crate) use call::CallTo;
 pub use connection::{Request, WeakConnection};
+pub use exports::Import;
+use exports::{Exported, RefTables, Unsent};
 pub use host::{
     Heartbeat, Host, DEFAULT_BACKLOG_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_MAX_BACKLOG, DEFAULT_MAX_EXPANSION,
     DEFAULT_MAX_EXPORTS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_OVERLOAD_WAIT,
@@ -61,8 +63,6 @@ use lifecycle::{Lifecycle, LAST_WORDS};
 use outbox::{Out, Outbox, WriterTask};
 use pending::{Awaited, Calls, IdMap, PendingGuard, Slot};
 use reader::read_loop;
-pub use refs::Import;
-use refs::{Exported, RefTables, Unsent};
 pub(crate) use serve::expired_on_arrival;
 use watchdog::Watchdog;
 

@@ -117,7 +117,7 @@ impl Node {
         };
         let raw = dial::dial(endpoint, &self.inner.transports, &self.inner.link).await.map_err(connect_err)?;
         let link = Link::establish(raw, &self.inner.link).await.map_err(|e| connect_err(e.into()))?;
-        Ok(Connection::start(link, self.inner.host.clone(), endpoint.to_string(), true))
+        Ok(Connection::open(link, self.inner.host.clone(), endpoint.to_string()))
     }
 
     fn cached(&self, endpoint: &Endpoint) -> Option<Connection> {
@@ -210,7 +210,7 @@ impl Node {
         let link = Link::establish(raw, &self.inner.link)
             .await
             .map_err(|e| Error::Connect { endpoint: label.clone(), source: e.into() })?;
-        let conn = Connection::start(link, self.inner.host.clone(), label, false);
+        let conn = Connection::accept(link, self.inner.host.clone(), label);
         let mut incoming = self.inner.incoming.lock().unwrap_or_else(|e| e.into_inner());
         incoming.retain(|c| !c.is_closed());
         incoming.push(conn.clone());

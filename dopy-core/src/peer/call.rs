@@ -32,7 +32,7 @@ use crate::Error;
 pub(crate) type Returned = (Outcome, Vec<DynObject>);
 
 /// An error made on this side of a call: none carries a method's own error value.
-type Local = Error<std::convert::Infallible>;
+type Failure = Error<std::convert::Infallible>;
 
 /// A call on a connection (see [`Connection::call_to`](crate::handle::Connection::call_to)):
 /// nothing is sent before its first poll; dropping it after that cancels the call (`Cancel` is
@@ -59,7 +59,7 @@ enum State<'a> {
         started: Instant,
     },
     /// Waiting for a free slot first (all were taken).
-    Slow(Pin<Box<dyn Future<Output = Result<Returned, Local>> + Send + 'a>>),
+    Slow(Pin<Box<dyn Future<Output = Result<Returned, Failure>> + Send + 'a>>),
     /// Completed.
     Done,
 }
@@ -77,7 +77,7 @@ impl<'a, E> CallTo<'a, E> {
         CallTo { shared, target, method, state: State::Start { args, refs, flags, deadline }, _error: PhantomData }
     }
 
-    fn poll_local(&mut self, cx: &mut Context<'_>) -> Poll<Result<Returned, Local>> {
+    fn poll_call(&mut self, cx: &mut Context<'_>) -> Poll<Result<Returned, Failure>> {
         let shared = self.shared;
         loop {
             match &mut self.state {
@@ -155,8 +155,8 @@ impl<'a, E> CallTo<'a, E> {
 
 impl<E> CallTo<'_, E> {
     /// The error of a call whose deadline passed.
-    fn expired(&self, why: String) -> Local {
-        local_fault(self.shared, self.target, self.method, FaultKind::DeadlineExceeded, why)
+    fn expired(&self, why: String) -> Failure {
+        fault_here(self.shared, self.target, self.method, FaultKind::DeadlineExceeded, why)
     }
 }
 
@@ -176,12 +176,12 @@ impl<E> Future for CallTo<'_, E> {
     type Output = Result<Returned, Error<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().poll_local(cx).map(|r| r.map_err(|e| e.map_method(|never| match never {})))
+        self.get_mut().poll_call(cx).map(|r| r.map_err(|e| e.map_method(|never| match never {})))
     }
 }
 
 /// A fault made on this side, at the call's site.
-fn local_fault(shared: &Shared, target: &Target, method: &str, kind: FaultKind, message: String) -> Local {
+fn fault_here(shared: &Shared, target: &Target, method: &str, kind: FaultKind, message: String) -> Failure {
     let site = CallSite { endpoint: shared.endpoint.clone(), object: target.to_string(), method: method.to_owned() };
     Error::from_fault(Fault::new(kind, message), site, |_| None)
 }
@@ -206,14 +206,14 @@ struct Call<'a, 'b> {
 
 /// Encodes and queues a call that has its slot: the state that waits for its reply (its slot
 /// wakes `waker`, if given), or for its frame to be written (a oneway call).
-fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Waker>) -> Result<State<'a>, Local> {
+fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Waker>) -> Result<State<'a>, Failure> {
     let Call { shared, target, method, args, refs, flags: call_flags, deadline, started } = call;
     let remaining = match deadline {
         None => None,
         Some(d) => match d.checked_duration_since(Instant::now()) {
             Some(left) if !left.is_zero() => Some(u64::try_from(left.as_micros()).unwrap_or(u64::MAX).max(1)),
             _ => {
-                return Err(local_fault(
+                return Err(fault_here(
                     shared,
                     target,
                     method,
@@ -284,7 +284,7 @@ fn send<'a>(call: Call<'a, '_>, permit: OwnedSemaphorePermit, waker: Option<&Wak
 
 /// A call that found every slot taken: waits for one (up to the node's `overload_wait`, or
 /// the deadline), then goes on as any call.
-async fn wait_for_slot(call: Call<'_, '_>) -> Result<Returned, Local> {
+async fn wait_for_slot(call: Call<'_, '_>) -> Result<Returned, Failure> {
     let Call { shared, target, method, deadline, started, .. } = call;
     let wait = match deadline {
         Some(d) => shared.host.overload_wait.min(d.saturating_duration_since(started)),
@@ -292,7 +292,7 @@ async fn wait_for_slot(call: Call<'_, '_>) -> Result<Returned, Local> {
     };
     let Ok(Ok(permit)) = tokio::time::timeout(wait, shared.slots.clone().acquire_owned()).await else {
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(local_fault(
+            return Err(fault_here(
                 shared,
                 target,
                 method,
@@ -300,7 +300,7 @@ async fn wait_for_slot(call: Call<'_, '_>) -> Result<Returned, Local> {
                 format!("no slot for `{method}` before the deadline"),
             ));
         }
-        return Err(local_fault(
+        return Err(fault_here(
             shared,
             target,
             method,

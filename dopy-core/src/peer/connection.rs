@@ -36,11 +36,22 @@ impl Connection {
         state.downcast_ref().expect("a connection's state is the peer's")
     }
 
-    /// Starts serving a link: spawns its reader and writer tasks on the current tokio runtime.
-    ///
-    /// `owned` says whether dropping the last handle closes the connection (true for
-    /// connections this side opened).
-    pub fn start(link: Link, host: Arc<Host>, endpoint: String, owned: bool) -> Connection {
+    /// Starts serving a link this side opened (connected, dialled, spawned): spawns its reader
+    /// and writer tasks on the current tokio runtime. The connection closes when the last
+    /// handle to it (and every proxy using it) is dropped.
+    pub fn open(link: Link, host: Arc<Host>, endpoint: String) -> Connection {
+        Connection::start(link, host, endpoint, true)
+    }
+
+    /// Starts serving a link the peer opened (accepted by a listener, a process serving its own
+    /// stdio): spawns its reader and writer tasks on the current tokio runtime. The connection
+    /// lives until the peer closes it, it is closed, or the node shuts down.
+    pub fn accept(link: Link, host: Arc<Host>, endpoint: String) -> Connection {
+        Connection::start(link, host, endpoint, false)
+    }
+
+    /// `owned`: whether dropping the last handle closes the connection.
+    fn start(link: Link, host: Arc<Host>, endpoint: String, owned: bool) -> Connection {
         let LinkParts { reader, writer, info, attachment } = link.into_parts();
         let out = Outbox::new(writer);
         let shared = Arc::new(Shared {

@@ -157,10 +157,14 @@ impl Invocation {
         Invocation { method: method.into(), args, responder: Responder { dynamic: dynamic_result }, refs }
     }
 
-    /// Takes the invocation apart: method, arguments, whether the result is wanted dynamic, and
-    /// the reference table.
-    pub fn into_parts(self) -> (String, Args, bool, Vec<crate::handle::DynObject>) {
-        (self.method.into_string(), self.args, self.responder.dynamic, self.refs)
+    /// Takes the invocation apart (to forward it, say).
+    pub fn into_parts(self) -> InvocationParts {
+        InvocationParts {
+            method: self.method.into_string(),
+            args: self.args,
+            dynamic_result: self.responder.dynamic,
+            refs: self.refs,
+        }
     }
 
     /// The remote name of the method called.
@@ -353,13 +357,27 @@ impl Responder {
 macro_rules! causes {
     ($err:expr) => {{
         #[allow(unused_imports)]
-        use $crate::dispatch::chain::{ViaDisplay as _, ViaError as _};
-        (&&$crate::dispatch::chain::Wrap($err)).causes()
+        use $crate::dispatch::causes::{ViaDisplay as _, ViaError as _};
+        (&&$crate::dispatch::causes::Wrap($err)).causes()
     }};
 }
 
+/// What an [`Invocation`] is made of: see [`Invocation::into_parts`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct InvocationParts {
+    /// The remote name of the method called.
+    pub method: String,
+    /// The arguments.
+    pub args: Args,
+    /// Whether the caller wants the result as a `Value` (a dynamic call).
+    pub dynamic_result: bool,
+    /// The reference table of the arguments.
+    pub refs: Vec<crate::handle::DynObject>,
+}
+
 #[doc(hidden)]
-pub mod chain {
+pub mod causes {
     //! Autoref specialisation behind [`causes!`](crate::causes).
 
     /// Wraps an error reference.
