@@ -1,86 +1,62 @@
-//! The per-thread arena that small encodings are written into: [`Room`].
+//! The per-thread arena that small encodings are written into: [`encode_sized`].
 //!
 //! A leaf of dopy-core: value encoding and message encoding both write through it.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 
 use bytes::{Bytes, BytesMut};
 
-/// Encodings up to this size are written into the thread's arena (see [`Room`]).
+/// Encodings up to this size are written into the thread's arena (see [`encode_sized`]).
 pub(crate) const ARENA_MAX: usize = 1024;
 
 /// The size of a new arena chunk.
 const ARENA_CHUNK: usize = 16 * 1024;
 
 thread_local! {
-    /// The rest of this thread's current arena chunk; `None` while a [`Room`] holds it.
-    static ARENA: Cell<Option<BytesMut>> = Cell::new(Some(BytesMut::new()));
+    /// The rest of this thread's current arena chunk (see [`encode_sized`]).
+    static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
-/// Room for one encoding of a known size, and then its bytes ([`Room::finish`]).
+/// Runs `write`, which writes exactly `size` bytes, and returns those bytes.
 ///
 /// The small encodings of every call (its arguments, its frame, its result, its reply frame)
 /// live only until they are copied into the next one or into the link's write buffer. Rather
 /// than one allocation each, those of at most [`ARENA_MAX`] bytes are written into a chunk of
 /// [`ARENA_CHUNK`] bytes kept per thread, and split off it: `Bytes` that share the chunk,
 /// counted. A chunk is freed when its last encoding is dropped, or reused for the next ones
-/// when they all were by the time it is full. Larger encodings (and one made while another
-/// holds the chunk, such as by a `Serialize` impl that encodes something itself) get a buffer of
-/// their own. A room dropped unfinished (a failed encode) gives the chunk back as it found it.
-pub(crate) struct Room {
-    buf: BytesMut,
-    /// Whether `buf` is the thread's arena chunk, to give back.
-    arena: bool,
-    #[cfg(debug_assertions)]
-    size: usize,
-}
-
-impl Room {
-    /// Room for exactly `size` bytes.
-    #[inline]
-    pub(crate) fn new(size: usize) -> Room {
-        let chunk = if size <= ARENA_MAX { ARENA.try_with(Cell::take).ok().flatten() } else { None };
-        let (buf, arena) = match chunk {
-            Some(mut chunk) => {
-                if chunk.capacity() < size {
-                    chunk.reserve(ARENA_CHUNK);
-                }
-                (chunk, true)
+/// when they all were by the time it is full. Larger encodings (and a nested call, such as a
+/// `Serialize` impl that encodes something itself) get an allocation of their own.
+#[inline]
+pub(crate) fn encode_sized<E>(size: usize, write: impl FnOnce(&mut BytesMut) -> Result<(), E>) -> Result<Bytes, E> {
+    let mut write = Some(write);
+    if size <= ARENA_MAX {
+        let in_arena = ARENA.try_with(|arena| {
+            let mut arena = arena.try_borrow_mut().ok()?;
+            let write = write.take()?;
+            if arena.capacity() < size {
+                arena.reserve(ARENA_CHUNK);
             }
-            None => (BytesMut::with_capacity(size), false),
-        };
-        Room {
-            buf,
-            arena,
-            #[cfg(debug_assertions)]
-            size,
+            Some(match write(&mut arena) {
+                Ok(()) => {
+                    debug_assert_eq!(arena.len(), size, "the size computed beforehand");
+                    Ok(arena.split().freeze())
+                }
+                Err(e) => {
+                    arena.clear();
+                    Err(e)
+                }
+            })
+        });
+        if let Ok(Some(done)) = in_arena {
+            return done;
         }
     }
-
-    /// Where the encoding is written.
-    #[inline]
-    pub(crate) fn buf(&mut self) -> &mut BytesMut {
-        &mut self.buf
+    let mut out = BytesMut::with_capacity(size);
+    if let Some(write) = write {
+        write(&mut out)?;
     }
-
-    /// The bytes written (exactly the size the room was made for).
-    #[inline]
-    pub(crate) fn finish(mut self) -> Bytes {
-        #[cfg(debug_assertions)]
-        debug_assert_eq!(self.buf.len(), self.size, "the size computed beforehand");
-        self.buf.split().freeze()
-    }
-}
-
-impl Drop for Room {
-    fn drop(&mut self) {
-        if self.arena {
-            // What a failed encode wrote is not kept.
-            self.buf.clear();
-            let chunk = std::mem::take(&mut self.buf);
-            let _ = ARENA.try_with(|arena| arena.set(Some(chunk)));
-        }
-    }
+    debug_assert_eq!(out.len(), size, "the size computed beforehand");
+    Ok(out.freeze())
 }
 
 #[cfg(test)]
@@ -107,9 +83,7 @@ mod tests {
 
     fn to_bytes<T: Serialize>(value: &T) -> Result<Bytes, postcard::Error> {
         let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())?;
-        let mut room = Room::new(size);
-        postcard::serialize_with_flavor(value, Into(room.buf()))?;
-        Ok(room.finish())
+        encode_sized(size, |out| postcard::serialize_with_flavor(value, Into(out)))
     }
 
     /// Encodings written into the arena, kept alive across chunk boundaries and interleaved

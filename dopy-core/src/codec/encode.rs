@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::fast::{self, Small};
 use super::message::{Args, Call, Message, Outcome, Payload, RefWire, Target, TargetIn, SHARE_MIN};
 use super::splice;
-use crate::arena::Room;
+use crate::arena::encode_sized;
 use crate::value::Value;
 
 impl Message {
@@ -292,9 +292,7 @@ impl Encoded {
 /// A postcard error, which only a failing `Serialize` impl could cause.
 pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, postcard::Error> {
     let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())?;
-    let mut room = Room::new(size);
-    postcard::serialize_with_flavor(value, BufFlavor(room.buf()))?;
-    Ok(room.finish())
+    encode_sized(size, |out| postcard::serialize_with_flavor(value, BufFlavor(out)).map(drop))
 }
 
 /// Encodes the head of a spliced message (see `Message::spliced`) without its placeholder

@@ -14,7 +14,7 @@ use bytes::{BufMut, Bytes};
 
 use super::encode::BufFlavor;
 use super::{splice, Args, ObjectId, TargetIn};
-use crate::arena::Room;
+use crate::arena::encode_sized;
 use crate::value::wire::{push_varint64, varint_len, Reader};
 
 /// `Message::Call`'s variant index (postcard writes variant indices as varints: every index
@@ -94,9 +94,7 @@ fn push_bytes(out: &mut impl BufMut, b: &[u8]) {
 ///
 /// As postcard's: a value nested too deep (see `value::wire::with_max_depth`).
 pub(super) fn encode_call(head: &CallHead<'_>, args: &Args) -> Result<Bytes, postcard::Error> {
-    let mut room = Room::new(call_len(head, args_len(args)?));
-    write_call(head, args, room.buf())?;
-    Ok(room.finish())
+    encode_sized(call_len(head, args_len(args)?), |out| write_call(head, args, out))
 }
 
 /// The size of `args` in a call.
@@ -247,9 +245,7 @@ impl Small<'_> {
     ///
     /// As [`write`](Small::write).
     pub(crate) fn encode(&self) -> Result<Bytes, postcard::Error> {
-        let mut room = Room::new(self.len());
-        self.write(room.buf())?;
-        Ok(room.finish())
+        encode_sized(self.len(), |out| self.write(out))
     }
 
     /// Writes exactly [`len`](Small::len) bytes: what postcard writes for the message.

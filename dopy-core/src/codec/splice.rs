@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::encode::{BufFlavor, Parts};
 use super::fast::{self, CallHead};
 use super::SHARE_MIN;
-use crate::arena::Room;
+use crate::arena::encode_sized;
 use crate::value::wire::push_varint64;
 
 /// postcard bytes of a typed value, in parts: written one after the other, they are the value's
@@ -145,9 +145,7 @@ pub(crate) fn to_payload<T: Serialize + ?Sized, P>(
     let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())?;
     let shared = offered_len().wrapping_sub(before);
     if size < SHARE_MIN || shared == 0 || shared > size {
-        let mut room = Room::new(size);
-        postcard::serialize_with_flavor(value, BufFlavor(room.buf()))?;
-        return Ok(whole(room.finish()));
+        return encode_sized(size, |out| postcard::serialize_with_flavor(value, BufFlavor(out)).map(drop)).map(whole);
     }
     Ok(match to_parts(value, size - shared)? {
         Typed::Whole(bytes) => whole(bytes),

@@ -113,14 +113,15 @@ pub fn to_wire<T: ?Sized + Serialize>(value: &T) -> Result<(WireValue, Vec<DynOb
     let Out { mut buf, deepest } = written?;
     LAST_LEN.with(|l| l.set(buf.len()));
     let bytes = if buf.len() <= SMALL {
-        let mut room = crate::arena::Room::new(buf.len());
-        room.buf().extend_from_slice(&buf);
-        let copied = room.finish();
+        let copied: Result<_, std::convert::Infallible> = crate::arena::encode_sized(buf.len(), |arena| {
+            arena.extend_from_slice(&buf);
+            Ok(())
+        });
         buf.clear();
         if buf.capacity() <= 4 * SMALL {
             SPARE.with(|spare| spare.set(buf));
         }
-        copied
+        copied.unwrap_or_else(|never| match never {})
     } else {
         // Keeps no more than the value (a smaller one than the last, or one grown past its
         // guess), and lets `Bytes` take the buffer without an allocation of its own.
