@@ -9,11 +9,12 @@
 //! ([`DepthLimit`]) and the memory its values may take decoded ([`BudgetScope`]). Each is a
 //! guard: set when made, the previous state back when it drops (also during a panic's
 //! unwinding), so sessions nest. No closure is handed down: the caller keeps control, and the
-//! layers below never call back up.
+//! layers below do not call back up.
 //!
 //! Two more thread-locals are not part of a session because they outlive it: the arena small
-//! encodings are written into (`arena`), and the byte strings offered while a payload is
-//! written in parts (`splice`, entered by `to_payload`).
+//! encodings are written into (`arena`, which lends its chunk to a write callback for the length
+//! of one write: a guard that took the chunk out and put it back cost 3 % per call), and the byte
+//! strings offered while a payload is written in parts (`splice`, entered by `to_payload`).
 
 pub(crate) use super::decode::Shared as SharedFrame;
 pub(crate) use crate::value::refs::{InTable, OutTable};
