@@ -48,7 +48,7 @@ use crate::interface::METHODS;
 use crate::serve::dispatch::{Answer, Invocation, Reply};
 use crate::serve::table::{Entry, ObjectTable, Ticket};
 use crate::value::{wire, Value};
-use crate::Error;
+use crate::{CallError as Error, CodecError, DisconnectCause, Disconnected, ProtocolError};
 
 pub(crate) use call::CallTo;
 pub use connection::{Request, WeakConnection};
@@ -88,7 +88,7 @@ struct Shared {
     closed: CancellationToken,
     /// The same end, as the reader and writer tasks (and hot checks) see it, without locks.
     ended: Arc<Ended>,
-    close_reason: Mutex<Option<String>>,
+    close_reason: Mutex<Option<Disconnected>>,
     /// Slots for this side's calls in flight ([`Host::max_in_flight`]).
     slots: Arc<tokio::sync::Semaphore>,
     /// The peer's calls being served, each with the token that stops it (`Cancel`).
@@ -125,7 +125,7 @@ struct CloseOnDrop(Arc<Shared>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        self.0.close_with(Message::Goodbye, "closed locally");
+        self.0.close_with(Message::Goodbye, DisconnectCause::ClosedLocally);
     }
 }
 

@@ -54,18 +54,19 @@ pub(super) const LAST_WORDS: Duration = Duration::from_secs(1);
 impl Shared {
     pub(super) fn disconnected<E>(&self) -> Error<E> {
         let reason = lock(&self.close_reason).clone();
-        Error::Disconnected { reason: reason.unwrap_or_else(|| "the connection is closed".into()) }
+        Error::Disconnected(reason.unwrap_or_else(|| DisconnectCause::Closed.into()))
     }
 
     /// Ends the connection: records why, fails pending calls, and lets the writer finish with
     /// `last` (a `Goodbye` or an `Abort`).
-    pub(super) fn close_with(&self, last: Message, reason: &str) {
+    pub(super) fn close_with(&self, last: Message, cause: DisconnectCause) {
+        let reason = Disconnected::new(cause);
         {
             let mut r = lock(&self.close_reason);
             if r.is_some() {
                 return;
             }
-            *r = Some(reason.to_owned());
+            *r = Some(reason.clone());
         }
         if let Ok(frame) = last.encode() {
             let _ = self.out.push(Out::Last(Encoded::Whole(frame)));
@@ -75,11 +76,11 @@ impl Shared {
 
     /// Fails every pending call, releases every reference, and wakes everything waiting on
     /// the connection.
-    pub(super) fn finish(&self, reason: &str) {
+    pub(super) fn finish(&self, reason: Disconnected) {
         {
             let mut r = lock(&self.close_reason);
             if r.is_none() {
-                *r = Some(reason.to_owned());
+                *r = Some(reason.clone());
             }
         }
         self.ended.set();
@@ -92,7 +93,7 @@ impl Shared {
             calls.ended = true;
             let waiting = calls.slots.values_mut().filter(|slot| matches!(slot, Slot::Waiting(_)));
             waiting
-                .filter_map(|slot| match std::mem::replace(slot, Slot::Done(Err(reason.to_owned()))) {
+                .filter_map(|slot| match std::mem::replace(slot, Slot::Done(Err(reason.clone()))) {
                     Slot::Waiting(waker) => waker,
                     Slot::Done(_) => None,
                 })
