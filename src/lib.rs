@@ -38,9 +38,9 @@
 extern crate self as dopy;
 
 mod address;
-mod error;
 pub mod blocking;
 pub mod dispatch;
+mod error;
 mod into_proxy;
 mod node;
 pub mod protocol;
@@ -62,10 +62,10 @@ pub use dopy_core::{from_value, to_value, CompactString, Value};
 pub use dopy_core::{Args, DynArgs};
 pub use dopy_core::{Bytes, CallSite, Trace};
 pub use dopy_core::{CallError, CodecError, DisconnectCause, Disconnected, ProtocolError};
-pub use error::Error;
 pub use dopy_core::{Connection, DynObject, LocalExecutor, Proxy, Remote, RemoteObject};
 pub use dopy_core::{Dispatch, Dispatched, Invocation};
 pub use dopy_core::{Interface, MethodInfo, ParamInfo, Receiver};
+pub use error::Error;
 pub use into_proxy::IntoProxy;
 pub use node::{Node, NodeBuilder};
 

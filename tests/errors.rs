@@ -5,7 +5,7 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use dopy::{Error, Node, Value};
+use dopy::{CallError, Error, Node, Value};
 use support::{calc_proxy, eventually, start_server, start_server_with, Calculator, DivideByZero};
 
 /// The typed caller gets its own error type back, not a string, with where it happened.
@@ -14,7 +14,7 @@ async fn method_error_comes_back_typed_with_its_trace() {
     let (_server, addr) = start_server().await;
     let calc = calc_proxy(&addr).await;
     let err = calc.divide(10, 0).await.unwrap_err();
-    let Error::Method { error, trace } = &err else { panic!("expected a method error, got {err}") };
+    let CallError::Method { error, trace } = &err else { panic!("expected a method error, got {err}") };
     assert_eq!(*error, DivideByZero(10));
     assert_eq!(trace.message(), "cannot divide 10 by zero");
     assert_eq!(trace.hops().len(), 1);
@@ -60,7 +60,7 @@ async fn panic_is_reported_and_the_server_keeps_serving() {
     let calc = calc_proxy(&addr).await;
     for _ in 0..3 {
         let err = calc.explode("on purpose".into()).await.unwrap_err();
-        let Error::Panic(trace) = &err else { panic!("expected a panic error, got {err}") };
+        let CallError::Panic(trace) = &err else { panic!("expected a panic error, got {err}") };
         assert!(trace.message().starts_with("exploded: on purpose (at "), "{}", trace.message());
         assert!(trace.message().contains("support/calculator.rs"), "{}", trace.message());
         assert_eq!(trace.backtrace(), None);
@@ -76,11 +76,11 @@ async fn no_such_object_and_no_such_method() {
     let client = Node::new();
     let ghost = client.object(&format!("{addr}/ghost")).await.unwrap();
     let err = ghost.call("add", []).await.unwrap_err();
-    assert!(matches!(err, Error::NoSuchObject(_)), "{err}");
+    assert!(matches!(err, CallError::NoSuchObject(_)), "{err}");
     assert!(err.to_string().contains("no object `ghost`"), "{err}");
     let obj = client.object(&format!("{addr}/calc")).await.unwrap();
     let err = obj.call("subtract", []).await.unwrap_err();
-    assert!(matches!(err, Error::NoSuchMethod(_)), "{err}");
+    assert!(matches!(err, CallError::NoSuchMethod(_)), "{err}");
     assert!(err.to_string().contains("no remote method `subtract`"), "{err}");
 }
 
@@ -90,7 +90,7 @@ async fn no_such_object_and_no_such_method() {
 async fn bad_arguments_name_the_parameter() {
     let (_server, addr) = start_server().await;
     let obj = Node::new().object(&format!("{addr}/calc")).await.unwrap();
-    let cases: Vec<(dopy::Result<Value>, &str)> = vec![
+    let cases: Vec<(Result<Value, CallError>, &str)> = vec![
         (obj.call("add", [Value::from(1)]).await, "missing argument `b`"),
         (obj.call("add", [1.into(), 2.into(), 3.into()]).await, "expected 2 argument(s), got 3"),
         (obj.call("add", [Value::from("one"), Value::from(2)]).await, "argument `a`: invalid type: string \"one\""),
@@ -100,7 +100,7 @@ async fn bad_arguments_name_the_parameter() {
     ];
     for (result, want) in cases {
         let err = result.unwrap_err();
-        assert!(matches!(err, Error::BadArguments(_)), "{err}");
+        assert!(matches!(err, CallError::BadArguments(_)), "{err}");
         assert!(err.to_string().contains(want), "wanted `{want}` in: {err}");
     }
     assert_eq!(obj.call("add", [1.into(), 2.into()]).await.unwrap(), Value::Int(3));
@@ -117,7 +117,7 @@ async fn server_going_away_mid_call_gives_disconnected() {
     eventually("the call reaching the server", || echoes.load(Ordering::SeqCst) == 1).await;
     drop(server);
     let result = tokio::time::timeout(Duration::from_secs(5), call).await.expect("no hang").unwrap();
-    assert!(matches!(result, Err(Error::Disconnected { .. })), "{result:?}");
+    assert!(matches!(result, Err(CallError::Disconnected(_))), "{result:?}");
 }
 
 /// An address nobody listens on gives `Connect`, naming the endpoint.

@@ -172,7 +172,10 @@ impl DynObject {
     ) -> Result<R, CallError<E>> {
         refs::decoding(refs, || match outcome {
             Outcome::Ok(payload) => decode(payload).map_err(|source| {
-                CallError::Codec(CodecError::with_source(format!("the result of `{method}` could not be decoded"), source))
+                CallError::Codec(CodecError::with_source(
+                    format!("the result of `{method}` could not be decoded"),
+                    source,
+                ))
             }),
             Outcome::Err(fault) => Err(CallError::from_fault(*fault, self.site(method), decode_detail::<E>)),
         })

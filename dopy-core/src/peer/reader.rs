@@ -127,7 +127,8 @@ pub(super) async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                 _ = &mut closed => return,
             };
             if !drained {
-                let reason = DisconnectCause::NotReading { queued: shared.out.backlog(), limit: bound, waited: timeout };
+                let reason =
+                    DisconnectCause::NotReading { queued: shared.out.backlog(), limit: bound, waited: timeout };
                 break abort(reason);
             }
         }

@@ -200,7 +200,8 @@ impl<'a> Signature<'a> {
             params: quote!(#(#params),*),
             args: quote_spanned!(at=> (#(#names,)*)),
             ok,
-            error: err.map_or_else(|| quote!(::dopy::__private::CallError), |err| quote!(::dopy::__private::CallError<#err>)),
+            error: err
+                .map_or_else(|| quote!(::dopy::__private::CallError), |err| quote!(::dopy::__private::CallError<#err>)),
             method_error: err.map_or_else(|| quote!(::dopy::Value), |err| quote!(#err)),
         }
     }
