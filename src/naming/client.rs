@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Entry, Event, Lease, NameServiceProxy, NamingError, Page, Subscription, DEFAULT_NAME};
-use crate::protocol::{Fault, FaultKind};
 use crate::{Address, CallError, CallSite, Error, Node, Remote};
+use dopy_core::{Fault, FaultKind};
 
 /// The lease of a registration made with [`Names::register`], unless set with
 /// [`Register::lease`]: 10 seconds. A registrant that dies disappears within that time.
