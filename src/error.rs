@@ -19,6 +19,12 @@ use crate::{CallError, Trace, Value};
 
 /// An error from dopy: a node's operation that failed, or a call.
 ///
+/// Which function returns which type: [`Node`](crate::Node) and
+/// [`blocking::Node`](crate::blocking::Node) methods, [`Address`](crate::Address) parsing and
+/// the services' setup return `Error`; calls ([`DynObject`](crate::DynObject)'s methods, the
+/// methods of generated proxies and their blocking twins) return [`CallError<E>`](CallError),
+/// `E` being the method's own error type.
+///
 /// A node's own operations fail with the variants below; a call converted with `?` (or
 /// [`From`]) becomes [`Error::Call`], its method's error carried as a [`Value`]
 /// ([`CallError::into_dynamic`]).
