@@ -107,7 +107,10 @@ fn async_client_blocking_server(runtime: &tokio::runtime::Runtime) -> Result<(),
         let blocking_counter: CounterBlockingProxy =
             CounterBlockingProxy::from_async(counter, server.runtime().clone());
         let refused = blocking_counter.bump(1);
-        check("blocking call inside async code: Error::Blocking", matches!(refused, Err(Error::Blocking { .. })));
+        check(
+            "blocking call inside async code: dopy::CallError::Blocking",
+            matches!(refused, Err(dopy::CallError::Blocking { .. })),
+        );
         Ok(())
     })
 }

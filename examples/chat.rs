@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dopy::{Error, Node, Remote};
+use dopy::{CallError, Error, Node, Remote};
 use std::process::ExitCode;
 
 /// The room, published on the server.
@@ -46,7 +46,7 @@ impl Room {
         let gone: Vec<String> = members
             .iter()
             .zip(&results)
-            .filter(|(_, r)| matches!(r, Err(Error::Disconnected { .. } | Error::NoSuchObject(_))))
+            .filter(|(_, r)| matches!(r, Err(CallError::Disconnected(_) | CallError::NoSuchObject(_))))
             .map(|((n, _), _)| n.clone())
             .collect();
         if !gone.is_empty() {
@@ -102,7 +102,7 @@ impl Client {
         Ok(Client { name: name.to_owned(), room, inbox, released })
     }
 
-    async fn say(&self, text: &str) -> Result<usize, Error> {
+    async fn say(&self, text: &str) -> Result<usize, CallError> {
         self.room.say(self.name.clone(), text.to_owned()).await
     }
 

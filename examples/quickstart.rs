@@ -8,7 +8,7 @@
 //! cargo run --example quickstart
 //! ```
 
-use dopy::{Error, Node, Value};
+use dopy::{CallError, Error, Node, Value};
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
 
@@ -98,7 +98,7 @@ async fn run() -> Result<(), Error> {
     println!("\n{err:#}\n");
 
     let err = calc.crash().await.unwrap_err();
-    check("exceptions: a panic is reported", matches!(err, Error::Panic(_)));
+    check("exceptions: a panic is reported", matches!(err, CallError::Panic(_)));
     check("the server survives a panic", calc.add(1, 1).await? == 2);
 
     let err = obj.call("add", [Value::from("two")]).await.unwrap_err();

@@ -138,7 +138,7 @@ pub trait BlockingProxy: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// The runtime calls block on.
     fn runtime(&self) -> &Runtime;
 
-    /// A proxy whose calls fail with [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded)
+    /// A proxy whose calls fail with [`CallError::DeadlineExceeded`](crate::CallError::DeadlineExceeded)
     /// when no reply comes within `timeout`; see [`dopy::Proxy::with_timeout`](crate::Proxy::with_timeout).
     fn with_timeout(&self, timeout: Duration) -> Self {
         Self::from_async(crate::Proxy::with_timeout(self.as_async(), timeout), self.runtime().clone())

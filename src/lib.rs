@@ -7,7 +7,8 @@
 //! - [`remote`]: the attribute that makes an `impl` block callable by name and generates its
 //!   typed proxy.
 //! - [`Value`], [`to_value`], [`from_value`]: dynamic data for untyped callers.
-//! - [`Error`]: what a call can end with, with the server-side trace (`{:#}` prints it all).
+//! - [`CallError`]: what a call can end with, with the server-side trace (`{:#}` prints it
+//!   all); [`Error`]: what a node's operations end with, and any call error converted by `?`.
 //! - [`Address`], [`Endpoint`]: `tcp://HOST:PORT/OBJECT` URLs.
 //! - [`blocking`]: the same without an async runtime: a blocking node and blocking proxies.
 //!
@@ -39,6 +40,7 @@ extern crate self as dopy;
 mod address;
 pub mod blocking;
 pub mod dispatch;
+mod error;
 mod into_proxy;
 mod node;
 pub mod protocol;
@@ -58,10 +60,12 @@ pub mod __private;
 pub use address::{Address, Endpoint, IntoAddress};
 pub use dopy_core::{from_value, to_value, CompactString, Value};
 pub use dopy_core::{Args, DynArgs};
-pub use dopy_core::{Bytes, CallSite, Error, Trace};
+pub use dopy_core::{Bytes, CallSite, Trace};
+pub use dopy_core::{CallError, CodecError, DisconnectCause, Disconnected, ProtocolError};
 pub use dopy_core::{Connection, DynObject, LocalExecutor, Proxy, Remote, RemoteObject};
 pub use dopy_core::{Dispatch, Dispatched, Invocation};
 pub use dopy_core::{Interface, MethodInfo, ParamInfo, Receiver};
+pub use error::Error;
 pub use into_proxy::IntoProxy;
 pub use node::{Node, NodeBuilder};
 
@@ -93,8 +97,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///   (postcard) and dynamic ([`Value`], positional or named) arguments, and the introspection
 ///   table ([`Interface`]) built from the signatures and doc comments;
 /// - `CalculatorProxy`: a typed proxy (`Clone + Send + Sync`, cheap to share across tasks) with
-///   one `async` method per remote method, returning `Result<T, dopy::Error>`, or
-///   `Result<T, dopy::Error<E>>` for a method returning `Result<T, E>`;
+///   one `async` method per remote method, returning `Result<T, dopy::CallError>`, or
+///   `Result<T, dopy::CallError<E>>` for a method returning `Result<T, E>` (`?` converts either
+///   into a [`dopy::Error`]);
 /// - `CalculatorBlockingProxy`: its blocking twin, for code without an async runtime (the same
 ///   methods without `async`; see [`blocking`]);
 /// - `impl dopy::Remote for Calculator { type Proxy = CalculatorProxy; }`.
@@ -139,8 +144,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///   (`PhantomData<&'static str>`, `fn(&str)`) is left to the serde bounds.
 /// - Typed arguments travel as postcard, which is not self-describing: serde attributes that
 ///   need a self-describing format (`untagged`, `flatten`, `skip_serializing_if`) do not work in
-///   parameter types; a mismatch is reported as [`Error::BadArguments`] (a result, as
-///   [`Error::Codec`]) that says so.
+///   parameter types; a mismatch is reported as [`CallError::BadArguments`] (a result, as
+///   [`CallError::Codec`]) that says so.
 /// - For dynamic data, use [`Value`]: it travels as (or inside) a typed parameter or result,
 ///   explicitly tagged, and arrives as it was sent. Other crates' dynamic types
 ///   (`serde_json::Value`, `toml::Value`, ...) need a self-describing format: the macro refuses

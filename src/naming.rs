@@ -112,7 +112,7 @@ pub(crate) fn dialable(address: &crate::Address) -> Result<(), String> {
     }
 }
 
-pub use client::{lookup, Names, Register, Registration, Watch, Watcher, WatcherProxy, DEFAULT_LEASE};
+pub use client::{lookup, naming_error, Names, Register, Registration, Watch, Watcher, WatcherProxy, DEFAULT_LEASE};
 pub use limits::{
     Limit, NameServerBuilder, DEFAULT_MAX_ADDRESS_BYTES, DEFAULT_MAX_NAMES, DEFAULT_MAX_NAMES_PER_REGISTRANT,
     DEFAULT_MAX_NAME_BYTES, DEFAULT_MAX_TAGS, DEFAULT_MAX_TAG_BYTES, DEFAULT_MAX_WATCHES, DEFAULT_PAGE_BYTES,
@@ -194,7 +194,7 @@ pub enum Removal {
     Replaced,
 }
 
-/// The name service's own errors (in [`Error::Method`]).
+/// The name service's own errors (in [`CallError::Method`](crate::CallError::Method)).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum NamingError {

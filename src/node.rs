@@ -279,9 +279,9 @@ impl Node {
     }
 
     /// Shuts the node down gracefully: stops accepting connections, refuses new calls (they get
-    /// [`Error::Cancelled`], "shutting down"), lets the calls in flight finish for up to `grace`,
+    /// [`CallError::Cancelled`](crate::CallError::Cancelled), "shutting down"), lets the calls in flight finish for up to `grace`,
     /// then says `Goodbye` to every peer and closes every connection (calls still running after
-    /// `grace` fail on their callers' side with [`Error::Disconnected`]). Returns when done; also
+    /// `grace` fail on their callers' side with [`CallError::Disconnected`](crate::CallError::Disconnected)). Returns when done; also
     /// wakes [`stopped`](Node::stopped).
     pub async fn shutdown(&self, grace: Duration) {
         let inner = &self.inner;

@@ -3,6 +3,7 @@
 
 pub use crate::IntoProxy;
 pub use dopy_core::causes;
+pub use dopy_core::CallError;
 pub use dopy_core::{ArgList, BoxFuture, Dispatch, Dispatched, Invocation, Reply, Responder};
 pub use dopy_core::{DynObject, Proxy, RemoteObject};
 pub use dopy_core::{Interface, MethodInfo, ParamInfo, Receiver};

@@ -30,4 +30,4 @@
 pub use dopy_transport::tls;
 pub use dopy_transport::{exec, handshake, memory, ssh, stdio, tcp, unix};
 pub use dopy_transport::{Attachment, BoxRead, BoxWrite, LinkInfo, RawStream, Role};
-pub use dopy_transport::{HandshakeError, Secret, TransportError};
+pub use dopy_transport::{FrameError, HandshakeError, Secret, TransportError};

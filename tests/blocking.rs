@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use dopy::blocking::{self, BlockingProxy};
-use dopy::{Error, Remote, Value};
+use dopy::{CallError, Error, Remote, Value};
 use support::{
     eventually_blocking, Calculator, CalculatorBlockingProxy, CalculatorProxy, CursorBlockingProxy, DivideByZero,
 };
@@ -36,7 +36,7 @@ impl Relay {
     pub fn sleep_via(&self, millis: u64) -> String {
         let outcome = match self.calc.sleep(millis) {
             Ok(v) => format!("ok {v}"),
-            Err(Error::DeadlineExceeded(_)) => "deadline exceeded".to_owned(),
+            Err(CallError::DeadlineExceeded(_)) => "deadline exceeded".to_owned(),
             Err(e) => format!("error {e}"),
         };
         self.outcomes.lock().unwrap().push(outcome.clone());
@@ -47,7 +47,7 @@ impl Relay {
     pub fn reenter(&mut self) -> String {
         match self.me.get().expect("set by the test").add_one(1) {
             Ok(v) => format!("ok {v}"),
-            Err(Error::Reentrant(_)) => "re-entrant".to_owned(),
+            Err(CallError::Reentrant(_)) => "re-entrant".to_owned(),
             Err(e) => format!("error {e}"),
         }
     }
@@ -205,24 +205,24 @@ fn errors_come_back_through_blocking_calls() {
     let calc: CalculatorBlockingProxy = client.proxy(&url).unwrap();
 
     let err = calc.divide(10, 0).unwrap_err();
-    let Error::Method { error, trace } = &err else { panic!("expected a method error, got {err}") };
+    let CallError::Method { error, trace } = &err else { panic!("expected a method error, got {err}") };
     assert_eq!(*error, DivideByZero(10));
     assert_eq!(trace.message(), "cannot divide 10 by zero");
 
     let err = calc.explode("on purpose".into()).unwrap_err();
-    assert!(matches!(err, Error::Panic(_)), "{err}");
+    assert!(matches!(err, CallError::Panic(_)), "{err}");
     assert!(err.to_string().contains("exploded: on purpose"), "{err}");
     assert_eq!(calc.add(1, 1).unwrap(), 2, "the server survived the panic");
 
     let obj = calc.object();
-    assert!(matches!(obj.call("nope", []), Err(Error::NoSuchMethod(_))));
-    assert!(matches!(obj.call("add", [Value::from("two")]), Err(Error::BadArguments(_))));
+    assert!(matches!(obj.call("nope", []), Err(CallError::NoSuchMethod(_))));
+    assert!(matches!(obj.call("add", [Value::from("two")]), Err(CallError::BadArguments(_))));
     let missing = client.object(url.replace("/calc", "/missing")).unwrap();
-    assert!(matches!(missing.call("add", []), Err(Error::NoSuchObject(_))));
+    assert!(matches!(missing.call("add", []), Err(CallError::NoSuchObject(_))));
     assert!(matches!(client.object("tcp://127.0.0.1:1/calc"), Err(Error::Connect { .. })));
 
     assert!(server.unpublish("calc"));
-    assert!(matches!(calc.add(1, 1), Err(Error::NoSuchObject(_))));
+    assert!(matches!(calc.add(1, 1), Err(CallError::NoSuchObject(_))));
     assert!(matches!(server.publish("", Calculator::default()), Err(Error::InvalidAddress { .. })));
 }
 
@@ -233,7 +233,7 @@ fn blocking_calls_time_out() {
     let calc: CalculatorBlockingProxy = blocking::Node::new().proxy(&url).unwrap();
     let started = Instant::now();
     let err = calc.with_timeout(Duration::from_millis(100)).sleep(10_000).unwrap_err();
-    assert!(matches!(err, Error::DeadlineExceeded(_)), "{err}");
+    assert!(matches!(err, CallError::DeadlineExceeded(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(calc.sleep(1).unwrap(), 1, "no default deadline");
 }
@@ -252,12 +252,12 @@ async fn blocking_call_inside_an_async_runtime_returns_a_clear_error() {
     .unwrap();
 
     let err = calc.add(1, 2).unwrap_err();
-    assert!(matches!(err, Error::Blocking { .. }), "{err}");
+    assert!(matches!(err, CallError::Blocking { .. }), "{err}");
     let message = err.to_string();
     assert!(message.starts_with("blocking call refused: `add` was called from inside an async runtime"), "{message}");
     assert!(message.contains("BlockingProxy::as_async"), "{message}");
-    assert!(matches!(calc.divide(1, 0), Err(Error::Blocking { .. })), "typed errors too");
-    assert!(matches!(calc.object().call("add", []), Err(Error::Blocking { .. })));
+    assert!(matches!(calc.divide(1, 0), Err(CallError::Blocking { .. })), "typed errors too");
+    assert!(matches!(calc.object().call("add", []), Err(CallError::Blocking { .. })));
     assert!(matches!(server.listen("tcp://127.0.0.1:0"), Err(Error::Blocking { .. })));
     assert!(matches!(server.wait(), Err(Error::Blocking { .. })));
     assert!(matches!(server.runtime().block_on(async { 1 }), Err(Error::Blocking { .. })));
@@ -268,7 +268,7 @@ async fn blocking_call_inside_an_async_runtime_returns_a_clear_error() {
     // `spawn_blocking` threads belong to the async runtime too.
     let c = calc.clone();
     let result = tokio::task::spawn_blocking(move || c.add(1, 2)).await.unwrap();
-    assert!(matches!(result, Err(Error::Blocking { .. })));
+    assert!(matches!(result, Err(CallError::Blocking { .. })));
     drop((server, calc)); // dropping the blocking node here does not panic either
 }
 
@@ -282,10 +282,10 @@ async fn blocking_call_inside_a_multi_threaded_runtime_is_refused_too() {
     })
     .join()
     .unwrap();
-    assert!(matches!(calc.add(1, 2), Err(Error::Blocking { .. })));
+    assert!(matches!(calc.add(1, 2), Err(CallError::Blocking { .. })));
     let c = calc.clone();
     let in_task = tokio::spawn(async move { c.add(1, 2) }).await.unwrap();
-    assert!(matches!(in_task, Err(Error::Blocking { .. })));
+    assert!(matches!(in_task, Err(CallError::Blocking { .. })));
     drop(server);
 }
 
@@ -354,7 +354,7 @@ fn served_methods_make_blocking_calls() {
     // The client's deadline bounds the relay's own call.
     let started = Instant::now();
     match relay.with_timeout(Duration::from_millis(300)).sleep_via(10_000) {
-        Err(Error::DeadlineExceeded(_)) => {}
+        Err(CallError::DeadlineExceeded(_)) => {}
         // The relay's own call ends at the same instant, and its answer may arrive first.
         Ok(outcome) => assert_eq!(outcome, "deadline exceeded"),
         Err(e) => panic!("expected the deadline to pass, got {e}"),
@@ -448,7 +448,7 @@ fn listeners_and_serial_objects() {
 
     assert!(server.unlisten(&tcp));
     assert_eq!(server.listening(), [memory]);
-    let err = blocking::Node::new().object(tcp.object("calc")).and_then(|o| o.call("add", [])).unwrap_err();
+    let err = blocking::Node::new().object(tcp.object("calc")).and_then(|o| Ok(o.call("add", [])?)).unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
     assert_eq!(calc.accumulate(0).unwrap(), 15, "the other listener still serves");
 }

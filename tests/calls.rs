@@ -4,7 +4,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use dopy::{Error, Node, Receiver, Value};
+use dopy::{CallError, Node, Receiver, Value};
 use support::{calc_proxy, start_server, Point, Shape};
 
 /// A typed proxy calls sync `&self` and async `&mut self` methods and gets their results.
@@ -111,7 +111,7 @@ async fn renamed_skipped_and_private_methods() {
     assert_eq!(obj.call("plus", [1.into(), 1.into()]).await.unwrap(), Value::Int(2));
     for name in ["add_renamed", "local_only", "private_helper"] {
         let err = obj.call(name, []).await.unwrap_err();
-        assert!(matches!(err, Error::NoSuchMethod(_)), "{name}: {err}");
+        assert!(matches!(err, CallError::NoSuchMethod(_)), "{name}: {err}");
     }
 }
 

@@ -4,7 +4,7 @@
 mod support;
 
 use dopy::dispatch::{bad_args, DynArgs};
-use dopy::{Dispatch, Dispatched, Error, Interface, Invocation, Node, Value};
+use dopy::{CallError, Dispatch, Dispatched, Interface, Invocation, Node, Value};
 use support::{CalculatorProxy, DivideByZero};
 
 /// A dynamic calculator: interprets method names and `Value` arguments itself.
@@ -58,7 +58,7 @@ async fn typed_proxy_calls_a_hand_written_dispatcher() {
     let err = calc.divide(9, 0).await.unwrap_err();
     assert_eq!(err.method_error(), Some(&DivideByZero(9)));
     let err = calc.total().await.unwrap_err();
-    assert!(matches!(err, Error::NoSuchMethod(_)), "{err}");
+    assert!(matches!(err, CallError::NoSuchMethod(_)), "{err}");
 }
 
 /// A dynamic caller calls the dynamic server and sees its interface.
@@ -68,7 +68,7 @@ async fn dynamic_caller_calls_a_hand_written_dispatcher() {
     let obj = Node::new().object(&url).await.unwrap();
     assert_eq!(obj.call("add", [Value::from(2), Value::from(3)]).await.unwrap(), Value::Int(5));
     let err = obj.call("add", [Value::from("x"), Value::from(3)]).await.unwrap_err();
-    assert!(matches!(err, Error::BadArguments(_)), "{err}");
+    assert!(matches!(err, CallError::BadArguments(_)), "{err}");
     assert_eq!(obj.methods().await.unwrap().name, "DynCalc");
 }
 
@@ -107,7 +107,7 @@ async fn an_object_served_without_a_lock_cannot_ask_for_exclusive_access() {
     let obj = Node::new().object(&format!("{addr}/inconsistent")).await.unwrap();
     assert_eq!(obj.call("get", []).await.unwrap(), Value::UInt(7));
     let err = obj.call("set", []).await.unwrap_err();
-    assert!(matches!(err, Error::NoSuchMethod(_)), "{err:#}");
+    assert!(matches!(err, CallError::NoSuchMethod(_)), "{err:#}");
     let text = format!("{err:#}");
     assert!(text.contains("`set` on `inconsistent` asked for exclusive access"), "{text}");
     assert_eq!(obj.call("get", []).await.unwrap(), Value::UInt(7));

@@ -6,7 +6,7 @@ use support::harness;
 
 use std::process::Stdio;
 
-use dopy::{Error, Node};
+use dopy::{CallError, Error, Node};
 use harness::demo::ProcessProxy;
 use harness::{process_ends, process_running, promptly, serve_command, DOPY_SERVE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -68,9 +68,12 @@ async fn child_death_reports_exit_status_and_stderr_in_disconnected() {
     }
     process.exit(7).await.unwrap();
     let err = promptly("the call in flight", slow).await.unwrap_err();
-    let Error::Disconnected { reason } = &err else { panic!("expected Disconnected, got {err}") };
-    assert!(reason.contains("exited (exit status: 7)"), "{reason}");
-    assert!(reason.contains("| about to fall over"), "{reason}");
+    let CallError::Disconnected(reason) = &err else { panic!("expected Disconnected, got {err}") };
+    // What the transport adds to the cause: the child's exit status and last words.
+    let detail = reason.detail().unwrap_or_default();
+    assert!(detail.contains("exited (exit status: 7)"), "{reason}");
+    assert!(detail.contains("| about to fall over"), "{reason}");
+    assert!(reason.to_string().contains("exited (exit status: 7)"), "{reason}");
 }
 
 /// Dropping the last handle to a child connection ends the child: no orphan is left.

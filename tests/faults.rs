@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use dopy::{Error, Node, Remote};
+use dopy::{CallError, Error, Node, Remote};
 use serde_bytes::ByteBuf;
 use support::faulty::{self, Fault, Pair, When};
 use support::hub::{Hub, HubProxy, Live, Sink};
@@ -57,25 +57,25 @@ enum End {
     Failed(&'static str),
 }
 
-fn kind<E>(e: &Error<E>) -> &'static str {
+fn kind<E>(e: &CallError<E>) -> &'static str {
     match e {
-        Error::Method { .. } => "method",
-        Error::Panic(_) => "panic",
-        Error::NoSuchObject(_) => "no such object",
-        Error::NoSuchMethod(_) => "no such method",
-        Error::BadArguments(_) => "bad arguments",
-        Error::Overloaded(_) => "overloaded",
-        Error::DeadlineExceeded(_) => "deadline exceeded",
-        Error::Cancelled(_) => "cancelled",
-        Error::Unauthorized(_) => "unauthorized",
-        Error::Protocol { .. } => "protocol",
-        Error::Disconnected { .. } => "disconnected",
-        Error::Codec { .. } => "codec",
+        CallError::Method { .. } => "method",
+        CallError::Panic(_) => "panic",
+        CallError::NoSuchObject(_) => "no such object",
+        CallError::NoSuchMethod(_) => "no such method",
+        CallError::BadArguments(_) => "bad arguments",
+        CallError::Overloaded(_) => "overloaded",
+        CallError::DeadlineExceeded(_) => "deadline exceeded",
+        CallError::Cancelled(_) => "cancelled",
+        CallError::Unauthorized(_) => "unauthorized",
+        CallError::Protocol(_) => "protocol",
+        CallError::Disconnected(_) => "disconnected",
+        CallError::Codec(_) => "codec",
         _ => "other",
     }
 }
 
-fn end<T: PartialEq + std::fmt::Debug, E>(got: Result<T, Error<E>>, want: T) -> End {
+fn end<T: PartialEq + std::fmt::Debug, E>(got: Result<T, CallError<E>>, want: T) -> End {
     match got {
         Ok(v) if v == want => End::Correct,
         Ok(v) => End::Wrong(format!("{v:?}")),
@@ -413,7 +413,7 @@ async fn an_ended_connection_stops_the_calls_it_was_serving() {
     }
     pair.client_faults.strike(Fault::Drop);
     let ended = tokio::time::timeout(HANG, call).await.expect("hung").unwrap();
-    assert!(matches!(ended, Err(Error::Disconnected { .. })), "{ended:?}");
+    assert!(matches!(ended, Err(CallError::Disconnected(_))), "{ended:?}");
     assert_eq!(world.tallies.settle(0, PROMPT).await, 0, "the served call still holds its object");
     // The stopped call's task leaves the count just after it drops what it held.
     let deadline = std::time::Instant::now() + PROMPT;
@@ -573,7 +573,7 @@ async fn corrupted_length_prefix_is_a_protocol_error() {
         let hub: HubProxy = pair.proxy("hub");
         let got = tokio::time::timeout(HANG, hub.add(0, 1, 2)).await.expect("hung");
         match got {
-            Err(Error::Disconnected { reason }) => assert!(reason.contains(says), "byte {at}: {reason}"),
+            Err(CallError::Disconnected(reason)) => assert!(reason.to_string().contains(says), "byte {at}: {reason}"),
             other => panic!("byte {at}: {other:?}"),
         }
         assert_eq!(pair.client_faults.corrupted(), 1);

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dopy::transport::tls::rustls;
-use dopy::{Endpoint, Error, Node, NodeBuilder};
+use dopy::{CallError, Endpoint, Node, NodeBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -78,7 +78,7 @@ async fn served_promptly(address: &str, client: Node, during: &str) -> Duration 
     let started = Instant::now();
     let call = async {
         let target: TargetProxy = client.proxy(address).await?;
-        target.add(20, 22).await
+        Ok::<_, dopy::Error>(target.add(20, 22).await?)
     };
     match tokio::time::timeout(SERVICE, call).await {
         Ok(Ok(42)) => started.elapsed(),
@@ -371,7 +371,7 @@ async fn a_panic_tells_the_peer_its_message_and_location_only() {
     let (_server, addr) = serve(Node::builder()).await;
     let target: TargetProxy = Node::new().proxy(&format!("{addr}/target")).await.unwrap();
     let err = target.explode("on purpose".into()).await.unwrap_err();
-    let Error::Panic(trace) = &err else { panic!("expected a panic, got {err:#}") };
+    let CallError::Panic(trace) = &err else { panic!("expected a panic, got {err:#}") };
     assert!(trace.message().starts_with("exploded: on purpose (at tests/hostile.rs:"), "{}", trace.message());
     assert_eq!(trace.backtrace(), None, "a backtrace was sent by default");
     assert!(!format!("{err:#}").contains("backtrace"), "{err:#}");
@@ -390,7 +390,7 @@ async fn a_server_that_opts_in_sends_the_backtrace() {
     let (_server, addr) = serve(Node::builder().panic_backtraces(true)).await;
     let target: TargetProxy = Node::new().proxy(&format!("{addr}/target")).await.unwrap();
     let err = target.explode("on purpose".into()).await.unwrap_err();
-    let Error::Panic(trace) = &err else { panic!("expected a panic, got {err:#}") };
+    let CallError::Panic(trace) = &err else { panic!("expected a panic, got {err:#}") };
     assert!(trace.message().starts_with("exploded: on purpose (at tests/hostile.rs:"), "{}", trace.message());
     assert!(trace.backtrace().is_some_and(|b| !b.is_empty()), "no backtrace with the opt-in");
     assert!(format!("{err:#}").contains("backtrace:"), "{err:#}");

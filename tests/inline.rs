@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dopy::{Error, Node, Value};
+use dopy::{CallError, Node, Value};
 
 /// A counter whose reads are inline.
 #[derive(Default)]
@@ -169,7 +169,7 @@ async fn an_object_without_exclusive_methods_serves_every_kind_of_call() {
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(shared.add(0).await.unwrap(), 200);
     let err = shared.explode().await.unwrap_err();
-    assert!(matches!(err, Error::Panic(_)) && format!("{err:#}").contains("lock-free boom"), "{err:#}");
+    assert!(matches!(err, CallError::Panic(_)) && format!("{err:#}").contains("lock-free boom"), "{err:#}");
     // Re-entrant: the call comes back to the object while it runs.
     assert_eq!(bounded("a re-entrant call", shared.add_through(shared.clone(), 5)).await.unwrap(), 205);
 }
@@ -188,12 +188,12 @@ async fn inline_calls_give_the_same_results_errors_and_panics_as_any_call() {
 
     assert_eq!(counter.even(4).await.unwrap(), 4);
     match counter.even(3).await.unwrap_err() {
-        Error::Method { error, .. } => assert_eq!(error, "3 is odd"),
+        CallError::Method { error, .. } => assert_eq!(error, "3 is odd"),
         other => panic!("expected the method's error, got {other:#}"),
     }
 
     let err = counter.explode().await.unwrap_err();
-    assert!(matches!(err, Error::Panic(_)), "{err:#}");
+    assert!(matches!(err, CallError::Panic(_)), "{err:#}");
     assert!(format!("{err:#}").contains("inline boom"), "{err:#}");
     // The panic did not take the connection's reader down.
     assert_eq!(counter.add(0).await.unwrap(), 500);
@@ -253,7 +253,7 @@ async fn a_waiting_inline_call_honours_its_deadline() {
     });
     gate.held().await;
     let err = bounded("bump with a deadline", counter.with_timeout(Duration::from_millis(200)).bump()).await;
-    assert!(matches!(err, Err(Error::DeadlineExceeded(_))), "{err:?}");
+    assert!(matches!(err, Err(CallError::DeadlineExceeded(_))), "{err:?}");
     // The caller cancelled the timed-out bump; frames are read in order, so once an echo sent
     // on the same connection after it is answered, the server has seen the cancel.
     let echo: EchoProxy = counter.object().connection().unwrap().proxy("echo");

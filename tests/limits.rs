@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dopy::protocol::Message;
-use dopy::{Connection, Endpoint, Error, Node, Remote, Value};
+use dopy::{CallError, Connection, Endpoint, Error, Node, Remote, Value};
 use support::eventually;
 use support::harness::demo::{self, CalculatorProxy, Tally};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -159,14 +159,14 @@ async fn frame_size_at_n_and_n_plus_one() {
 
     // How far 2,000 characters are over the limit tells the length that makes exactly N bytes.
     let err = calc.slow_echo(0, "x".repeat(2000)).await.unwrap_err();
-    assert!(matches!(err, Error::Codec { .. }), "{err}");
+    assert!(matches!(err, CallError::Codec(_)), "{err}");
     let text = err.to_string();
     let size: usize = text.split("message of ").nth(1).and_then(|t| t.split(' ').next()).unwrap().parse().unwrap();
     let fits = 2000 - (size - N);
 
     assert_eq!(calc.slow_echo(0, "x".repeat(fits)).await.unwrap().len(), fits, "exactly {N} bytes");
     let err = calc.slow_echo(0, "x".repeat(fits + 1)).await.unwrap_err();
-    assert!(matches!(err, Error::Codec { .. }), "{err}");
+    assert!(matches!(err, CallError::Codec(_)), "{err}");
     assert!(
         err.to_string().contains(&format!("message of {} bytes exceeds the maximum frame size of {N}", N + 1)),
         "{err}"
@@ -197,7 +197,7 @@ async fn exported_references_in_replies_at_n_and_n_plus_one() {
     assert_eq!(conn.imported_count(), N);
 
     let err = keeper.make(99).await.unwrap_err();
-    assert!(matches!(err, Error::Overloaded(_)), "{err}");
+    assert!(matches!(err, CallError::Overloaded(_)), "{err}");
     assert!(err.to_string().contains(&format!("{N} objects are already exported on this connection")), "{err}");
     assert_eq!(keeper.add(2, 2).await.unwrap(), 4, "the connection keeps working");
     assert_eq!(cells[2].get().await.unwrap(), 2, "the references too");
@@ -207,7 +207,7 @@ async fn exported_references_in_replies_at_n_and_n_plus_one() {
     let again = loop {
         match keeper.make(7).await {
             Ok(cell) => break cell.into_proxy(),
-            Err(Error::Overloaded(_)) if Instant::now() < deadline => {
+            Err(CallError::Overloaded(_)) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(10)).await
             }
             Err(e) => panic!("no room after a release: {e}"),
@@ -233,7 +233,7 @@ async fn exported_references_in_calls_at_n_and_n_plus_one() {
     assert_eq!(conn.exported_count(), N);
 
     let err = keeper.keep(cells[N].proxy().clone()).await.unwrap_err();
-    assert!(matches!(err, Error::Overloaded(_)), "{err}");
+    assert!(matches!(err, CallError::Overloaded(_)), "{err}");
     assert!(err.to_string().contains(&format!("{N} objects are already exported on this connection")), "{err}");
     assert_eq!(keeper.keep(cells[0].proxy().clone()).await.unwrap(), N + 1, "a second reference to an export");
     assert_eq!(conn.exported_count(), N);
@@ -254,7 +254,7 @@ async fn value_depth_at_n_and_n_plus_one() {
     let keeper = client.object(&format!("{addr}/keeper")).await.unwrap();
     assert_eq!(keeper.call("depth", [nested(N)]).await.unwrap(), Value::UInt(N as u64));
     let err = keeper.call("depth", [nested(N + 1)]).await.unwrap_err();
-    assert!(matches!(err, Error::BadArguments(_)), "{err}");
+    assert!(matches!(err, CallError::BadArguments(_)), "{err}");
     assert!(
         err.to_string().contains(&format!("value nesting exceeds {N} levels, the limit of node `limits-server`")),
         "{err}"
@@ -263,7 +263,7 @@ async fn value_depth_at_n_and_n_plus_one() {
     // Nor does the server send a result it would refuse (small as it is).
     assert_eq!(keeper.call("nested", [Value::UInt(N as u64)]).await.unwrap(), nested(N));
     let err = keeper.call("nested", [Value::UInt(N as u64 + 1)]).await.unwrap_err();
-    assert!(matches!(err, Error::Protocol { .. }), "{err}");
+    assert!(matches!(err, CallError::Protocol(_)), "{err}");
     assert!(err.to_string().contains("the reply could not be sent"), "{err}");
     assert!(err.to_string().contains(&format!("value nesting exceeds {N} levels")), "{err}");
 
@@ -273,12 +273,12 @@ async fn value_depth_at_n_and_n_plus_one() {
     let keeper = client.object(&format!("{addr}/keeper")).await.unwrap();
     assert_eq!(keeper.call("nested", [Value::UInt(N as u64)]).await.unwrap(), nested(N));
     let err = keeper.call("nested", [Value::UInt(N as u64 + 1)]).await.unwrap_err();
-    assert!(matches!(err, Error::Protocol { .. }), "{err}");
+    assert!(matches!(err, CallError::Protocol(_)), "{err}");
     assert!(err.to_string().contains(&format!("value nesting exceeds {N} levels")), "{err}");
     assert_eq!(keeper.call("add", [Value::Int(1), Value::Int(2)]).await.unwrap(), Value::Int(3), "still serving");
     // Nor does it send what it would refuse.
     let err = keeper.call("depth", [nested(N + 1)]).await.unwrap_err();
-    assert!(matches!(err, Error::Codec { .. }), "{err}");
+    assert!(matches!(err, CallError::Codec(_)), "{err}");
     assert!(err.to_string().contains(&format!("value nesting exceeds {N} levels")), "{err}");
 }
 
@@ -634,7 +634,7 @@ async fn heartbeat_detects_a_paused_server_process() {
 
     let result = tokio::time::timeout(Duration::from_secs(10), counting).await.expect("noticed in time").unwrap();
     let err = result.unwrap_err();
-    assert!(matches!(err, Error::Disconnected { .. }), "{err}");
+    assert!(matches!(err, CallError::Disconnected(_)), "{err}");
     assert!(err.to_string().contains("heartbeat timeout"), "{err}");
     assert!(conn.is_closed());
     assert!(conn.close_reason().unwrap().contains("heartbeat timeout"), "{:?}", conn.close_reason());

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dopy::{Error, Node, Remote};
+use dopy::{CallError, Error, Node, Remote};
 use support::hub::{Hub, HubProxy, Live, Sink};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -259,9 +259,9 @@ async fn session(address: &str, dice: &mut Dice, sinks: &Live, counts: &Counts) 
         let closed = Instant::now();
         let wait = Duration::from_secs(10);
         let slow = tokio::time::timeout(wait, slow).await.map(|r| r.unwrap());
-        let slow_ok = matches!(slow, Ok(Err(Error::Disconnected { .. })));
+        let slow_ok = matches!(slow, Ok(Err(CallError::Disconnected(_))));
         let back = tokio::time::timeout(wait, back).await.map(|r| r.unwrap());
-        let back_ok = matches!(back, Ok(Err(Error::Disconnected { .. })));
+        let back_ok = matches!(back, Ok(Err(CallError::Disconnected(_))));
         if !slow_ok || !back_ok || closed.elapsed() > Duration::from_secs(2) {
             fail("abrupt close", &format!("{slow:?} / {back:?} after {:?}", closed.elapsed()));
         }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use dopy::{Error, Node, Value};
+use dopy::{CallError, Node, Value};
 use support::eventually;
 
 /// Records what happened to its calls.
@@ -71,7 +71,7 @@ impl Worker {
         };
         match other.sleep(millis).await {
             Ok(v) => format!("ok {v}"),
-            Err(Error::DeadlineExceeded(_)) => "deadline exceeded".into(),
+            Err(CallError::DeadlineExceeded(_)) => "deadline exceeded".into(),
             Err(e) => format!("error {e}"),
         }
     }
@@ -122,7 +122,7 @@ async fn timeout_fails_the_call_and_stops_the_method() {
     let w: WorkerProxy = Node::new().proxy(&url).await.unwrap();
     let started = Instant::now();
     let err = w.with_timeout(Duration::from_millis(100)).sleep(10_000).await.unwrap_err();
-    assert!(matches!(err, Error::DeadlineExceeded(_)), "{err}");
+    assert!(matches!(err, CallError::DeadlineExceeded(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
     eventually("the server method stopping", || stopped.load(Ordering::SeqCst) == 1).await;
     assert_eq!(finished.load(Ordering::SeqCst), 0);
@@ -179,7 +179,7 @@ async fn deadlines_propagate_to_nested_calls() {
     // Both ends share one deadline: either the caller's timer or the nested call's fires first.
     let started = Instant::now();
     match near.with_timeout(Duration::from_millis(200)).relay(far.clone(), 10_000, None).await {
-        Err(Error::DeadlineExceeded(_)) => {}
+        Err(CallError::DeadlineExceeded(_)) => {}
         Ok(r) => assert_eq!(r, "deadline exceeded"),
         Err(e) => panic!("expected the deadline to pass, got {e}"),
     }
@@ -198,7 +198,7 @@ async fn late_replies_are_discarded_and_counted() {
     let w: WorkerProxy = Node::new().proxy(&url).await.unwrap();
     let conn = w.object().connection().unwrap().clone();
     let err = w.with_timeout(Duration::from_millis(50)).sleep_to_the_end(200).await.unwrap_err();
-    assert!(matches!(err, Error::DeadlineExceeded(_)), "{err}");
+    assert!(matches!(err, CallError::DeadlineExceeded(_)), "{err}");
     eventually("the late reply arriving", || conn.late_replies() == 1).await;
     for n in 0..20 {
         assert_eq!(w.echo(n).await.unwrap(), n);
@@ -328,7 +328,7 @@ async fn overload_at_n_plus_one_calls_in_flight() {
         .collect();
     eventually("four calls running on the server", || began.load(Ordering::SeqCst) == 4).await;
     let err = w.echo(5).await.unwrap_err();
-    assert!(matches!(err, Error::Overloaded(_)), "{err}");
+    assert!(matches!(err, CallError::Overloaded(_)), "{err}");
     assert!(err.to_string().contains("4 calls already in flight"), "{err}");
     for s in slow {
         assert_eq!(s.await.unwrap().unwrap(), 500);
@@ -341,7 +341,7 @@ async fn overload_at_n_plus_one_calls_in_flight() {
     let w: WorkerProxy = Node::new().proxy(&format!("{addr}/worker")).await.unwrap();
     let calls = (0..5).map(|_| w.sleep(300));
     let results = futures_util::future::join_all(calls).await;
-    let refused = results.iter().filter(|r| matches!(r, Err(Error::Overloaded(_)))).count();
+    let refused = results.iter().filter(|r| matches!(r, Err(CallError::Overloaded(_)))).count();
     assert_eq!(refused, 1, "{results:?}");
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 4);
     assert_eq!(w.echo(7).await.unwrap(), 7, "recovered");

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dopy::naming::{Event, Limit, NameServer, NameServiceProxy, Names, NamingError, Removal, WatcherProxy};
-use dopy::{DynObject, Error, Node, Proxy, Remote, Value};
+use dopy::{CallError, DynObject, Node, Proxy, Remote, Value};
 use services::ChildProcess;
 use support::{temp_dir, Calculator, CalculatorProxy, Tracked};
 
@@ -39,10 +39,18 @@ async fn next(watch: &mut dopy::naming::Watch) -> Event {
     tokio::time::timeout(Duration::from_secs(30), watch.next()).await.expect("an event in time").expect("an event")
 }
 
-/// The method's own error of a failed call.
-fn naming_error<T: std::fmt::Debug>(r: Result<T, Error<NamingError>>) -> NamingError {
+/// The name service's error of a failed lookup (which also connects, so returns a `dopy::Error`).
+fn lookup_error<T: std::fmt::Debug>(r: dopy::Result<T>) -> NamingError {
     match r {
-        Err(Error::Method { error, .. }) => error,
+        Err(e) => dopy::naming::naming_error(&e).unwrap_or_else(|| panic!("expected a naming error, got {e}")),
+        Ok(other) => panic!("expected a naming error, got {other:?}"),
+    }
+}
+
+/// The method's own error of a failed call.
+fn naming_error<T: std::fmt::Debug>(r: Result<T, CallError<NamingError>>) -> NamingError {
+    match r {
+        Err(CallError::Method { error, .. }) => error,
         other => panic!("expected a naming error, got {other:?}"),
     }
 }
@@ -78,7 +86,7 @@ async fn lookup_returns_a_typed_proxy_or_a_dyn_object() {
     assert_eq!(dynamic.to_string(), calc, "reached directly at its address");
 
     let err = dopy::naming::lookup::<DynObject>(&client, &names_at, "nobody").await;
-    assert_eq!(naming_error(err), NamingError::NotFound { name: "nobody".into() });
+    assert_eq!(lookup_error(err), NamingError::NotFound { name: "nobody".into() });
 }
 
 /// Names are listed by prefix and searched by tags, sorted by name; a removed name is gone.
@@ -126,7 +134,7 @@ async fn a_killed_registrant_expires_and_watchers_hear_it() {
     child.kill().await;
     let Event::Removed { name, reason } = next(&mut watch).await else { panic!("expected a removal") };
     assert_eq!((name.as_str(), reason), ("calc", Removal::Expired));
-    assert_eq!(naming_error(names.lookup::<DynObject>("calc").await), NamingError::NotFound { name: "calc".into() });
+    assert_eq!(lookup_error(names.lookup::<DynObject>("calc").await), NamingError::NotFound { name: "calc".into() });
 }
 
 /// Dropping a registration removes the name at once (watchers hear it was released); a live
@@ -363,12 +371,12 @@ async fn put(
     name: &str,
     address: &str,
     tags: &[String],
-) -> Result<dopy::naming::Lease, Error<NamingError>> {
+) -> Result<dopy::naming::Lease, CallError<NamingError>> {
     service.register(name.into(), Some(address.into()), None, tags.to_vec(), None, false).await
 }
 
 /// The limit a refused call names.
-fn limit<T: std::fmt::Debug>(r: Result<T, Error<NamingError>>) -> (Limit, u64) {
+fn limit<T: std::fmt::Debug>(r: Result<T, CallError<NamingError>>) -> (Limit, u64) {
     match naming_error(r) {
         NamingError::LimitReached { limit, max } => (limit, max),
         other => panic!("expected a limit, got {other:?}"),

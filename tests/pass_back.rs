@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use dopy::{Error, Node, Remote};
+use dopy::{CallError, Node, Remote};
 
 /// A cursor over `pos..end`, passed by reference.
 pub struct Cursor {
@@ -101,7 +101,7 @@ async fn object_and_with_timeout_need_no_import() {
     assert!(library.object().connection().is_some());
     let hurried = library.with_timeout(Duration::from_millis(50));
     let err = hurried.nap(5_000).await.unwrap_err();
-    assert!(matches!(err, Error::DeadlineExceeded(_)), "{err:#}");
+    assert!(matches!(err, CallError::DeadlineExceeded(_)), "{err:#}");
     assert_eq!(library.nap(1).await.unwrap(), 1, "the original proxy has no deadline");
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dopy::persist::{Origin, Store, StoreError};
-use dopy::{Error, Node, Value};
+use dopy::{CallError, Node, Value};
 use serde::{Deserialize, Serialize};
 use services::ChildProcess;
 use support::temp_dir;
@@ -136,7 +136,7 @@ async fn sigkill_at_random_points_loses_no_acknowledged_change() {
                 for id in first..first + 1000 {
                     match ledger.apply(id).await {
                         Ok(_) => acked.lock().unwrap().insert(id),
-                        Err(Error::Disconnected { .. }) => return true,
+                        Err(CallError::Disconnected(_)) => return true,
                         Err(e) => panic!("unexpected error: {e:#}"),
                     };
                 }
@@ -194,7 +194,7 @@ async fn a_panicking_change_is_rolled_back() {
     let ledger: LedgerProxy = Node::new().proxy(&format!("{addr}/ledger")).await.unwrap();
     ledger.apply(7).await.unwrap();
     let err = ledger.apply_then_panic(9).await.unwrap_err();
-    assert!(matches!(err, Error::Panic(_)), "{err:#}");
+    assert!(matches!(err, CallError::Panic(_)), "{err:#}");
     assert_eq!(ledger.entries().await.unwrap(), [7], "the half-made change is gone");
     assert!(ledger.consistent().await.unwrap());
     ledger.apply(8).await.unwrap();

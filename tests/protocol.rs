@@ -737,7 +737,7 @@ async fn introspection_with_arguments_is_refused() {
     // Through the API too (a local call takes the same path as a remote one).
     let local = dopy::DynObject::in_process(support::Calculator::default());
     let err = local.call("dopy.methods", [Value::Int(1)]).await.unwrap_err();
-    assert!(matches!(err, dopy::Error::BadArguments(_)), "{err}");
+    assert!(matches!(err, dopy::CallError::BadArguments(_)), "{err}");
     assert_eq!(local.methods().await.unwrap().name, "Calculator");
     raw.send(&vectors()["call-methods"]).await;
     assert!(matches!(raw.outcome(6).await.0, Outcome::Ok(Payload::Dynamic(_))));

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dopy::{DynObject, Error, Node, Remote, Value};
+use dopy::{CallError, DynObject, Node, Remote, Value};
 
 mod support;
 use support::hub::Live;
@@ -279,7 +279,7 @@ async fn closed_connection_releases_everything() {
     store.object().connection().unwrap().close();
     cursors.settles_at(0).await;
     let err = held[0].advance().await.unwrap_err();
-    assert!(matches!(err, Error::Disconnected { .. }), "{err}");
+    assert!(matches!(err, CallError::Disconnected(_)), "{err}");
     let again: StoreProxy = Node::new().proxy(&url).await.unwrap();
     assert!(again.open_cursor(1).await.is_ok(), "the named object is still published");
     assert_eq!(server.published(), ["store"]);
@@ -321,10 +321,10 @@ async fn released_or_unknown_reference_gives_no_such_object() {
     cursors.settles_at(0).await;
     let stale = DynObject::new(conn.clone(), target);
     let err = stale.call("advance", []).await.unwrap_err();
-    assert!(matches!(err, Error::NoSuchObject(_)), "{err}");
+    assert!(matches!(err, CallError::NoSuchObject(_)), "{err}");
     assert!(err.to_string().contains("released"), "{err}");
     let unknown = DynObject::new(conn, dopy::protocol::Target::Id(dopy::protocol::ObjectId::random()));
-    assert!(matches!(unknown.call("advance", []).await.unwrap_err(), Error::NoSuchObject(_)));
+    assert!(matches!(unknown.call("advance", []).await.unwrap_err(), CallError::NoSuchObject(_)));
 }
 
 /// Calls back and forth on one object, A → B → A: fails fast with `Reentrant` when it would
@@ -404,9 +404,9 @@ async fn within<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// The method's own error message of a failed call.
-fn method_error<T: std::fmt::Debug>(r: Result<T, Error<String>>) -> String {
+fn method_error<T: std::fmt::Debug>(r: Result<T, CallError<String>>) -> String {
     match r {
-        Err(Error::Method { error, .. }) => error,
+        Err(CallError::Method { error, .. }) => error,
         other => panic!("expected a method error, got {other:?}"),
     }
 }
@@ -441,5 +441,5 @@ async fn named_objects_live_until_unpublished() {
     assert!(server.unpublish("store"));
     live.settles_at(0).await;
     let err = Node::new().object(&url).await.unwrap().call("hello", []).await.unwrap_err();
-    assert!(matches!(err, Error::NoSuchObject(_)), "{err}");
+    assert!(matches!(err, CallError::NoSuchObject(_)), "{err}");
 }

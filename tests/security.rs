@@ -23,7 +23,7 @@ use capture::Capture;
 use dopy::protocol::{ObjectId, Target};
 use dopy::transport::handshake::{self, Role, Secret, FLAG_AUTH, HELLO, HELLO_LEN, NONCE_LEN, PROOF_LEN};
 use dopy::transport::TransportError;
-use dopy::{Connection, DynObject, Endpoint, Error, Node, Remote, Value};
+use dopy::{CallError, Connection, DynObject, Endpoint, Error, Node, Remote, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -180,11 +180,11 @@ async fn only_published_pub_methods_are_reachable() {
 
     for &name in HIDDEN_METHODS {
         let err = vault.call(name, []).await.unwrap_err();
-        assert!(matches!(err, Error::NoSuchMethod(_)), "dynamic call of `{name}`: {err:#}");
+        assert!(matches!(err, CallError::NoSuchMethod(_)), "dynamic call of `{name}`: {err:#}");
         let err = vault.call_named(name, [("x", Value::from(1u32))]).await.unwrap_err();
-        assert!(matches!(err, Error::NoSuchMethod(_)), "keyword call of `{name}`: {err:#}");
+        assert!(matches!(err, CallError::NoSuchMethod(_)), "keyword call of `{name}`: {err:#}");
         let err = vault.call_typed::<_, u32, Value>(name, ()).await.unwrap_err();
-        assert!(matches!(err, Error::NoSuchMethod(_)), "typed call of `{name}`: {err:#}");
+        assert!(matches!(err, CallError::NoSuchMethod(_)), "typed call of `{name}`: {err:#}");
     }
     assert_eq!(hits.get(), 0, "a local method ran on behalf of a peer");
     assert_eq!(vault.call("wire_name", []).await.unwrap(), Value::from(1u32), "the renamed method answers");
@@ -194,7 +194,7 @@ async fn only_published_pub_methods_are_reachable() {
         let object = DynObject::new(conn.clone(), Target::Name(name.to_owned()));
         for method in ["peek", "dopy.methods", "private_wipe"] {
             let err = object.call(method, []).await.unwrap_err();
-            assert!(matches!(err, Error::NoSuchObject(_)), "`{method}` on unpublished `{name}`: {err:#}");
+            assert!(matches!(err, CallError::NoSuchObject(_)), "`{method}` on unpublished `{name}`: {err:#}");
         }
     }
     assert_eq!(hits.get(), 1, "only the one published call ran");
@@ -299,14 +299,14 @@ async fn exported_ids_are_random_and_scoped_to_their_connection() {
     let guesses = [ObjectId::random(), ObjectId([0; 16]), ObjectId([0xff; 16]), ObjectId(neighbour)];
     for guess in guesses {
         let err = DynObject::new(conn_a.clone(), Target::Id(guess)).call("touch", []).await.unwrap_err();
-        assert!(matches!(err, Error::NoSuchObject(_)), "guessed id {guess}: {err:#}");
+        assert!(matches!(err, CallError::NoSuchObject(_)), "guessed id {guess}: {err:#}");
     }
     let stolen = DynObject::new(conn_b.clone(), Target::Id(ObjectId(real)));
     let err = stolen.call("touch", []).await.unwrap_err();
-    assert!(matches!(err, Error::NoSuchObject(_)), "id of connection A called on B: {err:#}");
+    assert!(matches!(err, CallError::NoSuchObject(_)), "id of connection A called on B: {err:#}");
     for name in [ObjectId(real).to_string(), format!("#{}", ObjectId(real)), "Item".to_owned()] {
         let err = DynObject::new(conn_a.clone(), Target::Name(name.clone())).call("touch", []).await.unwrap_err();
-        assert!(matches!(err, Error::NoSuchObject(_)), "exported object by name `{name}`: {err:#}");
+        assert!(matches!(err, CallError::NoSuchObject(_)), "exported object by name `{name}`: {err:#}");
     }
     assert_eq!(calls.get(), before, "a guessed or stolen id reached an object");
 
@@ -316,7 +316,7 @@ async fn exported_ids_are_random_and_scoped_to_their_connection() {
     assert_ne!(id_a, id_b);
     for (conn, id) in [(&conn_a, id_b), (&conn_b, id_a)] {
         let err = DynObject::new(conn.clone(), Target::Id(id)).call("touch", []).await.unwrap_err();
-        assert!(matches!(err, Error::NoSuchObject(_)), "the other connection's id: {err:#}");
+        assert!(matches!(err, CallError::NoSuchObject(_)), "the other connection's id: {err:#}");
     }
     assert_eq!(calls.get(), before);
     on_a.touch().await.unwrap();
@@ -547,7 +547,7 @@ fn assert_no_secret(text: &str, context: &str) {
 }
 
 /// Asserts that no rendering of `err`, nor of any error in its source chain, shows the secret.
-fn assert_error_keeps_secret(err: &Error, context: &str) {
+fn assert_error_keeps_secret(err: &(dyn std::error::Error + 'static), context: &str) {
     assert_no_secret(&format!("{err}"), context);
     assert_no_secret(&format!("{err:#}"), context);
     assert_no_secret(&format!("{err:?}"), context);
@@ -631,7 +631,7 @@ async fn the_secret_never_appears_in_errors_or_logs() {
         assert_error_keeps_secret(&err, method);
     }
     let err = DynObject::new(connection_of(&calc), Target::Name("nobody".into())).call("fail", []).await.unwrap_err();
-    assert!(matches!(err, Error::NoSuchObject(_)), "{err:#}");
+    assert!(matches!(err, CallError::NoSuchObject(_)), "{err:#}");
     assert_error_keeps_secret(&err, "no such object");
     drop(calc);
     drop(server);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dopy::{Endpoint, Error, Node};
+use dopy::{CallError, Endpoint, Error, Node};
 use wait::{eventually, PATIENCE};
 
 /// Sleeps.
@@ -68,8 +68,9 @@ async fn graceful_shutdown_with_a_hundred_calls_in_flight() {
     for call in calls {
         match tokio::time::timeout(Duration::from_secs(5), call).await.expect("no call hangs").unwrap() {
             Ok(50) => completed += 1,
-            Err(Error::Disconnected { reason }) => {
-                assert!(reason.contains("goodbye"), "{reason}");
+            Err(CallError::Disconnected(reason)) => {
+                assert!(matches!(reason.cause(), dopy::DisconnectCause::Goodbye), "{reason}");
+                assert!(reason.to_string().contains("goodbye"), "{reason}");
                 failed += 1;
             }
             other => panic!("unexpected outcome {other:?}"),
@@ -98,7 +99,7 @@ async fn calls_arriving_during_shutdown_are_refused() {
     // The shutdown's first step closes the listeners; the node drains from then on.
     eventually("the shutdown under way", || server.listening().is_empty()).await;
     let err = s.sleep(1).await.unwrap_err();
-    assert!(matches!(err, Error::Cancelled(_)), "{err}");
+    assert!(matches!(err, CallError::Cancelled(_)), "{err}");
     assert!(err.to_string().contains("shutting down"), "{err}");
     assert_eq!(running.await.unwrap().unwrap(), 300);
     shutdown.await.unwrap();

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use dopy::{Error, Node, Value};
+use dopy::{CallError, Node, Value};
 
 /// A board with `!Send` state (shared with the loop through an `Rc`).
 pub struct Board {
@@ -117,6 +117,6 @@ async fn dropped_executor_gives_no_such_object() {
     let addr = node.listen("tcp://127.0.0.1:0").await.unwrap();
     let obj = Node::new().object(&format!("{addr}/board")).await.unwrap();
     let err = obj.call("post", [Value::from("x")]).await.unwrap_err();
-    assert!(matches!(err, Error::NoSuchObject(_)), "{err}");
+    assert!(matches!(err, CallError::NoSuchObject(_)), "{err}");
     assert!(err.to_string().contains("executor"), "{err}");
 }

@@ -1,7 +1,7 @@
 //! Typed data of a recursive type nested deeper than the decoder allows is refused, in both
 //! directions, and neither the server nor the client dies of a stack overflow.
 
-use dopy::{DynObject, Error, Node};
+use dopy::{CallError, DynObject, Node};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Serialize};
 
@@ -80,7 +80,7 @@ async fn forest() -> (Node, DynObject) {
 async fn deep_typed_arguments_are_refused_and_the_server_lives() {
     let (_server, forest) = forest().await;
     let err = forest.call_typed::<_, u32, String>("depth", (DeepBytes(100_000),)).await.unwrap_err();
-    assert!(matches!(err, Error::BadArguments(_)), "{err}");
+    assert!(matches!(err, CallError::BadArguments(_)), "{err}");
     let text = err.to_string();
     assert!(text.contains("argument `tree`") && text.contains("KiB of stack"), "{text}");
     assert_eq!(forest.call_typed::<_, u32, String>("depth", (DeepBytes(100),)).await.unwrap(), 100);
@@ -95,7 +95,7 @@ async fn deep_typed_arguments_are_refused_and_the_server_lives() {
 async fn deep_typed_results_are_refused_and_the_client_lives() {
     let (_server, forest) = forest().await;
     let err = forest.call_typed::<_, Tree, String>("grow", (100_000u32,)).await.unwrap_err();
-    assert!(matches!(err, Error::Codec { .. }), "{err}");
+    assert!(matches!(err, CallError::Codec(_)), "{err}");
     assert!(err.to_string().contains("KiB of stack"), "{err}");
     let tree = forest.call_typed::<_, Tree, String>("grow", (100u32,)).await.unwrap();
     assert_eq!(tree.depth(), 100);

@@ -9,7 +9,7 @@ use support::harness;
 
 use std::collections::HashMap;
 
-use dopy::{DynObject, Error, Node, Value};
+use dopy::{CallError, DynObject, Node, Value};
 use serde::{Deserialize, Serialize};
 
 /// A document whose body is dynamic data.
@@ -126,12 +126,12 @@ async fn self_describing_only_types_fail_with_a_clear_error() {
     let (server, settings) = served("tcp://127.0.0.1:0").await;
     let record = JsonRecord { id: 3, json: serde_json::json!({"k": true}) };
     let err = settings.take_json(record).await.unwrap_err();
-    assert!(matches!(err, Error::BadArguments(_)), "{err}");
+    assert!(matches!(err, CallError::BadArguments(_)), "{err}");
     let text = err.to_string();
     assert!(text.contains("argument `record`") && text.contains("self-describing"), "{text}");
     assert!(text.contains("dopy::Value"), "{text}");
     let err = settings.give_json().await.unwrap_err();
-    assert!(matches!(err, Error::Codec { .. }), "{err}");
+    assert!(matches!(err, CallError::Codec(_)), "{err}");
     assert!(err.to_string().contains("self-describing") && err.to_string().contains("dopy::Value"), "{err}");
     // The server is fine, and a dynamic caller gets the data.
     let obj = settings.object().clone();

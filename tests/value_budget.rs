@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use dopy::{Error, Node, Value};
+use dopy::{CallError, Node, Value};
 
 async fn served() -> (Node, String) {
     let server = Node::builder().name("budget").build();
@@ -32,7 +32,7 @@ async fn amplified_dynamic_arguments_are_refused() {
     assert_eq!(other.call("add", [Value::from(1), Value::from(2)]).await.unwrap(), Value::Int(3));
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     let err = refused.await.unwrap().unwrap_err();
-    assert!(matches!(err, Error::BadArguments(_)), "{err}");
+    assert!(matches!(err, CallError::BadArguments(_)), "{err}");
     let text = err.to_string();
     assert!(text.contains("dynamic values would take more than") && text.contains("8 times"), "{text}");
     // The same connection goes on.

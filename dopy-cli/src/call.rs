@@ -54,13 +54,13 @@ pub(crate) async fn run(
 }
 
 /// The failure for a call error, with a hint: the methods there are, or the signature.
-fn explain(err: dopy::Error, interface: Option<&Interface>, info: Option<&dopy::MethodInfo>) -> Failure {
+fn explain(err: dopy::CallError, interface: Option<&Interface>, info: Option<&dopy::MethodInfo>) -> Failure {
     let hint = match (&err, interface, info) {
-        (dopy::Error::NoSuchMethod(_), Some(interface), _) => {
+        (dopy::CallError::NoSuchMethod(_), Some(interface), _) => {
             let known: Vec<&str> = interface.methods.iter().map(|m| &*m.name).collect();
             Some(format!("methods of {}: {}", interface.name, known.join(", ")))
         }
-        (dopy::Error::BadArguments(_), _, Some(info)) => Some(usage(info)),
+        (dopy::CallError::BadArguments(_), _, Some(info)) => Some(usage(info)),
         _ => None,
     };
     let failure = Failure::from(err);

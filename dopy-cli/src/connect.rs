@@ -113,8 +113,8 @@ pub(crate) async fn connection(node: &Node, address: &str, timeout: Duration) ->
 pub(crate) async fn interface(object: &DynObject, address: &str) -> Result<Option<Interface>, Failure> {
     match object.methods().await {
         Ok(interface) => Ok(Some(interface)),
-        Err(dopy::Error::NoSuchMethod(_)) => Ok(None),
-        Err(dopy::Error::NoSuchObject(trace)) => Err(no_such_object(address, trace.message())),
+        Err(dopy::CallError::NoSuchMethod(_)) => Ok(None),
+        Err(dopy::CallError::NoSuchObject(trace)) => Err(no_such_object(address, trace.message())),
         Err(e) => Err(e.into()),
     }
 }

@@ -67,10 +67,19 @@ impl fmt::Display for Failure {
 
 /// The exit code of a dopy error.
 pub(crate) fn classify(err: &dopy::Error) -> Code {
-    use dopy::Error as E;
     match err {
-        E::InvalidAddress { .. } => Code::Usage,
-        E::Connect { .. } | E::Disconnected { .. } => Code::Connection,
+        dopy::Error::InvalidAddress { .. } => Code::Usage,
+        dopy::Error::Connect { .. } => Code::Connection,
+        dopy::Error::Call(e) => classify_call(e),
+        _ => Code::Other,
+    }
+}
+
+/// The exit code of a call's error.
+fn classify_call<E>(err: &dopy::CallError<E>) -> Code {
+    use dopy::CallError as E;
+    match err {
+        E::Disconnected(_) => Code::Connection,
         E::BadArguments(_) => Code::BadArguments,
         E::Method { .. }
         | E::Panic(_)
@@ -99,6 +108,12 @@ impl From<dopy::Error> for Failure {
     }
 }
 
+impl<E: serde::Serialize> From<dopy::CallError<E>> for Failure {
+    fn from(err: dopy::CallError<E>) -> Self {
+        dopy::Error::from(err).into()
+    }
+}
+
 impl From<ArgError> for Failure {
     fn from(err: ArgError) -> Self {
         Failure::new(Code::BadArguments, err.0)
@@ -113,9 +128,9 @@ mod tests {
     fn errors_map_to_their_documented_exit_codes() {
         let invalid = dopy::Error::InvalidAddress { address: "x".into(), reason: "bad".into() };
         assert_eq!(classify(&invalid), Code::Usage);
-        let gone = dopy::Error::Disconnected { reason: "closed".into() };
+        let gone = dopy::Error::Call(dopy::CallError::Disconnected(dopy::DisconnectCause::Goodbye.into()));
         assert_eq!(classify(&gone), Code::Connection);
-        let codec = dopy::Error::Codec { reason: "bad".into() };
+        let codec = dopy::Error::Call(dopy::CallError::Codec(dopy::CodecError::new("bad")));
         assert_eq!(classify(&codec), Code::Other);
         for code in [Code::Other, Code::Usage, Code::Connection, Code::Remote, Code::BadArguments] {
             assert!(EXIT_CODES.contains(&format!("  {}  ", code as u8)), "{code:?} is documented");

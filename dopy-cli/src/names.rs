@@ -55,8 +55,8 @@ pub(crate) fn default_address() -> String {
     std::env::var(NAMES_VARIABLE).ok().filter(|a| !a.is_empty()).unwrap_or_else(|| DEFAULT_NAMES.to_owned())
 }
 
-fn failed(e: dopy::Error<NamingError>) -> Failure {
-    e.into_dynamic().into()
+fn failed(e: dopy::CallError<NamingError>) -> Failure {
+    e.into()
 }
 
 /// An entry as `--json` prints it.

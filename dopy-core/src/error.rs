@@ -1,10 +1,23 @@
-//! [`Error`]: everything a remote call can end with, and the server-side trace.
+//! [`CallError`]: everything a call can end with, and the server-side trace; the typed causes
+//! of its local failures: [`CodecError`], [`ProtocolError`] and [`Disconnected`].
 //!
-//! Unlike the crate's other error types, `Error` implements `Display` by hand rather than with
-//! `thiserror`: its alternate form (`{:#}`) prints the whole trace (local call site, then the
-//! remote hops, cause chain and backtrace), which a derived `Display` cannot tell apart.
+//! Unlike the crate's other error types, `CallError` implements `Display` by hand rather than
+//! with `thiserror`: its alternate form (`{:#}`) prints the whole trace (local call site, then
+//! the remote hops, cause chain and backtrace), which a derived `Display` cannot tell apart.
+//!
+//! Each cause is shown once: either in an error's own message, or returned by its
+//! [`source`](std::error::Error::source), never both, so that reporters that print the chain
+//! (`anyhow`, `eyre`) print it once. The one-line message of a `CallError` keeps its first cause
+//! in the line (`encoding error: the result of `add` could not be decoded: ...`); its `source()`
+//! then continues with the causes after that one.
 
+mod cause;
+
+use std::error::Error as StdError;
 use std::fmt;
+
+use cause::{after, Flat};
+pub use cause::{BoxError, CodecError, DisconnectCause, Disconnected, ProtocolError};
 
 use crate::codec::{Fault, FaultKind, Hop};
 use crate::value::Value;
@@ -102,29 +115,32 @@ fn kind_name(kind: FaultKind) -> &'static str {
     }
 }
 
-/// An error from dopy: a failed call, connection or setup step.
+/// What a call ended with, when it did not return a result.
 ///
 /// `E` is the method's own error type: a typed proxy to a method returning `Result<T, E>`
-/// returns `Result<T, Error<E>>` and gets its `E` back in [`Error::Method`]. Everything else
-/// (dynamic calls, methods without an error type, node operations) uses the default
-/// `Error<Value>`, where a method's error arrives as a [`Value`].
+/// returns `Result<T, CallError<E>>` and gets its `E` back in [`CallError::Method`]. Dynamic
+/// calls and methods without an error type use the default `CallError<Value>`, where a
+/// method's error arrives as a [`Value`].
+///
+/// Setting up (listening, connecting, parsing addresses) fails with the `dopy` crate's own
+/// `dopy::Error`, which converts from any `CallError<E: Serialize>` (the method's error becomes
+/// a [`Value`]), so one `?` takes both into a `dopy::Result`.
 ///
 /// `Display` prints one line; `{:#}` prints the whole story: the remote trace, and the chain of
-/// [`source`](std::error::Error::source)s (for a [`Connect`](Error::Connect) error, why the
-/// connection failed). Each cause is either in an error's own message or its `source()`, never
-/// both, so error reporters (`anyhow`, `eyre`) show it once.
+/// [`source`](std::error::Error::source)s. Each cause is either in an error's own message or
+/// its `source()`, never both, so error reporters (`anyhow`, `eyre`) show it once.
 ///
 /// # Examples
 ///
 /// ```
-/// use dopy_core::Error;
+/// use dopy_core::{CallError, CodecError};
 ///
-/// let err: Error = Error::Disconnected { reason: "the peer closed the connection".into() };
-/// assert_eq!(err.to_string(), "disconnected: the peer closed the connection");
+/// let err: CallError = CallError::Codec(CodecError::new("message of 9 bytes exceeds the maximum frame size of 8 bytes"));
+/// assert_eq!(err.to_string(), "encoding error: message of 9 bytes exceeds the maximum frame size of 8 bytes");
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Error<E = Value> {
+pub enum CallError<E = Value> {
     /// The remote method returned its own error.
     Method {
         /// The method's error value.
@@ -151,168 +167,129 @@ pub enum Error<E = Value> {
     /// The call came back (A → B → A) to an object its own call chain holds in a way that
     /// would deadlock; it failed at once instead of waiting forever.
     Reentrant(Box<Trace>),
-    /// The peer violated the protocol or sent something that could not be decoded.
-    Protocol {
-        /// What was wrong.
-        reason: String,
-    },
-    /// The connection closed before the call completed.
-    Disconnected {
-        /// Why the connection closed.
-        reason: String,
-    },
-    /// A connection could not be established.
-    ///
-    /// The message names the endpoint; why it failed is the error's
-    /// [`source`](std::error::Error::source) (`{:#}` prints both).
-    Connect {
-        /// The endpoint.
-        endpoint: String,
-        /// Why (the transport's or the handshake's error).
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// An address could not be parsed.
-    InvalidAddress {
-        /// The address as given.
-        address: String,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// The peer reported that this side violated the protocol, or sent something it could not
+    /// handle.
+    Protocol(ProtocolError),
+    /// The connection ended before the call completed; [`Disconnected::cause`] says who ended
+    /// it and why.
+    Disconnected(Disconnected),
     /// A local value could not be encoded or decoded (arguments, results, an oversized call).
-    Codec {
-        /// What failed.
-        reason: String,
-    },
-    /// A name is already published on this node.
-    NameTaken {
-        /// The name.
-        name: String,
-    },
-    /// A local i/o operation (binding a listener, for instance) failed.
-    ///
-    /// The message includes the i/o error's, so [`source`](std::error::Error::source) is the
-    /// i/o error's own source, as with `#[error(transparent)]`.
-    Io(std::io::Error),
-    /// A blocking call (`dopy::blocking`) was refused: it was made from inside an async
-    /// runtime, whose thread it would block; use the async proxy and `.await` it instead.
+    Codec(CodecError),
+    /// A call through a blocking proxy (`dopy::blocking`) was refused: it was made from inside
+    /// an async runtime, whose thread it would block; use the async proxy and `.await` it
+    /// instead. Nothing was sent.
     Blocking {
         /// Which call, and what to do instead.
         reason: String,
     },
 }
 
-impl<E> Error<E> {
+impl<E> CallError<E> {
     /// Builds the error for a fault received in answer to a call, decoding the method's own error
     /// with `decode_detail`.
     pub fn from_fault(
         fault: Fault,
         call: CallSite,
-        decode_detail: impl FnOnce(&Fault) -> Option<Result<E, String>>,
+        decode_detail: impl FnOnce(&Fault) -> Option<Result<E, BoxError>>,
     ) -> Self {
         let detail = if fault.kind == FaultKind::Method { decode_detail(&fault) } else { None };
         let trace = |fault| Box::new(Trace { call, fault });
         match fault.kind {
             FaultKind::Method => match detail {
-                Some(Ok(error)) => Error::Method { error, trace: trace(fault) },
-                Some(Err(reason)) => {
-                    Error::Codec { reason: format!("the method's error could not be decoded: {reason}") }
+                Some(Ok(error)) => CallError::Method { error, trace: trace(fault) },
+                Some(Err(source)) => {
+                    CallError::Codec(CodecError::with_source("the method's error could not be decoded", source))
                 }
-                None => Error::Codec { reason: format!("the method failed without an error value: {}", fault.message) },
+                None => CallError::Codec(CodecError::new(format!(
+                    "the method failed without an error value: {}",
+                    fault.message
+                ))),
             },
-            FaultKind::Panic => Error::Panic(trace(fault)),
-            FaultKind::NoSuchObject => Error::NoSuchObject(trace(fault)),
-            FaultKind::NoSuchMethod => Error::NoSuchMethod(trace(fault)),
-            FaultKind::BadArguments | FaultKind::DynamicArgsRequired => Error::BadArguments(trace(fault)),
-            FaultKind::Overloaded => Error::Overloaded(trace(fault)),
-            FaultKind::DeadlineExceeded => Error::DeadlineExceeded(trace(fault)),
-            FaultKind::Cancelled => Error::Cancelled(trace(fault)),
-            FaultKind::Unauthorized => Error::Unauthorized(trace(fault)),
-            FaultKind::Reentrant => Error::Reentrant(trace(fault)),
-            FaultKind::Protocol => Error::Protocol { reason: fault.message },
+            FaultKind::Panic => CallError::Panic(trace(fault)),
+            FaultKind::NoSuchObject => CallError::NoSuchObject(trace(fault)),
+            FaultKind::NoSuchMethod => CallError::NoSuchMethod(trace(fault)),
+            FaultKind::BadArguments | FaultKind::DynamicArgsRequired => CallError::BadArguments(trace(fault)),
+            FaultKind::Overloaded => CallError::Overloaded(trace(fault)),
+            FaultKind::DeadlineExceeded => CallError::DeadlineExceeded(trace(fault)),
+            FaultKind::Cancelled => CallError::Cancelled(trace(fault)),
+            FaultKind::Unauthorized => CallError::Unauthorized(trace(fault)),
+            FaultKind::Reentrant => CallError::Reentrant(trace(fault)),
+            FaultKind::Protocol => CallError::Protocol(ProtocolError::Reported(trace(fault))),
         }
     }
 
     /// The server-side trace, for errors that come from the serving side.
     pub fn trace(&self) -> Option<&Trace> {
         match self {
-            Error::Method { trace, .. } => Some(trace),
-            Error::Panic(t)
-            | Error::NoSuchObject(t)
-            | Error::NoSuchMethod(t)
-            | Error::BadArguments(t)
-            | Error::Overloaded(t)
-            | Error::DeadlineExceeded(t)
-            | Error::Cancelled(t)
-            | Error::Unauthorized(t)
-            | Error::Reentrant(t) => Some(t),
+            CallError::Method { trace, .. } => Some(trace),
+            CallError::Panic(t)
+            | CallError::NoSuchObject(t)
+            | CallError::NoSuchMethod(t)
+            | CallError::BadArguments(t)
+            | CallError::Overloaded(t)
+            | CallError::DeadlineExceeded(t)
+            | CallError::Cancelled(t)
+            | CallError::Unauthorized(t)
+            | CallError::Reentrant(t)
+            | CallError::Protocol(ProtocolError::Reported(t)) => Some(t),
             _ => None,
         }
     }
 
     /// The server-side trace, to change (for instance to take its backtrace out before the
-    /// error is shown); see [`trace`](Error::trace).
+    /// error is shown); see [`trace`](CallError::trace).
     pub fn trace_mut(&mut self) -> Option<&mut Trace> {
         match self {
-            Error::Method { trace, .. } => Some(trace),
-            Error::Panic(t)
-            | Error::NoSuchObject(t)
-            | Error::NoSuchMethod(t)
-            | Error::BadArguments(t)
-            | Error::Overloaded(t)
-            | Error::DeadlineExceeded(t)
-            | Error::Cancelled(t)
-            | Error::Unauthorized(t)
-            | Error::Reentrant(t) => Some(t),
+            CallError::Method { trace, .. } => Some(trace),
+            CallError::Panic(t)
+            | CallError::NoSuchObject(t)
+            | CallError::NoSuchMethod(t)
+            | CallError::BadArguments(t)
+            | CallError::Overloaded(t)
+            | CallError::DeadlineExceeded(t)
+            | CallError::Cancelled(t)
+            | CallError::Unauthorized(t)
+            | CallError::Reentrant(t)
+            | CallError::Protocol(ProtocolError::Reported(t)) => Some(t),
             _ => None,
         }
     }
 
-    /// Whether the peer refused this side: a remote `Unauthorized`, or a handshake refused for
-    /// a wrong or missing shared secret.
+    /// Whether the peer refused this caller (a remote `Unauthorized`).
     pub fn is_unauthorized(&self) -> bool {
-        match self {
-            Error::Unauthorized(_) => true,
-            Error::Connect { source, .. } => {
-                source.downcast_ref::<dopy_transport::TransportError>().is_some_and(|e| e.is_unauthorized())
-            }
-            _ => false,
-        }
+        matches!(self, CallError::Unauthorized(_))
     }
 
     /// The method's own error, if that is what this is.
     pub fn method_error(&self) -> Option<&E> {
         match self {
-            Error::Method { error, .. } => Some(error),
+            CallError::Method { error, .. } => Some(error),
             _ => None,
         }
     }
 
     /// Converts the method's error type (for instance to use `?` across methods).
-    pub fn map_method<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
+    pub fn map_method<F>(self, f: impl FnOnce(E) -> F) -> CallError<F> {
         match self {
-            Error::Method { error, trace } => Error::Method { error: f(error), trace },
-            Error::Panic(t) => Error::Panic(t),
-            Error::NoSuchObject(t) => Error::NoSuchObject(t),
-            Error::NoSuchMethod(t) => Error::NoSuchMethod(t),
-            Error::BadArguments(t) => Error::BadArguments(t),
-            Error::Overloaded(t) => Error::Overloaded(t),
-            Error::DeadlineExceeded(t) => Error::DeadlineExceeded(t),
-            Error::Cancelled(t) => Error::Cancelled(t),
-            Error::Unauthorized(t) => Error::Unauthorized(t),
-            Error::Reentrant(t) => Error::Reentrant(t),
-            Error::Protocol { reason } => Error::Protocol { reason },
-            Error::Disconnected { reason } => Error::Disconnected { reason },
-            Error::Connect { endpoint, source } => Error::Connect { endpoint, source },
-            Error::InvalidAddress { address, reason } => Error::InvalidAddress { address, reason },
-            Error::Codec { reason } => Error::Codec { reason },
-            Error::NameTaken { name } => Error::NameTaken { name },
-            Error::Io(e) => Error::Io(e),
-            Error::Blocking { reason } => Error::Blocking { reason },
+            CallError::Method { error, trace } => CallError::Method { error: f(error), trace },
+            CallError::Panic(t) => CallError::Panic(t),
+            CallError::NoSuchObject(t) => CallError::NoSuchObject(t),
+            CallError::NoSuchMethod(t) => CallError::NoSuchMethod(t),
+            CallError::BadArguments(t) => CallError::BadArguments(t),
+            CallError::Overloaded(t) => CallError::Overloaded(t),
+            CallError::DeadlineExceeded(t) => CallError::DeadlineExceeded(t),
+            CallError::Cancelled(t) => CallError::Cancelled(t),
+            CallError::Unauthorized(t) => CallError::Unauthorized(t),
+            CallError::Reentrant(t) => CallError::Reentrant(t),
+            CallError::Protocol(e) => CallError::Protocol(e),
+            CallError::Disconnected(e) => CallError::Disconnected(e),
+            CallError::Codec(e) => CallError::Codec(e),
+            CallError::Blocking { reason } => CallError::Blocking { reason },
         }
     }
 
-    /// Converts the method's error into a [`Value`], giving the untyped `dopy::Error`.
-    pub fn into_dynamic(self) -> Error
+    /// Converts the method's error into a [`Value`], giving the untyped `CallError`.
+    pub fn into_dynamic(self) -> CallError
     where
         E: serde::Serialize,
     {
@@ -320,7 +297,7 @@ impl<E> Error<E> {
     }
 }
 
-impl<E> fmt::Display for Error<E> {
+impl<E> fmt::Display for CallError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The first line names the kind and, for remote errors, the call; `{:#}` adds the trace.
         let remote = |f: &mut fmt::Formatter<'_>, what: &str, t: &Trace| {
@@ -334,7 +311,7 @@ impl<E> fmt::Display for Error<E> {
         match self {
             // The serving side's message is the error's `Display`, also for a dynamic caller
             // whose `E` is a `Value` (which would only show the error's data).
-            Error::Method { trace, .. } => {
+            CallError::Method { trace, .. } => {
                 write!(f, "{}.{} failed: {}", trace.call.object, trace.call.method, trace.message())?;
                 if f.alternate() {
                     // The message is already on the first line; print the rest of the trace.
@@ -343,23 +320,27 @@ impl<E> fmt::Display for Error<E> {
                 }
                 Ok(())
             }
-            Error::Panic(t) => remote(f, "panic", t),
-            Error::NoSuchObject(t) => remote(f, "no such object", t),
-            Error::NoSuchMethod(t) => remote(f, "no such method", t),
-            Error::BadArguments(t) => remote(f, "bad arguments", t),
-            Error::Overloaded(t) => remote(f, "overloaded", t),
-            Error::DeadlineExceeded(t) => remote(f, "deadline exceeded", t),
-            Error::Cancelled(t) => remote(f, "cancelled", t),
-            Error::Unauthorized(t) => remote(f, "unauthorized", t),
-            Error::Reentrant(t) => remote(f, "re-entrant call", t),
-            Error::Protocol { reason } => write!(f, "protocol error: {reason}"),
-            Error::Disconnected { reason } => write!(f, "disconnected: {reason}"),
-            Error::Connect { endpoint, .. } => write!(f, "could not connect to {endpoint}"),
-            Error::InvalidAddress { address, reason } => write!(f, "invalid address `{address}`: {reason}"),
-            Error::Codec { reason } => write!(f, "encoding error: {reason}"),
-            Error::NameTaken { name } => write!(f, "the name `{name}` is already published"),
-            Error::Io(e) => write!(f, "i/o error: {e}"),
-            Error::Blocking { reason } => write!(f, "blocking call refused: {reason}"),
+            CallError::Panic(t) => remote(f, "panic", t),
+            CallError::NoSuchObject(t) => remote(f, "no such object", t),
+            CallError::NoSuchMethod(t) => remote(f, "no such method", t),
+            CallError::BadArguments(t) => remote(f, "bad arguments", t),
+            CallError::Overloaded(t) => remote(f, "overloaded", t),
+            CallError::DeadlineExceeded(t) => remote(f, "deadline exceeded", t),
+            CallError::Cancelled(t) => remote(f, "cancelled", t),
+            CallError::Unauthorized(t) => remote(f, "unauthorized", t),
+            CallError::Reentrant(t) => remote(f, "re-entrant call", t),
+            CallError::Protocol(ProtocolError::Reported(t)) => {
+                write!(f, "protocol error: {}", t.message())?;
+                if f.alternate() {
+                    let full = format!("{t:#}");
+                    f.write_str(full.strip_prefix(t.message()).unwrap_or(&full))?;
+                }
+                Ok(())
+            }
+            CallError::Protocol(e) => write!(f, "protocol error: {}", Flat(e)),
+            CallError::Disconnected(e) => write!(f, "disconnected: {e}"),
+            CallError::Codec(e) => write!(f, "encoding error: {}", Flat(e)),
+            CallError::Blocking { reason } => write!(f, "blocking call refused: {reason}"),
         }?;
         if f.alternate() {
             // The causes that are not in the message: each one once, outermost first.
@@ -373,24 +354,19 @@ impl<E> fmt::Display for Error<E> {
     }
 }
 
-/// The error's source, for any `E` (the `std::error::Error` impl needs `E: Debug`).
-fn source<E>(err: &Error<E>) -> Option<&(dyn std::error::Error + 'static)> {
+/// The error's source, for any `E` (the `std::error::Error` impl needs `E: Debug`): the causes
+/// after those its message prints.
+fn source<E>(err: &CallError<E>) -> Option<&(dyn StdError + 'static)> {
     match err {
-        Error::Connect { source, .. } => Some(&**source),
-        // The i/o error's message is in ours: its source comes next.
-        Error::Io(e) => std::error::Error::source(e),
+        CallError::Protocol(e) => after(e),
+        CallError::Disconnected(e) => e.source(),
+        CallError::Codec(e) => after(e),
         _ => None,
     }
 }
 
-impl<E: fmt::Debug> std::error::Error for Error<E> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+impl<E: fmt::Debug> StdError for CallError<E> {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
         source(self)
-    }
-}
-
-impl<E> From<std::io::Error> for Error<E> {
-    fn from(e: std::io::Error) -> Self {
-        Error::Io(e)
     }
 }

@@ -5,7 +5,8 @@
 //! - [`dispatch`]: the [`Dispatch`] trait between connections and objects;
 //! - [`interface`]: introspection of remote methods;
 //! - [`peer`]: one symmetric connection (call ids, pending calls, serving);
-//! - [`Error`]: what a call can end with, with the server-side trace.
+//! - [`CallError`]: what a call can end with, with the server-side trace, and its typed causes
+//!   ([`CodecError`], [`ProtocolError`], [`Disconnected`]).
 //!
 //! Most users depend on the `dopy` crate, which re-exports what is meant for them.
 #![doc(test(attr(deny(warnings))))]
@@ -24,7 +25,7 @@ pub mod value;
 pub use codec::message;
 pub use codec::message::{Args, Call, Fault, FaultKind, Hop, Message, ObjectId, Outcome, Payload, RefWire, Target};
 pub use codec::Bytes;
-pub use error::{CallSite, Error, Trace};
+pub use error::{BoxError, CallError, CallSite, CodecError, DisconnectCause, Disconnected, ProtocolError, Trace};
 pub use handle::{Connection, DynObject};
 pub use interface::{Interface, MethodInfo, ParamInfo, Receiver, RESERVED_PREFIX};
 pub use object::{Proxy, Remote, RemoteObject};

@@ -22,7 +22,7 @@ use crate::serve::dispatch::{Answer, Dispatch, Dispatched, Invocation, Invocatio
 use crate::serve::table::Entry;
 use crate::value::refs;
 use crate::value::{from_value, to_value, Value};
-use crate::Error;
+use crate::{BoxError, CallError, CodecError};
 
 /// Typed proxies over a connection.
 impl Connection {
@@ -77,7 +77,7 @@ impl DynObject {
             }
             Via::Unresolved(_) | Via::Dangling(_) => {
                 let fault = Fault::new(FaultKind::NoSuchObject, format!("cannot call `{method}` on {self}"));
-                Invoke::Failed(Some(Box::new(Error::from_fault(fault, self.site(method), |_| None))))
+                Invoke::Failed(Some(Box::new(CallError::from_fault(fault, self.site(method), |_| None))))
             }
         }
     }
@@ -86,8 +86,8 @@ impl DynObject {
     ///
     /// # Errors
     ///
-    /// Any [`Error`]: the method's own error arrives as [`Error::Method`] holding a [`Value`].
-    pub async fn call<I>(&self, method: &str, args: I) -> Result<Value, Error>
+    /// Any [`CallError`]: the method's own error arrives as [`CallError::Method`] holding a [`Value`].
+    pub async fn call<I>(&self, method: &str, args: I) -> Result<Value, CallError>
     where
         I: IntoIterator<Item = Value>,
     {
@@ -98,8 +98,8 @@ impl DynObject {
     ///
     /// # Errors
     ///
-    /// As [`call`](DynObject::call); a missing or unknown name gives [`Error::BadArguments`].
-    pub async fn call_named<K, I>(&self, method: &str, args: I) -> Result<Value, Error>
+    /// As [`call`](DynObject::call); a missing or unknown name gives [`CallError::BadArguments`].
+    pub async fn call_named<K, I>(&self, method: &str, args: I) -> Result<Value, CallError>
     where
         K: Into<String>,
         I: IntoIterator<Item = (K, Value)>,
@@ -107,11 +107,11 @@ impl DynObject {
         self.call_args(method, Args::Named(args.into_iter().map(|(k, v)| (k.into(), v)).collect())).await
     }
 
-    async fn call_args(&self, method: &str, args: Args) -> Result<Value, Error> {
+    async fn call_args(&self, method: &str, args: Args) -> Result<Value, CallError> {
         let (outcome, refs) = self.invoke(method, args, Vec::new(), flags::DYNAMIC_RESULT).await?;
         self.finish(method, outcome, &refs, |p| match p {
             Payload::Dynamic(v) => Ok(v),
-            Payload::Wire(wire) => wire.decode().map_err(|e| e.to_string()),
+            Payload::Wire(wire) => wire.decode().map_err(Into::into),
             Payload::Typed(_) | Payload::TypedParts(_) => {
                 Err("the peer answered a dynamic call with typed data".into())
             }
@@ -122,8 +122,8 @@ impl DynObject {
     ///
     /// # Errors
     ///
-    /// Any [`Error`] of the call.
-    pub async fn methods(&self) -> Result<Interface, Error> {
+    /// Any [`CallError`] of the call.
+    pub async fn methods(&self) -> Result<Interface, CallError> {
         self.call_typed::<_, Interface, Value>(METHODS, ()).await
     }
 
@@ -132,8 +132,8 @@ impl DynObject {
     ///
     /// # Errors
     ///
-    /// Any [`Error`]; the method's own error arrives as [`Error::Method`] holding an `E`.
-    pub async fn call_typed<A, R, E>(&self, method: &str, args: A) -> Result<R, Error<E>>
+    /// Any [`CallError`]; the method's own error arrives as [`CallError::Method`] holding an `E`.
+    pub async fn call_typed<A, R, E>(&self, method: &str, args: A) -> Result<R, CallError<E>>
     where
         A: Serialize + Send,
         R: DeserializeOwned,
@@ -141,7 +141,7 @@ impl DynObject {
     {
         let mut dynamic = self.0.dynamic_only.load(Ordering::Relaxed);
         loop {
-            let (wire, refs) = encode_args(&args, dynamic).map_err(|reason| Error::Codec { reason })?;
+            let (wire, refs) = encode_args(&args, dynamic).map_err(CallError::Codec)?;
             let (outcome, refs) = self.invoke(method, wire, refs, 0).await?;
             match outcome {
                 Outcome::Err(fault) if fault.kind == FaultKind::DynamicArgsRequired && !dynamic => {
@@ -157,11 +157,11 @@ impl DynObject {
     ///
     /// # Errors
     ///
-    /// [`Error::Codec`] when the arguments cannot be encoded, [`Error::Disconnected`] when the
+    /// [`CallError::Codec`] when the arguments cannot be encoded, [`CallError::Disconnected`] when the
     /// connection has ended.
-    pub async fn call_oneway<A: Serialize + Send>(&self, method: &str, args: A) -> Result<(), Error> {
+    pub async fn call_oneway<A: Serialize + Send>(&self, method: &str, args: A) -> Result<(), CallError> {
         let dynamic = self.0.dynamic_only.load(Ordering::Relaxed);
-        let (wire, refs) = encode_args(&args, dynamic).map_err(|reason| Error::Codec { reason })?;
+        let (wire, refs) = encode_args(&args, dynamic).map_err(CallError::Codec)?;
         self.invoke(method, wire, refs, flags::ONEWAY).await.map(|_| ())
     }
 
@@ -170,14 +170,17 @@ impl DynObject {
         method: &str,
         outcome: Outcome,
         refs: &[DynObject],
-        decode: impl FnOnce(Payload) -> Result<R, String>,
-    ) -> Result<R, Error<E>> {
+        decode: impl FnOnce(Payload) -> Result<R, BoxError>,
+    ) -> Result<R, CallError<E>> {
         let _refs = InTable::push(refs);
         match outcome {
-            Outcome::Ok(payload) => decode(payload).map_err(|reason| Error::Codec {
-                reason: format!("the result of `{method}` could not be decoded: {reason}"),
+            Outcome::Ok(payload) => decode(payload).map_err(|source| {
+                CallError::Codec(CodecError::with_source(
+                    format!("the result of `{method}` could not be decoded"),
+                    source,
+                ))
             }),
-            Outcome::Err(fault) => Err(Error::from_fault(*fault, self.site(method), decode_detail::<E>)),
+            Outcome::Err(fault) => Err(CallError::from_fault(*fault, self.site(method), decode_detail::<E>)),
         }
     }
 
@@ -211,11 +214,11 @@ enum Invoke<'a, E> {
     Remote(CallTo<'a, E>),
     Local(Pin<Box<dyn Future<Output = (Outcome, Vec<DynObject>)> + Send + 'a>>),
     /// Boxed, taken by the first poll.
-    Failed(Option<Box<Error<E>>>),
+    Failed(Option<Box<CallError<E>>>),
 }
 
 impl<E> Future for Invoke<'_, E> {
-    type Output = Result<(Outcome, Vec<DynObject>), Error<E>>;
+    type Output = Result<(Outcome, Vec<DynObject>), CallError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
@@ -262,9 +265,9 @@ async fn invoke_local(
     }
 }
 
-fn encode_args<A: Serialize>(args: &A, dynamic: bool) -> Result<(Args, Vec<DynObject>), String> {
+fn encode_args<A: Serialize>(args: &A, dynamic: bool) -> Result<(Args, Vec<DynObject>), CodecError> {
     if dynamic {
-        let values = match to_value(args).map_err(|e| e.to_string())? {
+        let values = match to_value(args).map_err(CodecError::from_source)? {
             Value::Seq(values) => values,
             Value::Unit => Vec::new(),
             other => vec![other],
@@ -276,27 +279,27 @@ fn encode_args<A: Serialize>(args: &A, dynamic: bool) -> Result<(Args, Vec<DynOb
         // by serde, with one copy).
         let table = OutTable::push(Vec::new());
         let args = crate::codec::to_payload(args, Args::Typed, Args::TypedParts);
-        Ok((args.map_err(|e| e.to_string())?, table.finish()))
+        Ok((args.map_err(CodecError::from_source)?, table.finish()))
     }
 }
 
-fn decode_payload<R: DeserializeOwned>(payload: Payload) -> Result<R, String> {
+fn decode_payload<R: DeserializeOwned>(payload: Payload) -> Result<R, BoxError> {
     match payload {
         // `dopy::Bytes` results become slices of the payload, not copies.
         Payload::Typed(bytes) => decode_typed(&bytes),
         // Only from a server in this process (`LocalDispatch`).
         Payload::TypedParts(parts) => decode_typed(&parts.to_bytes()),
-        Payload::Dynamic(value) => from_value(value).map_err(|e| e.to_string()),
-        Payload::Wire(wire) => wire.decode().and_then(from_value).map_err(|e| e.to_string()),
+        Payload::Dynamic(value) => from_value(value).map_err(Into::into),
+        Payload::Wire(wire) => wire.decode().and_then(from_value).map_err(Into::into),
     }
 }
 
-fn decode_typed<R: DeserializeOwned>(bytes: &bytes::Bytes) -> Result<R, String> {
+fn decode_typed<R: DeserializeOwned>(bytes: &bytes::Bytes) -> Result<R, BoxError> {
     let _frame = SharedFrame::frame(bytes);
-    crate::codec::typed::from_bytes(bytes)
+    crate::codec::typed::from_bytes(bytes).map_err(Into::into)
 }
 
-fn decode_detail<E: DeserializeOwned>(fault: &Fault) -> Option<Result<E, String>> {
+fn decode_detail<E: DeserializeOwned>(fault: &Fault) -> Option<Result<E, BoxError>> {
     fault.detail.clone().map(decode_payload)
 }
 

@@ -48,7 +48,7 @@ use crate::interface::METHODS;
 use crate::serve::dispatch::{Answer, Invocation, Reply};
 use crate::serve::table::{Entry, ObjectTable, Ticket};
 use crate::value::{wire, Value};
-use crate::Error;
+use crate::{CallError as Error, CodecError, DisconnectCause, Disconnected, ProtocolError};
 
 pub(crate) use call::CallTo;
 pub use connection::{Request, WeakConnection};
@@ -122,7 +122,7 @@ struct CloseOnDrop(Arc<Shared>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        self.0.close_with(Message::Goodbye, "closed locally");
+        self.0.close_with(Message::Goodbye, DisconnectCause::ClosedLocally);
     }
 }
 

@@ -10,7 +10,7 @@
 //!   impl (`LocalDispatch` for `#[dopy::remote(local)]`, [`dispatch`]), the `RemoteObject` impl,
 //!   and trait-bound checks spanned at the user's types.
 //!
-//! Generated code names `::core`, `::dopy::__private` items, and `::dopy::Error`/`::dopy::Value`
+//! Generated code names `::core`, `::dopy::__private` items, and `::dopy::Value`
 //! in the proxies' public signatures.
 
 pub(crate) mod blocking;

@@ -290,7 +290,7 @@ impl Node {
     /// let client = std::thread::spawn(move || -> Result<(), dopy::Error> {
     ///     let node = dopy::blocking::Node::new();
     ///     let service: ServiceBlockingProxy = node.proxy(&addr.object("service").to_string())?;
-    ///     service.quit()
+    ///     Ok(service.quit()?)
     /// });
     /// server.wait()?; // returns once the client called `quit`
     /// client.join().unwrap()?;

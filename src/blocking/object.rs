@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::runtime::{blocking_call, Runtime};
 use super::BlockingProxy;
-use crate::{Error, Interface, Value};
+use crate::{CallError, Interface, Value};
 
 /// A blocking handle to an object, called by method name with [`Value`] arguments: the blocking
 /// twin of [`dopy::DynObject`](crate::DynObject).
@@ -84,9 +84,9 @@ impl DynObject {
     ///
     /// # Errors
     ///
-    /// As [`dopy::DynObject::call`](crate::DynObject::call); [`Error::Blocking`] inside an
+    /// As [`dopy::DynObject::call`](crate::DynObject::call); [`CallError::Blocking`] inside an
     /// async runtime.
-    pub fn call<I>(&self, method: &str, args: I) -> Result<Value, Error>
+    pub fn call<I>(&self, method: &str, args: I) -> Result<Value, CallError>
     where
         I: IntoIterator<Item = Value>,
     {
@@ -97,9 +97,9 @@ impl DynObject {
     ///
     /// # Errors
     ///
-    /// As [`dopy::DynObject::call_named`](crate::DynObject::call_named); [`Error::Blocking`]
+    /// As [`dopy::DynObject::call_named`](crate::DynObject::call_named); [`CallError::Blocking`]
     /// inside an async runtime.
-    pub fn call_named<K, I>(&self, method: &str, args: I) -> Result<Value, Error>
+    pub fn call_named<K, I>(&self, method: &str, args: I) -> Result<Value, CallError>
     where
         K: Into<String>,
         I: IntoIterator<Item = (K, Value)>,
@@ -111,8 +111,8 @@ impl DynObject {
     ///
     /// # Errors
     ///
-    /// Any [`Error`] of the call; [`Error::Blocking`] inside an async runtime.
-    pub fn methods(&self) -> Result<Interface, Error> {
+    /// Any [`CallError`] of the call; [`CallError::Blocking`] inside an async runtime.
+    pub fn methods(&self) -> Result<Interface, CallError> {
         blocking_call(&self.runtime, "methods", self.object.methods())
     }
 
@@ -121,9 +121,9 @@ impl DynObject {
     ///
     /// # Errors
     ///
-    /// Any [`Error`]; the method's own error arrives as [`Error::Method`] holding an `E`;
-    /// [`Error::Blocking`] inside an async runtime.
-    pub fn call_typed<A, R, E>(&self, method: &str, args: A) -> Result<R, Error<E>>
+    /// Any [`CallError`]; the method's own error arrives as [`CallError::Method`] holding an `E`;
+    /// [`CallError::Blocking`] inside an async runtime.
+    pub fn call_typed<A, R, E>(&self, method: &str, args: A) -> Result<R, CallError<E>>
     where
         A: Serialize + Send,
         R: DeserializeOwned,
@@ -136,13 +136,13 @@ impl DynObject {
     ///
     /// # Errors
     ///
-    /// As [`dopy::DynObject::call_oneway`](crate::DynObject::call_oneway); [`Error::Blocking`]
+    /// As [`dopy::DynObject::call_oneway`](crate::DynObject::call_oneway); [`CallError::Blocking`]
     /// inside an async runtime.
-    pub fn call_oneway<A: Serialize + Send>(&self, method: &str, args: A) -> Result<(), Error> {
+    pub fn call_oneway<A: Serialize + Send>(&self, method: &str, args: A) -> Result<(), CallError> {
         blocking_call(&self.runtime, "call_oneway", self.object.call_oneway(method, args))
     }
 
-    /// A handle whose calls fail with [`Error::DeadlineExceeded`] when no reply comes within
+    /// A handle whose calls fail with [`CallError::DeadlineExceeded`] when no reply comes within
     /// `timeout`; see [`dopy::DynObject::with_timeout`](crate::DynObject::with_timeout).
     pub fn with_timeout(&self, timeout: Duration) -> DynObject {
         DynObject { object: self.object.with_timeout(timeout), runtime: self.runtime.clone() }

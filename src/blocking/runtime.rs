@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-use crate::Error;
+use crate::{CallError, Error};
 
 /// The name of the threads of a blocking node's runtime.
 pub(crate) const THREAD_NAME: &str = "dopy-blocking";
@@ -142,19 +142,23 @@ impl Runtime {
 ///
 /// # Errors
 ///
-/// The call's own errors, or [`Error::Blocking`] when the calling thread must not block.
-pub fn blocking_call<T, E, F>(runtime: &Runtime, method: &str, call: F) -> Result<T, Error<E>>
+/// The call's own errors, or [`CallError::Blocking`] when the calling thread must not block.
+pub fn blocking_call<T, E, F>(runtime: &Runtime, method: &str, call: F) -> Result<T, CallError<E>>
 where
-    F: Future<Output = Result<T, Error<E>>>,
+    F: Future<Output = Result<T, CallError<E>>>,
 {
     runtime.run(call).unwrap_or_else(|| {
-        Err(refused(method, "use the async proxy (`BlockingProxy::as_async`) and `.await` the call"))
+        let reason = refusal(method, "use the async proxy (`BlockingProxy::as_async`) and `.await` the call");
+        Err(CallError::Blocking { reason })
     })
 }
 
-/// The error of a blocking call made where the thread must not block.
-pub(crate) fn refused<E>(call: &str, instead: &str) -> Error<E> {
-    Error::Blocking {
-        reason: format!("`{call}` was called from inside an async runtime, whose thread it would block; {instead}"),
-    }
+/// The error of a blocking operation (not a call) made where the thread must not block.
+pub(crate) fn refused(call: &str, instead: &str) -> Error {
+    Error::Blocking { reason: refusal(call, instead) }
+}
+
+/// Why a blocking operation was refused: `call` would block an async runtime's thread.
+fn refusal(call: &str, instead: &str) -> String {
+    format!("`{call}` was called from inside an async runtime, whose thread it would block; {instead}")
 }

@@ -13,7 +13,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Entry, Event, Lease, NameServiceProxy, NamingError, Page, Subscription, DEFAULT_NAME};
-use crate::{Address, Error, Node, Remote};
+use crate::{Address, CallError, CallSite, Error, Node, Remote};
+use dopy_core::{Fault, FaultKind};
 
 /// The lease of a registration made with [`Names::register`], unless set with
 /// [`Register::lease`]: 10 seconds. A registrant that dies disappears within that time.
@@ -64,10 +65,30 @@ impl fmt::Debug for Names {
 }
 
 /// Converts an error of a call without a method error to the name service's error type.
-pub(crate) fn naming_error(e: Error) -> Error<NamingError> {
+fn typed_error(e: CallError) -> CallError<NamingError> {
     e.map_method(|v| {
         from_value(v.clone()).unwrap_or_else(|_| NamingError::Storage { reason: format!("unexpected error {v:?}") })
     })
+}
+
+/// The name service's own error, if `e` is one: for the functions that also connect, and so
+/// return a [`dopy::Error`](Error) ([`lookup`], [`Names::lookup`]).
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> dopy::Result<()> {
+/// use dopy::naming::{naming_error, NamingError};
+///
+/// let node = dopy::Node::new();
+/// let found = dopy::naming::lookup::<dopy::DynObject>(&node, "tcp://names.example:9500", "calc").await;
+/// if let Err(e) = &found {
+///     assert!(matches!(naming_error(e), Some(NamingError::NotFound { .. })));
+/// }
+/// # Ok(()) }
+/// ```
+pub fn naming_error(e: &Error) -> Option<NamingError> {
+    e.method_error().and_then(|v| from_value(v.clone()).ok())
 }
 
 /// The address of the name service at `address`: the address itself if it names an object,
@@ -111,11 +132,12 @@ impl Names {
     ///
     /// # Errors
     ///
-    /// [`NamingError::NotFound`] (in [`Error::Method`]) for an unknown name, and any error of
-    /// the calls or of connecting to the object.
-    pub async fn lookup<P: Proxy>(&self, name: &str) -> Result<P, Error<NamingError>> {
+    /// [`NamingError::NotFound`] for an unknown name (in [`CallError::Method`], inside
+    /// [`Error::Call`]: read it with [`naming_error`](crate::naming::naming_error)), and any
+    /// error of the calls or of connecting to the object.
+    pub async fn lookup<P: Proxy>(&self, name: &str) -> Result<P, Error> {
         let entry = self.service.lookup(name.to_owned()).await?;
-        entry.connect(&self.node).await.map_err(naming_error)
+        entry.connect(&self.node).await
     }
 
     /// The registration of `name`: its address, reference, tags and lease.
@@ -123,7 +145,7 @@ impl Names {
     /// # Errors
     ///
     /// As [`lookup`](Names::lookup).
-    pub async fn entry(&self, name: &str) -> Result<Entry, Error<NamingError>> {
+    pub async fn entry(&self, name: &str) -> Result<Entry, CallError<NamingError>> {
         self.service.lookup(name.to_owned()).await
     }
 
@@ -135,9 +157,9 @@ impl Names {
     /// # Errors
     ///
     /// Any error of the calls.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<Entry>, Error> {
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Entry>, CallError> {
         match self.pages(prefix, Vec::new()).await {
-            Err(Error::NoSuchMethod(_)) => self.service.list(prefix.to_owned()).await,
+            Err(CallError::NoSuchMethod(_)) => self.service.list(prefix.to_owned()).await,
             other => other,
         }
     }
@@ -149,20 +171,20 @@ impl Names {
     /// # Errors
     ///
     /// Any error of the calls.
-    pub async fn search<I, S>(&self, tags: I) -> Result<Vec<Entry>, Error>
+    pub async fn search<I, S>(&self, tags: I) -> Result<Vec<Entry>, CallError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
         match self.pages("", tags.clone()).await {
-            Err(Error::NoSuchMethod(_)) => self.service.search(tags).await,
+            Err(CallError::NoSuchMethod(_)) => self.service.search(tags).await,
             other => other,
         }
     }
 
     /// Every page of `list_page(prefix, tags, ..)`.
-    async fn pages(&self, prefix: &str, tags: Vec<String>) -> Result<Vec<Entry>, Error> {
+    async fn pages(&self, prefix: &str, tags: Vec<String>) -> Result<Vec<Entry>, CallError> {
         let mut entries = Vec::new();
         let mut after = None;
         loop {
@@ -185,7 +207,7 @@ impl Names {
     /// # Errors
     ///
     /// [`NamingError::ReadOnly`] from a read-only service; any error of the call.
-    pub async fn remove(&self, name: &str) -> Result<bool, Error<NamingError>> {
+    pub async fn remove(&self, name: &str) -> Result<bool, CallError<NamingError>> {
         self.service.remove(name.to_owned()).await
     }
 
@@ -211,9 +233,9 @@ impl Names {
     ///
     /// # Errors
     ///
-    /// [`NamingError::LimitReached`] (in [`Error::Method`]) if the name server serves as many
+    /// [`NamingError::LimitReached`] (in [`CallError::Method`](crate::CallError::Method)) if the name server serves as many
     /// watches as it allows; any error of the calls.
-    pub async fn watch(&self, prefix: &str) -> Result<Watch, Error<NamingError>> {
+    pub async fn watch(&self, prefix: &str) -> Result<Watch, CallError<NamingError>> {
         let (events, queue) = mpsc::unbounded_channel();
         let watcher = Remote::new(Watcher { events });
         let (existing, subscription) = match self.service.watch_paged(prefix.to_owned(), watcher.proxy().clone()).await
@@ -222,7 +244,7 @@ impl Names {
                 let mut existing = Vec::new();
                 loop {
                     let Page { entries, next } =
-                        subscription.proxy().existing(self.max_reply()).await.map_err(naming_error)?;
+                        subscription.proxy().existing(self.max_reply()).await.map_err(typed_error)?;
                     existing.extend(entries);
                     if next.is_none() {
                         break (existing, subscription);
@@ -230,7 +252,7 @@ impl Names {
                 }
             }
             // A name server without pages.
-            Err(Error::NoSuchMethod(_)) => self.service.watch(prefix.to_owned(), watcher.proxy().clone()).await?,
+            Err(CallError::NoSuchMethod(_)) => self.service.watch(prefix.to_owned(), watcher.proxy().clone()).await?,
             Err(e) => return Err(e),
         };
         // Only the name service's handle keeps the watcher alive now: when it lets go (the
@@ -294,8 +316,8 @@ impl Entry {
 /// # Errors
 ///
 /// As [`Names::connect`] and [`Names::lookup`].
-pub async fn lookup<P: Proxy>(node: &Node, names: &str, name: &str) -> Result<P, Error<NamingError>> {
-    Names::connect(node, names).await.map_err(naming_error)?.lookup(name).await
+pub async fn lookup<P: Proxy>(node: &Node, names: &str, name: &str) -> Result<P, Error> {
+    Names::connect(node, names).await?.lookup(name).await
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -371,7 +393,7 @@ impl Register {
 }
 
 impl Spec {
-    async fn register(&self, names: &Names) -> Result<Lease, Error<NamingError>> {
+    async fn register(&self, names: &Names) -> Result<Lease, CallError<NamingError>> {
         let Spec { name, address, object, tags, lease, replace } = self.clone();
         let lease_ms = Some(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
         names.service.register(name, address, object, tags, lease_ms, replace).await
@@ -379,7 +401,7 @@ impl Spec {
 }
 
 impl IntoFuture for Register {
-    type Output = Result<Registration, Error<NamingError>>;
+    type Output = Result<Registration, CallError<NamingError>>;
     type IntoFuture = BoxFuture<Self::Output>;
 
     fn into_future(self) -> Self::IntoFuture {
@@ -410,7 +432,7 @@ pub struct Registration {
 }
 
 /// What the renewal task ends with: the answer to its release, if it sent one.
-type Released = Option<Result<bool, Error<NamingError>>>;
+type Released = Option<Result<bool, CallError<NamingError>>>;
 
 impl fmt::Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -434,7 +456,7 @@ impl Registration {
     /// # Errors
     ///
     /// Any error of the call (the name then disappears when its lease runs out).
-    pub async fn release(mut self) -> Result<bool, Error<NamingError>> {
+    pub async fn release(mut self) -> Result<bool, CallError<NamingError>> {
         self.stop.cancel();
         let Some(task) = self.task.take() else { return Ok(false) };
         match task.await {
@@ -466,14 +488,16 @@ async fn renew(
             () = stop.cancelled() => {
                 let released = tokio::time::timeout(lease, names.service.release(id())).await;
                 return Some(released.unwrap_or_else(|_| {
-                    Err(Error::Disconnected { reason: format!("no answer within {lease:?}") })
+                    let fault = Fault::new(FaultKind::DeadlineExceeded, format!("no answer within {lease:?}"));
+                    let site = CallSite { endpoint: names.address.clone(), object: spec.name.clone(), method: "release".into() };
+                    Err(CallError::from_fault(fault, site, |_| None))
                 }));
             }
             () = tokio::time::sleep(period) => {}
         }
         match names.service.renew(id(), spec.object.clone()).await {
             Ok(()) => {}
-            Err(Error::Method { error: NamingError::UnknownLease { .. }, .. }) => {
+            Err(CallError::Method { error: NamingError::UnknownLease { .. }, .. }) => {
                 // The lease ran out (this process was stalled, or cut off): register again.
                 match spec.register(&names).await {
                     Ok(lease) => {
@@ -483,7 +507,7 @@ async fn renew(
                     Err(e) => tracing::warn!(name = %spec.name, error = %e, "lease lost; cannot register again"),
                 }
             }
-            Err(e @ (Error::Disconnected { .. } | Error::Connect { .. })) => {
+            Err(e @ CallError::Disconnected(_)) => {
                 tracing::debug!(name = %spec.name, error = %format_args!("{e:#}"), "name service unreachable; reconnecting");
                 if let Ok(again) = Names::connect(&names.node, &names.address).await {
                     names = again;

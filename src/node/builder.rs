@@ -73,14 +73,14 @@ impl NodeBuilder {
 
     /// Most calls in flight per connection, each way (default 1024). This node's calls beyond it
     /// wait for a slot (see [`overload_wait`](NodeBuilder::overload_wait)) and then fail with
-    /// [`Error::Overloaded`](crate::Error::Overloaded); a peer's calls beyond it are refused with `Overloaded` at once.
+    /// [`CallError::Overloaded`](crate::CallError::Overloaded); a peer's calls beyond it are refused with `Overloaded` at once.
     pub fn max_in_flight(mut self, calls: usize) -> Self {
         self.max_in_flight = Some(calls.max(1));
         self
     }
 
     /// How long a call waits for a slot when [`max_in_flight`](NodeBuilder::max_in_flight) calls
-    /// are already in flight, before failing with [`Error::Overloaded`](crate::Error::Overloaded) (default 5 s).
+    /// are already in flight, before failing with [`CallError::Overloaded`](crate::CallError::Overloaded) (default 5 s).
     pub fn overload_wait(mut self, wait: Duration) -> Self {
         self.overload_wait = Some(wait);
         self
@@ -152,7 +152,7 @@ impl NodeBuilder {
 
     /// Sends the backtrace of a panic in a method to the caller (default: off).
     ///
-    /// By default a panic reaches the caller as [`Error::Panic`](crate::Error::Panic) with the panic's message and
+    /// By default a panic reaches the caller as [`CallError::Panic`](crate::CallError::Panic) with the panic's message and
     /// location (`src/calc.rs:12:9`) and no backtrace: a backtrace shows a peer the server's
     /// build and file system (absolute paths in a debug build), and capturing one costs
     /// milliseconds that any peer able to make a method panic could make the server spend.
@@ -168,7 +168,7 @@ impl NodeBuilder {
 
     /// Most objects exported by reference on one connection at a time (default 65,536).
     ///
-    /// A call or a reply that would export one more fails alone with [`Error::Overloaded`](crate::Error::Overloaded)
+    /// A call or a reply that would export one more fails alone with [`CallError::Overloaded`](crate::CallError::Overloaded)
     /// (nothing is sent; the connection stays usable): a caller gets it from its call, a
     /// method's caller gets it in place of the result. An object sent again reuses its export
     /// and does not count twice; exports go when the peer releases them.
@@ -181,9 +181,9 @@ impl NodeBuilder {
     /// most 256: more is taken as 256).
     ///
     /// The outermost value is at level 1; the contents of an option, sequence, map or variant
-    /// are one level deeper. A peer's call beyond it is refused with [`Error::BadArguments`](crate::Error::BadArguments)
-    /// and a reply beyond it fails its call with [`Error::Protocol`](crate::Error::Protocol); the connection goes on
-    /// serving either way. This node refuses to send such a value too ([`Error::Codec`](crate::Error::Codec)).
+    /// are one level deeper. A peer's call beyond it is refused with [`CallError::BadArguments`](crate::CallError::BadArguments)
+    /// and a reply beyond it fails its call with [`CallError::Protocol`](crate::CallError::Protocol); the connection goes on
+    /// serving either way. This node refuses to send such a value too ([`CallError::Codec`](crate::CallError::Codec)).
     pub fn max_depth(mut self, levels: usize) -> Self {
         self.max_depth = Some(levels.clamp(1, dopy_core::DEPTH_CEILING));
         self
@@ -195,7 +195,7 @@ impl NodeBuilder {
     /// A connection that has received nothing for `interval` sends a `Ping` (any frame the
     /// peer sends counts as life, its `Pong` too); one that has received nothing at all for
     /// `timeout` is closed with an `Abort` saying "heartbeat timeout": calls in flight on it
-    /// fail with [`Error::Disconnected`](crate::Error::Disconnected), and the references the peer held are released. This
+    /// fail with [`CallError::Disconnected`](crate::CallError::Disconnected), and the references the peer held are released. This
     /// is how a peer that vanished without closing (a paused or unplugged machine) is noticed.
     /// Make `timeout` a few `interval`s; the check runs a few times per `interval`.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
@@ -216,7 +216,7 @@ impl NodeBuilder {
     ///
     /// The close is orderly (`Goodbye`); any call, and any reference sent or held, restarts
     /// the count; heartbeats do not. It applies to the connections this node opened too: a
-    /// proxy over a closed connection fails with [`Error::Disconnected`](crate::Error::Disconnected), and a new
+    /// proxy over a closed connection fails with [`CallError::Disconnected`](crate::CallError::Disconnected), and a new
     /// [`Node::proxy`] reconnects. Off by default because proxies do not reconnect by
     /// themselves: a client that keeps a proxy across a pause would find it dead.
     pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
@@ -231,7 +231,7 @@ impl NodeBuilder {
     /// A `Value` takes 48 bytes however little it took on the wire (a unit takes one byte
     /// there): without a bound, a 16 MiB frame of units would take 800 MiB. Decoding is
     /// charged as it allocates, so a message past the bound is refused before the memory is
-    /// taken: the caller gets [`Error::BadArguments`](crate::Error::BadArguments) ("dynamic values would take more than
+    /// taken: the caller gets [`CallError::BadArguments`](crate::CallError::BadArguments) ("dynamic values would take more than
     /// …"); the connection goes on. Replies, the answers to this node's own calls, are not
     /// held to it. Typical dynamic data takes 2 to 6 times its encoded size; a long sequence
     /// of small integers about 24 times (raise the factor for such data, or send it typed).

@@ -19,7 +19,7 @@ impl Calculator {
 fn use_blocking(node: &blocking::Node) -> Result<i64, dopy::Error> {
     let calc: CalculatorBlockingProxy = node.proxy("tcp://127.0.0.1:9600/calc")?;
     let copy = CalculatorBlockingProxy::from_async(calc.as_async().clone(), node.runtime().clone());
-    copy.add(1, 2)
+    Ok(copy.add(1, 2)?)
 }
 
 fn main() {

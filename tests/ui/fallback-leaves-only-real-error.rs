@@ -18,7 +18,7 @@ impl Calculator {
 // `Dispatch` and `Remote` impls. None of it may add errors to the one above.
 async fn use_proxy(proxy: CalculatorProxy) -> Result<i64, dopy::Error> {
     let copy: CalculatorProxy = Proxy::from_object(proxy.object().clone());
-    copy.add(1, 2).await
+    Ok(copy.add(1, 2).await?)
 }
 
 fn publishable<T: Dispatch + RemoteObject<Proxy = CalculatorProxy>>(_: T) {}

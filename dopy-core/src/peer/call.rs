@@ -26,7 +26,7 @@ use crate::codec::{flags, Args, CallRef, Fault, FaultKind, Outcome, Payload, Tar
 use crate::error::CallSite;
 use crate::handle::DynObject;
 use crate::value::Value;
-use crate::Error;
+use crate::CallError as Error;
 
 /// What a call yields: its outcome and the references the outcome carries.
 pub(crate) type Returned = (Outcome, Vec<DynObject>);
@@ -119,7 +119,7 @@ impl<'a, E> CallTo<'a, E> {
                         if let State::Waiting { guard, .. } = std::mem::replace(&mut self.state, State::Done) {
                             std::mem::forget(guard);
                         }
-                        return Poll::Ready(delivery.map_err(|reason| Error::Disconnected { reason }));
+                        return Poll::Ready(delivery.map_err(Error::Disconnected));
                     }
                     let waited = ready!(poll_timer(timer, *started, cx));
                     // Dropping the guard cancels the call.

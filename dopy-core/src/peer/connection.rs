@@ -112,15 +112,20 @@ impl Connection {
         self.shared().life.closed().await
     }
 
-    /// Why the connection ended, once it has.
+    /// Why the connection ended, once it has, as a message (see [`close_cause`](Connection::close_cause)).
     pub fn close_reason(&self) -> Option<String> {
+        self.close_cause().map(|d| d.to_string())
+    }
+
+    /// Why the connection ended, once it has: who ended it and why.
+    pub fn close_cause(&self) -> Option<Disconnected> {
         self.shared().life.reason()
     }
 
     /// Closes the connection in an orderly way (`Goodbye`); calls in flight fail with
-    /// [`Error::Disconnected`].
+    /// [`CallError::Disconnected`](crate::CallError::Disconnected).
     pub fn close(&self) {
-        self.shared().close_with(Message::Goodbye, "closed locally");
+        self.shared().close_with(Message::Goodbye, DisconnectCause::ClosedLocally);
     }
 
     /// Bytes queued for the peer and not yet taken by the transport (bounded by the node's
@@ -154,7 +159,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`Error::Disconnected`] if the connection ends first.
+    /// [`CallError::Disconnected`](crate::CallError::Disconnected) if the connection ends first.
     pub async fn ping(&self) -> Result<std::time::Duration, Error> {
         let shared = self.shared();
         let started = Instant::now();
@@ -167,7 +172,7 @@ impl Connection {
         drop(guard);
         match answer {
             Ok(_) => Ok(started.elapsed()),
-            Err(reason) => Err(Error::Disconnected { reason }),
+            Err(reason) => Err(Error::Disconnected(reason)),
         }
     }
 
@@ -179,9 +184,9 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`Error::Codec`] if the call exceeds the frame limit (nothing is sent; the connection
-    /// stays usable), [`Error::Overloaded`] if no slot frees up in time,
-    /// [`Error::DeadlineExceeded`], or [`Error::Disconnected`] if the connection ends first.
+    /// [`CallError::Codec`](crate::CallError::Codec) if the call exceeds the frame limit (nothing is sent; the connection
+    /// stays usable), [`CallError::Overloaded`](crate::CallError::Overloaded) if no slot frees up in time,
+    /// [`CallError::DeadlineExceeded`](crate::CallError::DeadlineExceeded), or [`CallError::Disconnected`](crate::CallError::Disconnected) if the connection ends first.
     pub async fn call<E>(&self, request: Request) -> Result<(Outcome, Vec<DynObject>), Error<E>> {
         let Request { target, method, args, refs, flags, deadline } = request;
         self.call_to(&target, &method, args, refs, flags, deadline).await

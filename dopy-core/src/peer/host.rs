@@ -55,7 +55,7 @@ pub struct Host {
 /// A connection that has received nothing for `interval` sends a `Ping` (any frame the peer
 /// sends counts as a sign of life, the `Pong` too); one that has received nothing at all for
 /// `timeout` is closed with an `Abort` that says so: calls in flight fail with
-/// [`Error::Disconnected`] and the references the peer held are released.
+/// [`CallError::Disconnected`](crate::CallError::Disconnected) and the references the peer held are released.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Heartbeat {
     /// Silence after which a `Ping` is sent.

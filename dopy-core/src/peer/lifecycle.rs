@@ -27,7 +27,7 @@ pub(super) enum Phase {
 pub(super) struct Lifecycle {
     phase: std::sync::atomic::AtomicU8,
     /// Why the connection ended: the first reason given.
-    reason: Mutex<Option<String>>,
+    reason: Mutex<Option<Disconnected>>,
     pub(super) reader: futures_util::task::AtomicWaker,
     pub(super) writer: futures_util::task::AtomicWaker,
     closed: CancellationToken,
@@ -61,17 +61,17 @@ impl Lifecycle {
     }
 
     /// Records `reason` as why the connection ends, unless one was already; whether it was.
-    pub(super) fn record(&self, reason: &str) -> bool {
+    pub(super) fn record(&self, reason: &Disconnected) -> bool {
         let mut r = lock(&self.reason);
         if r.is_some() {
             return false;
         }
-        *r = Some(reason.to_owned());
+        *r = Some(reason.clone());
         true
     }
 
     /// Why the connection ended, once it has.
-    pub(super) fn reason(&self) -> Option<String> {
+    pub(super) fn reason(&self) -> Option<Disconnected> {
         lock(&self.reason).clone()
     }
 
@@ -122,13 +122,14 @@ pub(super) const LAST_WORDS: Duration = Duration::from_secs(1);
 impl Shared {
     pub(super) fn disconnected<E>(&self) -> Error<E> {
         let reason = self.life.reason();
-        Error::Disconnected { reason: reason.unwrap_or_else(|| "the connection is closed".into()) }
+        Error::Disconnected(reason.unwrap_or_else(|| DisconnectCause::Closed.into()))
     }
 
     /// Ends the connection: records why, fails pending calls, and lets the writer finish with
     /// `last` (a `Goodbye` or an `Abort`).
-    pub(super) fn close_with(&self, last: Message, reason: &str) {
-        if !self.life.record(reason) {
+    pub(super) fn close_with(&self, last: Message, cause: DisconnectCause) {
+        let reason = Disconnected::new(cause);
+        if !self.life.record(&reason) {
             return;
         }
         if let Ok(frame) = last.encode() {
@@ -139,8 +140,8 @@ impl Shared {
 
     /// Fails every pending call, releases every reference, and wakes everything waiting on
     /// the connection.
-    pub(super) fn finish(&self, reason: &str) {
-        self.life.record(reason);
+    pub(super) fn finish(&self, reason: Disconnected) {
+        self.life.record(&reason);
         self.life.end();
         // The peer's calls still running have no one to answer any more: stop them, as a
         // `Cancel` would (`no_cancel` methods run on).
@@ -152,7 +153,7 @@ impl Shared {
             let mut calls = lock(&self.pending);
             let waiting = calls.slots.values_mut().filter(|slot| matches!(slot, Slot::Waiting(_)));
             waiting
-                .filter_map(|slot| match std::mem::replace(slot, Slot::Done(Err(reason.to_owned()))) {
+                .filter_map(|slot| match std::mem::replace(slot, Slot::Done(Err(reason.clone()))) {
                     Slot::Waiting(waker) => waker,
                     Slot::Done(_) => None,
                 })
@@ -178,8 +179,8 @@ mod tests {
         let life = Lifecycle::default();
         assert_eq!(life.phase(), Phase::Open);
         assert!(!life.is_ended());
-        assert!(life.record("closed locally"));
-        assert!(!life.record("the peer went away"), "a second reason is not recorded");
+        assert!(life.record(&DisconnectCause::ClosedLocally.into()));
+        assert!(!life.record(&DisconnectCause::PeerClosed.into()), "a second reason is not recorded");
         life.end();
         assert_eq!(life.phase(), Phase::Ending);
         // Both tasks find the end, even when they start waiting after it.
@@ -189,6 +190,7 @@ mod tests {
         life.end();
         assert_eq!(life.phase(), Phase::Closed, "ending again does not go back");
         life.closed().await;
-        assert_eq!(life.reason().as_deref(), Some("closed locally"));
+        let reason = life.reason().expect("recorded");
+        assert!(matches!(reason.cause(), DisconnectCause::ClosedLocally), "{reason}");
     }
 }

@@ -14,7 +14,7 @@ pub(super) enum Slot {
 }
 
 /// What a reply slot receives.
-pub(super) type Delivery = Result<(Outcome, Vec<DynObject>), String>;
+pub(super) type Delivery = Result<(Outcome, Vec<DynObject>), Disconnected>;
 
 /// A map keyed by call id, hashed with `FxHash` (one multiplication) instead of SipHash: the
 /// maps keyed by ids are bounded by `max_in_flight`, so colliding ids chosen by a hostile peer
@@ -58,7 +58,7 @@ impl std::future::Future for Awaited<'_> {
             Entry::Vacant(_) => {
                 drop(calls);
                 let reason = self.shared.life.reason();
-                std::task::Poll::Ready(Err(reason.unwrap_or_else(|| "the connection is closed".into())))
+                std::task::Poll::Ready(Err(reason.unwrap_or_else(|| DisconnectCause::Closed.into())))
             }
         }
     }

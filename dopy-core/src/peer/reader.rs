@@ -109,6 +109,12 @@ pub(super) async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
     let mut frames = 0u64;
     let mut runner = InlineBox { make: inline_call, spare: None };
     let mut batch = Batch::new();
+    // Ends the connection with an `Abort` saying why, which records the cause: the loop's
+    // result is then `None`, and `Some` for a cause not recorded yet.
+    let abort = |cause: DisconnectCause| {
+        shared.close_with(Message::Abort { reason: cause.to_string() }, cause);
+        None
+    };
     let reason = loop {
         // Here, where no frame is held (a frame held across this wait would be moved into the
         // reader's future on every frame).
@@ -122,13 +128,9 @@ pub(super) async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                 _ = &mut closed => return,
             };
             if !drained {
-                let reason = format!(
-                    "the peer did not read: {} bytes were still queued for it after {timeout:?} over the limit \
-                     of {bound} bytes",
-                    shared.out.backlog()
-                );
-                shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
-                break reason;
+                let reason =
+                    DisconnectCause::NotReading { queued: shared.out.backlog(), limit: bound, waited: timeout };
+                break abort(reason);
             }
         }
         // Biased: while frames keep coming, only the reader is polled.
@@ -164,17 +166,10 @@ pub(super) async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
             frames += 1;
         }
         match item {
-            None => break "the peer closed the connection".to_owned(),
+            None => break Some(DisconnectCause::PeerClosed),
             Some(Err(e)) => match FrameError::from_read(e, max) {
-                err @ FrameError::TooLarge { .. } => {
-                    let reason = format!("protocol error: {err}");
-                    shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
-                    break reason;
-                }
-                err => {
-                    let source = std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default();
-                    break format!("{err}: {source}");
-                }
+                err @ FrameError::TooLarge { .. } => break abort(DisconnectCause::Protocol(ProtocolError::Frame(err))),
+                err => break Some(DisconnectCause::Transport(err)),
             },
             Some(Ok(frame)) => {
                 let frame = frame.freeze();
@@ -197,17 +192,13 @@ pub(super) async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                 let over = charge.as_ref().is_some_and(BudgetScope::exceeded);
                 drop(limit);
                 drop(charge);
-                let abort = |reason: String| {
-                    shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
-                    reason
-                };
                 let handled = match decoded {
                     Ok(Incoming::Call(call)) => {
                         shared.handle_call(call, &mut runner);
                         Ok(())
                     }
                     // An error here: the peer ended the connection.
-                    Ok(Incoming::Other(msg)) => shared.handle(msg, &mut runner),
+                    Ok(Incoming::Other(msg)) => shared.handle(msg, &mut runner).map_err(Some),
                     // One message too deep fails alone: the connection goes on.
                     Err(_) if too_deep => {
                         let why = format!(
@@ -227,7 +218,7 @@ pub(super) async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
                         );
                         shared.refuse_values(&frame, &why).map_err(abort)
                     }
-                    Err(e) => Err(abort(format!("protocol error: malformed frame ({e})"))),
+                    Err(e) => Err(abort(DisconnectCause::Protocol(ProtocolError::Malformed(e)))),
                 };
                 drop(batching);
                 // A peer that keeps sending never lets the reader wait: its replies go out at
@@ -244,15 +235,14 @@ pub(super) async fn read_frames(shared: &Arc<Shared>, mut reader: FrameReader) {
     };
     // The last batch's frames go out before the wait for the attachment below.
     shared.out.end_batch();
-    let reason = match &shared.attachment {
-        Some(a) => match a.on_close().await {
-            Some(detail) => format!("{reason}; {detail}"),
-            None => reason,
-        },
-        None => reason,
+    let detail = match &shared.attachment {
+        Some(a) => a.on_close().await,
+        None => None,
     };
+    // A cause recorded already (by an `Abort`) stays: `finish` keeps the first.
+    let reason = Disconnected::with_detail(reason.unwrap_or(DisconnectCause::Closed), detail);
     tracing::debug!(%reason, "connection closed");
-    shared.finish(&reason);
+    shared.finish(reason);
 }
 
 #[cfg(test)]

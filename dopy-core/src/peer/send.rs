@@ -19,10 +19,9 @@ impl Shared {
         msg: &mut M,
         mut refs: Vec<DynObject>,
     ) -> Result<(Encoded, Exported), Error<E>> {
-        let codec = |reason: String| Error::Codec { reason };
         if refs.is_empty() && msg.is_typed() {
             // No value to look into for references or nesting (the common call and reply).
-            let frame = msg.encode_shared().map_err(|e| codec(e.to_string()))?;
+            let frame = msg.encode_shared().map_err(|e| Error::Codec(CodecError::from_source(e)))?;
             return self.check_size(frame).map(|f| (f, Exported::default()));
         }
         msg.collect_refs(&mut refs);
@@ -30,14 +29,16 @@ impl Shared {
         // message (postcard's own drops it).
         let max_depth = self.host.max_depth;
         if msg.depth() > max_depth {
-            return Err(codec(format!("value nesting exceeds {max_depth} levels")));
+            return Err(Error::Codec(CodecError::new(format!("value nesting exceeds {max_depth} levels"))));
         }
         let encoded = |msg: &M| {
             let limit = DepthLimit::set(max_depth);
             match msg.encode_shared() {
                 Ok(frame) => Ok(frame),
-                Err(_) if limit.exceeded() => Err(codec(format!("value nesting exceeds {max_depth} levels"))),
-                Err(e) => Err(codec(e.to_string())),
+                Err(_) if limit.exceeded() => {
+                    Err(Error::Codec(CodecError::new(format!("value nesting exceeds {max_depth} levels"))))
+                }
+                Err(e) => Err(Error::Codec(CodecError::from_source(e))),
             }
         };
         if refs.is_empty() {
@@ -47,7 +48,7 @@ impl Shared {
         }
         let (wire, ids) = match self.export_all(&refs) {
             Ok(done) => done,
-            Err(Unsent::Unsendable(reason)) => return Err(codec(reason)),
+            Err(Unsent::Unsendable(reason)) => return Err(Error::Codec(CodecError::new(reason))),
             Err(Unsent::Limit(reason)) => {
                 let (object, method) = msg.site().unwrap_or_default();
                 let site = CallSite { endpoint: self.endpoint.clone(), object, method };
@@ -70,13 +71,11 @@ impl Shared {
 
     pub(super) fn check_size<E>(&self, frame: Encoded) -> Result<Encoded, Error<E>> {
         if frame.len() > self.host.max_frame {
-            return Err(Error::Codec {
-                reason: format!(
-                    "message of {} bytes exceeds the maximum frame size of {} bytes",
-                    frame.len(),
-                    self.host.max_frame
-                ),
-            });
+            return Err(Error::Codec(CodecError::new(format!(
+                "message of {} bytes exceeds the maximum frame size of {} bytes",
+                frame.len(),
+                self.host.max_frame
+            ))));
         }
         Ok(frame)
     }
@@ -96,7 +95,7 @@ impl Shared {
         }
         self.out.push_small(msg, len).map_err(|why| match why {
             outbox::Unpushed::Closed => self.disconnected(),
-            outbox::Unpushed::Encode(e) => Error::Codec { reason: e.to_string() },
+            outbox::Unpushed::Encode(e) => Error::Codec(CodecError::from_source(e)),
         })
     }
 

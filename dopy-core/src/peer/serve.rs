@@ -39,7 +39,7 @@ impl Shared {
         let _ = self.send_or_unexport::<Value>(frame, exported);
     }
 
-    pub(super) fn handle(self: &Arc<Self>, msg: Message, runner: &mut dyn InlineRunner) -> Result<(), String> {
+    pub(super) fn handle(self: &Arc<Self>, msg: Message, runner: &mut dyn InlineRunner) -> Result<(), DisconnectCause> {
         match msg {
             // The reader decodes calls as `Incoming::Call`.
             Message::Call(Call { id, target, method, refs, args, flags, deadline, chain }) => {
@@ -80,8 +80,8 @@ impl Shared {
                     token.cancel();
                 }
             }
-            Message::Goodbye => return Err("the peer said goodbye".into()),
-            Message::Abort { reason } => return Err(format!("the peer aborted the connection: {reason}")),
+            Message::Goodbye => return Err(DisconnectCause::Goodbye),
+            Message::Abort { reason } => return Err(DisconnectCause::Aborted { reason }),
         }
         Ok(())
     }
@@ -98,7 +98,7 @@ impl Shared {
     /// or more memory than [`Host::max_expansion`] allows): a call gets `BadArguments`, a reply
     /// fails its call (`Protocol`); the references either carried are released. Only a message
     /// whose start cannot be read ends the connection.
-    pub(super) fn refuse_values(self: &Arc<Self>, frame: &[u8], why: &str) -> Result<(), String> {
+    pub(super) fn refuse_values(self: &Arc<Self>, frame: &[u8], why: &str) -> Result<(), DisconnectCause> {
         /// The variant indexes of `Message::Call` and `Message::Return`.
         const CALL: u32 = 0;
         const RETURN: u32 = 1;
@@ -109,7 +109,7 @@ impl Shared {
                 let Ok(((_, _, target, method, refs), _)) =
                     postcard::take_from_bytes::<(u32, u64, Target, String, Vec<crate::codec::RefWire>)>(frame)
                 else {
-                    return Err(format!("protocol error: {why}"));
+                    return Err(DisconnectCause::Protocol(ProtocolError::Values { reason: why.to_owned() }));
                 };
                 drop(self.import_all(refs));
                 tracing::debug!(%target, %method, "call refused: {why}");
@@ -127,7 +127,7 @@ impl Shared {
                 let _ = self.deliver(id, Ok((Outcome::Err(Box::new(fault)), Vec::new())));
                 Ok(())
             }
-            _ => Err(format!("protocol error: {why}")),
+            _ => Err(DisconnectCause::Protocol(ProtocolError::Values { reason: why.to_owned() })),
         }
     }
 

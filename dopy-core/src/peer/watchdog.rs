@@ -83,10 +83,9 @@ impl Watchdog {
         if let Some(Heartbeat { interval, timeout }) = self.heartbeat {
             let silent = now.duration_since(self.alive_at);
             if silent >= timeout {
-                let reason =
-                    format!("heartbeat timeout: nothing received from the peer for {silent:?} (limit {timeout:?})");
+                let reason = DisconnectCause::HeartbeatTimeout { silent, timeout };
                 tracing::info!(%reason, "peer gone");
-                shared.close_with(Message::Abort { reason: reason.clone() }, &reason);
+                shared.close_with(Message::Abort { reason: reason.to_string() }, reason);
                 return;
             }
             let since_ping = self.pinged_at.map_or(Duration::MAX, |at| now.duration_since(at));
@@ -104,9 +103,9 @@ impl Watchdog {
                 self.activity = calls;
                 self.used_at = now;
             } else if now.duration_since(self.used_at) >= idle {
-                let reason = format!("idle timeout: no call and no reference for {idle:?}");
+                let reason = DisconnectCause::IdleTimeout { idle };
                 tracing::debug!(%reason, "closing an idle connection");
-                shared.close_with(Message::Goodbye, &reason);
+                shared.close_with(Message::Goodbye, reason);
             }
         }
     }

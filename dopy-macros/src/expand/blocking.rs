@@ -45,7 +45,7 @@ pub(crate) fn definition(blocking: &Ident, proxy: &Ident, self_ty: &Type) -> Tok
         ///
         /// Each method calls the remote method of the same name and blocks the calling thread until
         /// its result arrives. Get one from `dopy::blocking::Node::proxy`. Inside an async runtime,
-        /// the methods fail with `dopy::Error::Blocking` instead of blocking it: use the async proxy
+        /// the methods fail with `dopy::CallError::Blocking` instead of blocking it: use the async proxy
         /// there (`dopy::blocking::BlockingProxy::as_async`). A cheap handle, `Send + Sync`: clones
         /// share the connection and may be used from many threads at once.
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
@@ -87,7 +87,7 @@ pub(crate) fn methods<'a>(blocking: &Ident, methods: impl Iterator<Item = &'a Me
     }
 }
 
-/// `pub fn add(&self, a: i64, b: i64) -> Result<i64, dopy::Error>`, calling `"add"` and
+/// `pub fn add(&self, a: i64, b: i64) -> Result<i64, dopy::CallError>`, calling `"add"` and
 /// waiting for the result.
 ///
 /// The call goes straight to the proxy's `DynObject`, as the async proxy's method does, rather

@@ -88,7 +88,7 @@ pub(crate) fn methods<'a>(proxy: &Ident, methods: impl Iterator<Item = &'a Metho
     });
     let with_timeout = (!taken("with_timeout")).then(|| {
         quote! {
-            /// A proxy whose calls fail with `dopy::Error::DeadlineExceeded` (and are cancelled
+            /// A proxy whose calls fail with `dopy::CallError::DeadlineExceeded` (and are cancelled
             /// on the serving side) when no reply comes within `timeout` (as
             /// `dopy::Proxy::with_timeout`; see `dopy::DynObject::with_timeout`).
             pub fn with_timeout(&self, timeout: ::core::time::Duration) -> Self {
@@ -157,7 +157,7 @@ pub(crate) struct Signature<'a> {
     pub(crate) args: TokenStream,
     /// The success type.
     pub(crate) ok: TokenStream,
-    /// `::dopy::Error` or `::dopy::Error<E>`.
+    /// `dopy::CallError` or `dopy::CallError<E>` (named through `::dopy::__private`).
     pub(crate) error: TokenStream,
     /// The type a method error decodes into (`::dopy::Value` when the method has none).
     pub(crate) method_error: TokenStream,
@@ -200,13 +200,14 @@ impl<'a> Signature<'a> {
             params: quote!(#(#params),*),
             args: quote_spanned!(at=> (#(#names,)*)),
             ok,
-            error: err.map_or_else(|| quote!(::dopy::Error), |err| quote!(::dopy::Error<#err>)),
+            error: err
+                .map_or_else(|| quote!(::dopy::__private::CallError), |err| quote!(::dopy::__private::CallError<#err>)),
             method_error: err.map_or_else(|| quote!(::dopy::Value), |err| quote!(#err)),
         }
     }
 }
 
-/// `pub async fn add(&self, a: i64, b: i64) -> Result<i64, dopy::Error>`, calling `"add"`.
+/// `pub async fn add(&self, a: i64, b: i64) -> Result<i64, dopy::CallError>`, calling `"add"`.
 fn method(m: &Method<'_>) -> TokenStream {
     let sig = Signature::of(m, &format!("Calls the remote method `{}`.", m.remote_name));
     let Signature { ident, at, remote_name, attrs, params, args, ok, error, method_error: err } = sig;

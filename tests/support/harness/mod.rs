@@ -15,7 +15,7 @@ use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dopy::{Endpoint, Error, Node, NodeBuilder, Remote, Value};
+use dopy::{CallError, Endpoint, Node, NodeBuilder, Remote, Value};
 
 use demo::{CalculatorProxy, DivideByZero};
 
@@ -188,17 +188,17 @@ pub mod suite {
         let hop = &err.trace().unwrap().hops()[0];
         assert_eq!((hop.node.as_str(), hop.object.as_str(), hop.method.as_str()), (SERVER, "calc", "divide"));
         let err = calc.crash().await.unwrap_err();
-        assert!(matches!(err, Error::Panic(_)), "{err}");
+        assert!(matches!(err, CallError::Panic(_)), "{err}");
         assert!(err.to_string().contains("the calculator caught fire"), "{err}");
         let obj = s.client.object(&s.address("calc")).await.unwrap();
         let err = obj.call("add", [Value::from("two"), Value::from(3)]).await.unwrap_err();
-        assert!(matches!(err, Error::BadArguments(_)), "{err}");
+        assert!(matches!(err, CallError::BadArguments(_)), "{err}");
         assert!(err.to_string().contains("argument `a`"), "{err}");
         let err = obj.call("nonexistent", []).await.unwrap_err();
-        assert!(matches!(err, Error::NoSuchMethod(_)), "{err}");
+        assert!(matches!(err, CallError::NoSuchMethod(_)), "{err}");
         let missing = s.client.object(&s.address("missing")).await.unwrap();
         let err = missing.call("add", [Value::from(1), Value::from(2)]).await.unwrap_err();
-        assert!(matches!(err, Error::NoSuchObject(_)), "{err}");
+        assert!(matches!(err, CallError::NoSuchObject(_)), "{err}");
         // None of this hurt the server.
         assert_eq!(calc.add(1, 1).await.unwrap(), 2);
     }
@@ -290,9 +290,9 @@ pub mod suite {
         };
         s.go_away().await;
         let result = promptly("the call in flight", slow).await;
-        assert!(matches!(result, Err(Error::Disconnected { .. })), "{result:?}");
+        assert!(matches!(result, Err(CallError::Disconnected(_))), "{result:?}");
         let after = calc.add(1, 1).await.unwrap_err();
-        assert!(matches!(after, Error::Disconnected { .. }), "{after}");
+        assert!(matches!(after, CallError::Disconnected(_)), "{after}");
     }
 }
 
